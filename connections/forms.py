@@ -1,0 +1,82 @@
+"""Forms built from the provider registry's schemas. Validation lives in the services;
+forms only collect input and show the services' messages on the right fields."""
+
+from __future__ import annotations
+
+from django import forms
+
+from .providers import PROVIDERS, provider_choices
+from .providers.base import SchemaError
+
+
+def add_schema_errors(form: forms.Form, exc: SchemaError, prefix: str = "") -> None:
+    """Put a service's SchemaError messages on the form's fields (or the form itself)."""
+    for key, message in exc.errors.items():
+        field = f"{prefix}{key}" if prefix else key
+        if key.startswith("option "):
+            field = f"option_{key[len('option '):]}"
+        form.add_error(field if field in form.fields else None, message)
+
+
+class ConnectionForm(forms.Form):
+    name = forms.CharField(max_length=64, help_text="Lowercase letters, digits and hyphens, e.g. clever-prod.")
+    provider = forms.ChoiceField(choices=provider_choices)
+    base_url = forms.CharField(label="Base URL", max_length=500, required=False,
+                               help_text="Leave empty for the vendor's documented default.")
+    test_interval = forms.IntegerField(min_value=0, initial=300, label="Test every (seconds)",
+                                       help_text="0 turns scheduled tests off.")
+    refresh_interval = forms.IntegerField(min_value=0, initial=0, label="Refresh every (seconds)",
+                                          help_text="Proactive token refresh, for vendors that refresh. 0: never.")
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args, provider: str | None = None, editing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+        if editing:
+            del self.fields["name"]
+            del self.fields["provider"]
+        key = provider or self.data.get("provider") or self.initial.get("provider") or next(iter(PROVIDERS))
+        self.provider_key = key if key in PROVIDERS else next(iter(PROVIDERS))
+        prov = PROVIDERS[self.provider_key]
+        for f in prov.option_fields:
+            field = (forms.ChoiceField(choices=[(c, c) for c in f.choices], required=False)
+                     if f.choices else forms.CharField(required=False, max_length=500))
+            field.label = f.label
+            field.help_text = f.help
+            field.initial = f.default
+            self.fields[f"option_{f.name}"] = field
+        if not editing:
+            for f in prov.credential_fields:
+                self.fields[f"secret_{f.name}"] = secret_field(f)
+
+    def options(self) -> dict:
+        return {k[len("option_"):]: v for k, v in self.cleaned_data.items() if k.startswith("option_") and v}
+
+    def secret(self) -> dict:
+        return {k[len("secret_"):]: v for k, v in self.cleaned_data.items() if k.startswith("secret_") and v}
+
+
+def secret_field(f) -> forms.Field:
+    if f.choices:
+        field = forms.ChoiceField(choices=[(c, c) for c in f.choices], required=False, initial=f.default)
+    elif f.secret:
+        # Write-only: never rendered back, not even masked (render_value=False).
+        field = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False,
+                                                                           attrs={"autocomplete": "new-password"}))
+    else:
+        field = forms.CharField(required=False, max_length=500, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    field.label = f.label + ("" if f.required else " (optional)")
+    field.help_text = f.help
+    return field
+
+
+class SecretForm(forms.Form):
+    """A new secret for an existing connection: every field entered afresh, nothing pre-filled."""
+
+    def __init__(self, *args, provider: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        for f in PROVIDERS[provider].credential_fields:
+            self.fields[f.name] = secret_field(f)
+
+    def secret(self) -> dict:
+        return {k: v for k, v in self.cleaned_data.items() if v}

@@ -1,0 +1,43 @@
+"""The three roles, as Django groups with permissions. Views check permissions, never group names."""
+
+from __future__ import annotations
+
+VIEW_PERMS = [
+    "connections.view_connection",
+    "connections.view_credential",
+    "connections.view_rotationattempt",
+    "connections.view_requestlog",
+    "connections.view_auditevent",
+]
+OPERATOR_PERMS = VIEW_PERMS + ["connections.run_tests", "connections.rotate_credentials"]
+ADMIN_PERMS = OPERATOR_PERMS + [
+    "connections.add_connection",
+    "connections.change_connection",
+    "connections.delete_connection",
+    "connections.manage_secrets",
+]
+ROLES: dict[str, list[str]] = {"viewer": VIEW_PERMS, "operator": OPERATOR_PERMS, "admin": ADMIN_PERMS}
+
+
+def role_of(user) -> str:
+    """The highest role a user's permissions amount to (for display only)."""
+    if user.has_perm("connections.manage_secrets"):
+        return "admin"
+    if user.has_perm("connections.rotate_credentials"):
+        return "operator"
+    if user.has_perm("connections.view_connection"):
+        return "viewer"
+    return "no role"
+
+
+def sync_roles(apps, permission_model=None, group_model=None) -> None:
+    """Create or update the role groups; used by the data migration."""
+    Group = group_model or apps.get_model("auth", "Group")
+    Permission = permission_model or apps.get_model("auth", "Permission")
+    for role, perms in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for dotted in perms:
+            app_label, codename = dotted.split(".")
+            wanted.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        group.permissions.set(wanted)

@@ -1,0 +1,38 @@
+"""Beat schedules as django-celery-beat rows: one periodic test per connection.
+
+The task carries only the connection's id; the worker loads the secret at send time.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from .models import Connection
+
+TEST_TASK = "connections.tasks.scheduled_test"
+
+
+def _task_name(name: str) -> str:
+    return f"connection-test:{name}"
+
+
+def sync_connection_schedule(connection_id: int) -> None:
+    connection = Connection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return
+    name = _task_name(connection.name)
+    if not connection.enabled or not connection.test_interval:
+        PeriodicTask.objects.filter(name=name).delete()
+        return
+    interval, _ = IntervalSchedule.objects.get_or_create(every=connection.test_interval,
+                                                         period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.update_or_create(
+        name=name,
+        defaults={"task": TEST_TASK, "interval": interval, "args": json.dumps([connection.pk]), "enabled": True},
+    )
+
+
+def remove_connection_schedule(name: str) -> None:
+    PeriodicTask.objects.filter(name=_task_name(name)).delete()

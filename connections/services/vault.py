@@ -1,0 +1,191 @@
+"""Connections and their credentials: create, update, replace the secret, delete, import.
+
+Secrets arrive as plain dicts, are validated against the provider's schema, and are
+stored encrypted as a new Credential version; the previous active one is retired.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.text import slugify
+
+from ..crypto import fingerprint
+from ..models import Connection, Credential, CredentialState
+from ..providers import UnknownProvider, get_provider
+from ..providers.base import SchemaError
+from .audit import Actor, audit
+
+NAME_MAX = 64
+
+
+def clean_definition(*, name: str, provider: str, base_url: str | None, options: dict | None,
+                     test_interval: int | None = None, refresh_interval: int | None = None,
+                     existing: Connection | None = None) -> dict:
+    """Validate a connection's non-secret definition; raise SchemaError naming each bad field."""
+    errors: dict[str, str] = {}
+    cleaned: dict = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "this field is required"
+    elif slugify(name) != name or len(name) > NAME_MAX:
+        errors["name"] = f"use lowercase letters, digits and hyphens only (at most {NAME_MAX}), e.g. {slugify(name)[:NAME_MAX] or 'clever-prod'}"
+    elif Connection.objects.filter(name=name).exclude(pk=existing.pk if existing else None).exists():
+        errors["name"] = f"a connection named {name!r} already exists"
+    cleaned["name"] = name
+    try:
+        prov = get_provider(provider)
+    except UnknownProvider as exc:
+        errors["provider"] = str(exc)
+        raise SchemaError(errors) from None
+    cleaned["provider"] = provider
+    try:
+        cleaned["base_url"] = prov.clean_base_url(base_url or prov.default_base_url)
+    except SchemaError as exc:
+        errors.update(exc.errors)
+    try:
+        cleaned["options"] = prov.clean_options(options or {})
+    except SchemaError as exc:
+        errors.update({f"option {k}" if k != "__all__" else "options": v for k, v in exc.errors.items()})
+    for field_name, value in (("test_interval", test_interval), ("refresh_interval", refresh_interval)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            errors[field_name] = "must be a whole number of seconds, 0 or more"
+        elif field_name == "test_interval" and 0 < value < 30:
+            errors[field_name] = "must be 0 (off) or at least 30 seconds"
+        else:
+            cleaned[field_name] = value
+    if errors:
+        raise SchemaError(errors)
+    return cleaned
+
+
+def _next_version(connection: Connection) -> int:
+    return (connection.credentials.aggregate(v=Max("version"))["v"] or 0) + 1
+
+
+def credential_add(*, connection: Connection, secret: dict, actor: Actor, state: str = CredentialState.STAGED,
+                   source: str = "operator", meta: dict | None = None) -> Credential:
+    """Store a new credential version (already validated). Must run inside a transaction."""
+    return Credential.objects.create(
+        connection=connection,
+        version=_next_version(connection),
+        secret=secret,
+        state=state,
+        fingerprint=fingerprint(secret),
+        source=source,
+        created_by=actor.user,
+        created_by_label=actor.label,
+        activated_at=timezone.now() if state == CredentialState.ACTIVE else None,
+        meta=meta or {},
+    )
+
+
+def credential_activate(*, credential: Credential) -> Credential:
+    """Promote a credential to active and retire the previous one, in one transaction.
+
+    The partial unique constraint guarantees at most one active credential even
+    when two processes race here: the loser gets IntegrityError and changes nothing.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        Credential.objects.filter(connection_id=credential.connection_id, state=CredentialState.ACTIVE).exclude(
+            pk=credential.pk
+        ).update(state=CredentialState.RETIRED, retired_at=now)
+        credential.state = CredentialState.ACTIVE
+        credential.activated_at = now
+        credential.save(update_fields=["state", "activated_at"])
+        # A new secret lifts the account-lockout pause on scheduled tests.
+        Connection.objects.filter(pk=credential.connection_id, tests_paused=True).update(
+            tests_paused=False, paused_reason="", paused_at=None
+        )
+    return credential
+
+
+def active_credential(connection: Connection) -> Credential | None:
+    return connection.credentials.filter(state=CredentialState.ACTIVE).first()
+
+
+def connection_create(*, name: str, provider: str, base_url: str | None, secret: object, actor: Actor,
+                      options: dict | None = None, test_interval: int | None = None,
+                      refresh_interval: int | None = None, enabled: bool = True) -> Connection:
+    cleaned = clean_definition(name=name, provider=provider, base_url=base_url, options=options,
+                               test_interval=test_interval, refresh_interval=refresh_interval)
+    prov = get_provider(provider)
+    secret_clean = prov.clean_secret(secret)
+    try:
+        with transaction.atomic():
+            connection = Connection.objects.create(enabled=enabled, created_by=actor.user, **cleaned)
+            credential = credential_add(connection=connection, secret=secret_clean, actor=actor,
+                                        state=CredentialState.ACTIVE)
+            audit(actor=actor, action="connection.create", connection=connection,
+                  details={"provider": provider, "base_url": connection.base_url,
+                           "credential_version": credential.version, "fingerprint": credential.fingerprint})
+    except IntegrityError:
+        raise SchemaError({"name": f"a connection named {name!r} already exists"}) from None
+    _after_definition_change(connection)
+    return connection
+
+
+def connection_update(*, connection: Connection, actor: Actor, base_url: str | None = None,
+                      options: dict | None = None, test_interval: int | None = None,
+                      refresh_interval: int | None = None, enabled: bool | None = None) -> Connection:
+    cleaned = clean_definition(
+        name=connection.name, provider=connection.provider,
+        base_url=base_url if base_url is not None else connection.base_url,
+        options=options if options is not None else connection.options,
+        test_interval=test_interval, refresh_interval=refresh_interval, existing=connection,
+    )
+    changes = {}
+    for field_name in ("base_url", "options", "test_interval", "refresh_interval"):
+        if field_name in cleaned and getattr(connection, field_name) != cleaned[field_name]:
+            changes[field_name] = {"from": getattr(connection, field_name), "to": cleaned[field_name]}
+            setattr(connection, field_name, cleaned[field_name])
+    if enabled is not None and enabled != connection.enabled:
+        changes["enabled"] = {"from": connection.enabled, "to": enabled}
+        connection.enabled = enabled
+    if changes:
+        with transaction.atomic():
+            connection.save()
+            audit(actor=actor, action="connection.update", connection=connection, details={"changes": changes})
+        _after_definition_change(connection)
+    return connection
+
+
+def secret_replace(*, connection: Connection, secret: object, actor: Actor) -> Credential:
+    """Store a new secret version as active and retire the previous one (no verification).
+
+    Verified replacement (staged, tested, then promoted) is connections.rotation.staged_replace.
+    """
+    secret_clean = connection.provider_obj.clean_secret(secret)
+    with transaction.atomic():
+        Connection.objects.select_for_update().get(pk=connection.pk)
+        previous = active_credential(connection)
+        credential = credential_add(connection=connection, secret=secret_clean, actor=actor)
+        credential_activate(credential=credential)
+        audit(actor=actor, action="secret.replace", connection=connection,
+              details={"version": credential.version, "fingerprint": credential.fingerprint,
+                       "previous_version": previous.version if previous else None,
+                       "previous_fingerprint": previous.fingerprint if previous else ""})
+    return credential
+
+
+def connection_delete(*, connection: Connection, actor: Actor) -> None:
+    name = connection.name
+    with transaction.atomic():
+        audit(actor=actor, action="connection.delete", connection=None, connection_name=name,
+              details={"provider": connection.provider, "base_url": connection.base_url})
+        connection.delete()
+    _after_definition_change(None, deleted_name=name)
+
+
+def _after_definition_change(connection: Connection | None, deleted_name: str = "") -> None:
+    """Keep the beat schedule in step with the connection (scheduling lives in tasks.py)."""
+    from .. import scheduling
+
+    if connection is not None:
+        transaction.on_commit(lambda: scheduling.sync_connection_schedule(connection.pk))
+    else:
+        transaction.on_commit(lambda: scheduling.remove_connection_schedule(deleted_name))

@@ -1,0 +1,124 @@
+"""Connections and secrets: list, detail, create, edit, replace secret, delete; the audit log."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from .. import selectors
+from ..forms import ConnectionForm, SecretForm, add_schema_errors
+from ..providers import PROVIDERS
+from ..providers.base import SchemaError
+from ..services import vault as vault_services
+from ..services.audit import Actor
+from .common import can, get_connection
+
+
+@require_GET
+@can("view_connection")
+def connection_list(request):
+    return TemplateResponse(request, "connections/list.html",
+                            {"connections": selectors.connection_list(), "providers": PROVIDERS})
+
+
+@require_GET
+@can("view_connection")
+def connection_detail(request, name: str):
+    connection = get_connection(name)
+    return TemplateResponse(request, "connections/detail.html", selectors.connection_detail(connection=connection))
+
+
+@require_http_methods(["GET", "POST"])
+@can("manage_secrets")
+def connection_create(request):
+    provider = request.POST.get("provider") or request.GET.get("provider")
+    form = ConnectionForm(request.POST or None, provider=provider, initial={"provider": provider})
+    switching = request.method == "POST" and request.POST.get("switch_provider")
+    if request.method == "POST" and not switching and form.is_valid():
+        try:
+            connection = vault_services.connection_create(
+                name=form.cleaned_data["name"], provider=form.cleaned_data["provider"],
+                base_url=form.cleaned_data["base_url"] or None, options=form.options(), secret=form.secret(),
+                test_interval=form.cleaned_data["test_interval"],
+                refresh_interval=form.cleaned_data["refresh_interval"],
+                enabled=form.cleaned_data["enabled"], actor=Actor.from_request(request),
+            )
+        except SchemaError as exc:
+            add_schema_errors(form, exc, prefix="")
+            for key in list(exc.errors):
+                if key in {f.name for f in PROVIDERS[form.provider_key].credential_fields}:
+                    form.add_error(f"secret_{key}", exc.errors[key])
+        else:
+            messages.success(request, f"Connection {connection.name} created; its secret is stored encrypted.")
+            return redirect("connection_detail", name=connection.name)
+    if switching:
+        form.errors.clear()
+    template = "connections/form.html#connection-form" if request.htmx else "connections/form.html"
+    return TemplateResponse(request, template, {"form": form, "creating": True,
+                                                "provider": PROVIDERS[form.provider_key]})
+
+
+@require_http_methods(["GET", "POST"])
+@can("manage_secrets")
+def connection_edit(request, name: str):
+    connection = get_connection(name)
+    initial = {"base_url": connection.base_url, "test_interval": connection.test_interval,
+               "refresh_interval": connection.refresh_interval, "enabled": connection.enabled}
+    initial.update({f"option_{k}": v for k, v in connection.effective_options().items()})
+    form = ConnectionForm(request.POST or None, provider=connection.provider, editing=True, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            vault_services.connection_update(
+                connection=connection, actor=Actor.from_request(request),
+                base_url=form.cleaned_data["base_url"] or connection.provider_obj.default_base_url,
+                options=form.options(), test_interval=form.cleaned_data["test_interval"],
+                refresh_interval=form.cleaned_data["refresh_interval"], enabled=form.cleaned_data["enabled"],
+            )
+        except SchemaError as exc:
+            add_schema_errors(form, exc)
+        else:
+            messages.success(request, f"Settings of {connection.name} saved.")
+            return redirect("connection_detail", name=connection.name)
+    return TemplateResponse(request, "connections/form.html", {"form": form, "connection": connection,
+                                                                "provider": connection.provider_obj})
+
+
+@require_http_methods(["GET", "POST"])
+@can("manage_secrets")
+def connection_secret(request, name: str):
+    connection = get_connection(name)
+    form = SecretForm(request.POST or None, provider=connection.provider)
+    if request.method == "POST" and form.is_valid():
+        try:
+            credential = vault_services.secret_replace(connection=connection, secret=form.secret(),
+                                                       actor=Actor.from_request(request))
+        except SchemaError as exc:
+            add_schema_errors(form, exc)
+        else:
+            messages.success(request, f"New secret stored as version {credential.version} "
+                                      f"(fingerprint {credential.fingerprint}); the previous one is retired.")
+            return redirect("connection_detail", name=connection.name)
+    return TemplateResponse(request, "connections/secret.html", {"form": form, "connection": connection,
+                                                                  "provider": connection.provider_obj})
+
+
+@require_POST
+@can("manage_secrets")
+def connection_delete(request, name: str):
+    connection = get_connection(name)
+    if request.POST.get("confirm") != connection.name:
+        messages.error(request, f"Type the connection's name ({connection.name}) to confirm deletion.")
+        return redirect("connection_detail", name=connection.name)
+    vault_services.connection_delete(connection=connection, actor=Actor.from_request(request))
+    messages.success(request, f"Connection {name} and all its credential versions were deleted.")
+    return redirect("connection_list")
+
+
+@require_GET
+@can("view_auditevent")
+def audit_log(request):
+    page = selectors.audit_page(before=request.GET.get("before"), connection=request.GET.get("connection"))
+    template = "connections/audit.html#audit-rows" if request.htmx else "connections/audit.html"
+    return TemplateResponse(request, template, page)

@@ -1,0 +1,18 @@
+"""The Celery app. Tasks live in connections/tasks.py (autodiscovered); beat uses
+django-celery-beat's database scheduler, so schedules are rows, not code."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+
+app = Celery("switchboard")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.task(name="switchboard.ping")
+def ping(value: str = "pong") -> str:
+    """A trivial task: proves a worker is consuming from the broker."""
+    return value

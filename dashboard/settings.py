@@ -1,0 +1,201 @@
+"""Switchboard settings, read from the environment (and an optional .env file).
+
+Embedded defaults need no server: SQLite under var/, a filesystem Celery broker
+under var/, a local-memory cache. Production sets DATABASE_URL, CELERY_BROKER_URL
+and CACHE_URL (PostgreSQL and Redis). Every variable is parsed strictly: a bad
+value raises ImproperlyConfigured naming the variable, and manage.py turns that
+into a one-line message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _read(name: str, parse, default):
+    """Parse one variable; any failure names the variable, never a traceback of internals."""
+    try:
+        return parse(name, default=default)
+    except ImproperlyConfigured:
+        raise
+    except Exception as exc:  # environ raises ValueError, KeyError, ... on malformed values
+        raise ImproperlyConfigured(f"{name} is malformed: {exc}") from None
+
+
+def _db_url(name: str, default: str) -> dict:
+    raw = env.str(name, default=default)
+    if "://" not in raw:
+        raise ImproperlyConfigured(f"{name} is malformed: expected a URL such as postgres://user@host:5432/db")
+    config = _read(name, lambda n, default: env.db_url_config(raw), None)
+    if not config.get("ENGINE"):
+        raise ImproperlyConfigured(f"{name} is malformed: unknown database scheme in {raw.split('://')[0]!r}")
+    if config["ENGINE"] != "django.db.backends.sqlite3" and not config.get("NAME"):
+        raise ImproperlyConfigured(f"{name} is malformed: no database name")
+    return config
+
+
+def _cache_url(name: str, default: str) -> dict:
+    raw = env.str(name, default=default)
+    if "://" not in raw:
+        raise ImproperlyConfigured(f"{name} is malformed: expected a URL such as redis://127.0.0.1:6379/0")
+    return _read(name, lambda n, default: env.cache_url_config(raw), None)
+
+
+DEBUG = _read("DEBUG", env.bool, False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is not set: it is required when DEBUG is off")
+    SECRET_KEY = "insecure-local-development-key-only-for-debug"
+
+ALLOWED_HOSTS = _read("ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", env.list, [])
+
+# Comma-separated Fernet keys, newest first (connections/crypto.py validates them).
+CREDENTIAL_KEYS = _read("CREDENTIAL_KEYS", env.list, [])
+# Demo mode: `make run` starts the sandbox vendors and points five demo connections at them.
+DEMO_MODE = _read("DEMO_MODE", env.bool, False)
+SANDBOX_PORT = _read("SANDBOX_PORT", env.int, 8765)
+OUTBOUND_ALLOW_PRIVATE_NETWORKS = _read("OUTBOUND_ALLOW_PRIVATE_NETWORKS", env.bool, False)
+OUTBOUND_ALLOWED_HOSTS = _read("OUTBOUND_ALLOWED_HOSTS", env.list, [])
+LOG_RETENTION_DAYS = _read("LOG_RETENTION_DAYS", env.int, 30)
+ERROR_LOG_RETENTION_DAYS = _read("ERROR_LOG_RETENTION_DAYS", env.int, 90)
+# Cleverbridge documents 150 req/s on its getting-started page and 30 req/s on another page.
+CLEVERBRIDGE_RATE_LIMIT = _read("CLEVERBRIDGE_RATE_LIMIT", env.int, 150)
+# Where rotation writes a new token it could not commit (encrypted, fsynced).
+RECOVERY_SPOOL_DIR = Path(_read("RECOVERY_SPOOL_DIR", env.str, str(VAR_DIR / "spool")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "django_celery_beat",
+    "connections",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+WSGI_APPLICATION = "dashboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "builtins": ["template_partials.templatetags.partials"],
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "connections.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": _db_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'switchboard.sqlite3'}")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # web, worker and beat share the file in the embedded set-up: wait for locks, write-ahead log.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+    VAR_DIR.mkdir(exist_ok=True)
+CACHES = {"default": _cache_url("CACHE_URL", "locmemcache://switchboard")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = _read("TIME_ZONE", env.str, "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Celery: a broker that needs no server by default (kombu's filesystem transport).
+CELERY_BROKER_URL = _read("CELERY_BROKER_URL", env.str, "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+CELERY_RESULT_BACKEND = _read("CELERY_RESULT_BACKEND", env.str, "") or None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = _read("CELERY_TASK_ALWAYS_EAGER", env.bool, False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = not DEBUG and _read("SECURE_COOKIES", env.bool, True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_AGE = _read("SESSION_COOKIE_AGE", env.int, 8 * 3600)
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", env.str, "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
