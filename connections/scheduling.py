@@ -36,3 +36,18 @@ def sync_connection_schedule(connection_id: int) -> None:
 
 def remove_connection_schedule(name: str) -> None:
     PeriodicTask.objects.filter(name=_task_name(name)).delete()
+
+
+# Periodic housekeeping: task name -> (seconds between runs, description). Extend here.
+PERIODIC_TASKS: dict[str, tuple[int, str]] = {}
+
+
+def ensure_periodic_tasks() -> None:
+    """Create or update the beat rows for housekeeping tasks and every connection's schedule."""
+    for task, (every, description) in PERIODIC_TASKS.items():
+        interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.update_or_create(
+            name=description, defaults={"task": task, "interval": interval, "enabled": True}
+        )
+    for connection_id in Connection.objects.values_list("pk", flat=True):
+        sync_connection_schedule(connection_id)

@@ -31,6 +31,19 @@ def _read(name: str, parse, default):
         raise ImproperlyConfigured(f"{name} is malformed: {exc}") from None
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = env.str(name, default=str(default)).strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} is malformed: expected true or false, got {raw!r}")
+
+
 def _db_url(name: str, default: str) -> dict:
     raw = env.str(name, default=default)
     if "://" not in raw:
@@ -50,7 +63,7 @@ def _cache_url(name: str, default: str) -> dict:
     return _read(name, lambda n, default: env.cache_url_config(raw), None)
 
 
-DEBUG = _read("DEBUG", env.bool, False)
+DEBUG = _bool("DEBUG", False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
@@ -63,9 +76,9 @@ CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", env.list, [])
 # Comma-separated Fernet keys, newest first (connections/crypto.py validates them).
 CREDENTIAL_KEYS = _read("CREDENTIAL_KEYS", env.list, [])
 # Demo mode: `make run` starts the sandbox vendors and points five demo connections at them.
-DEMO_MODE = _read("DEMO_MODE", env.bool, False)
+DEMO_MODE = _bool("DEMO_MODE", False)
 SANDBOX_PORT = _read("SANDBOX_PORT", env.int, 8765)
-OUTBOUND_ALLOW_PRIVATE_NETWORKS = _read("OUTBOUND_ALLOW_PRIVATE_NETWORKS", env.bool, False)
+OUTBOUND_ALLOW_PRIVATE_NETWORKS = _bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", False)
 OUTBOUND_ALLOWED_HOSTS = _read("OUTBOUND_ALLOWED_HOSTS", env.list, [])
 LOG_RETENTION_DAYS = _read("LOG_RETENTION_DAYS", env.int, 30)
 ERROR_LOG_RETENTION_DAYS = _read("ERROR_LOG_RETENTION_DAYS", env.int, 90)
@@ -178,13 +191,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ALWAYS_EAGER = _read("CELERY_TASK_ALWAYS_EAGER", env.bool, False)
+CELERY_TASK_ALWAYS_EAGER = _bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = not DEBUG and _read("SECURE_COOKIES", env.bool, True)
+SESSION_COOKIE_SECURE = not DEBUG and _bool("SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_AGE = _read("SESSION_COOKIE_AGE", env.int, 8 * 3600)
 X_FRAME_OPTIONS = "DENY"

@@ -181,6 +181,77 @@ def connection_delete(*, connection: Connection, actor: Actor) -> None:
     _after_definition_change(None, deleted_name=name)
 
 
+EXPORT_FIELDS = ("name", "provider", "base_url", "options", "enabled", "test_interval", "refresh_interval")
+EXPORT_FORMAT = 1
+
+
+def connection_definitions() -> dict:
+    """Every connection's definition, never a secret (for `connections export`)."""
+    return {
+        "format": EXPORT_FORMAT,
+        "connections": [
+            {f: getattr(c, f) for f in EXPORT_FIELDS} for c in Connection.objects.order_by("name")
+        ],
+    }
+
+
+def connections_import(*, data: object, actor: Actor) -> list[Connection]:
+    """Create connections from an export. Validates every entry first; writes all or nothing.
+
+    Imported connections have no secret: exports never carry one.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("connections"), list):
+        raise SchemaError({"file": 'expected {"format": 1, "connections": [...]} as written by `connections export`'})
+    if data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
+        raise SchemaError({"format": f"unsupported export format {data.get('format')!r} (expected {EXPORT_FORMAT})"})
+    errors: dict[str, str] = {}
+    cleaned_all: list[tuple[dict, bool]] = []
+    seen: set[str] = set()
+    for position, entry in enumerate(data["connections"], start=1):
+        label = f"entry {position}" + (f" ({entry.get('name')})" if isinstance(entry, dict) and entry.get("name") else "")
+        if not isinstance(entry, dict):
+            errors[label] = "must be an object"
+            continue
+        unknown = set(entry) - set(EXPORT_FIELDS) - {"secret"}
+        if "secret" in entry or unknown:
+            errors[label] = ("exports carry no secrets; remove the 'secret' key" if "secret" in entry
+                             else f"unknown keys: {', '.join(sorted(unknown))}")
+            continue
+        enabled = entry.get("enabled", True)
+        if not isinstance(enabled, bool):
+            errors[label] = "enabled: must be true or false"
+            continue
+        try:
+            cleaned = clean_definition(
+                name=entry.get("name", ""), provider=entry.get("provider", ""), base_url=entry.get("base_url"),
+                options=entry.get("options") or {}, test_interval=entry.get("test_interval"),
+                refresh_interval=entry.get("refresh_interval"),
+            )
+        except SchemaError as exc:
+            errors[label] = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+            continue
+        if cleaned["name"] in seen:
+            errors[label] = f"name {cleaned['name']!r} appears twice in the file"
+            continue
+        seen.add(cleaned["name"])
+        cleaned_all.append((cleaned, enabled))
+    if errors:
+        raise SchemaError(errors)
+    created = []
+    try:
+        with transaction.atomic():
+            for cleaned, enabled in cleaned_all:
+                connection = Connection.objects.create(enabled=enabled, created_by=actor.user, **cleaned)
+                audit(actor=actor, action="connection.import", connection=connection,
+                      details={"provider": connection.provider, "base_url": connection.base_url})
+                created.append(connection)
+    except IntegrityError:
+        raise SchemaError({"name": "a connection with one of these names was created meanwhile"}) from None
+    for connection in created:
+        _after_definition_change(connection)
+    return created
+
+
 def _after_definition_change(connection: Connection | None, deleted_name: str = "") -> None:
     """Keep the beat schedule in step with the connection (scheduling lives in tasks.py)."""
     from .. import scheduling

@@ -1,0 +1,38 @@
+"""Write a local .env the first time `make run` starts (no Django import: settings need it first).
+
+It holds a generated SECRET_KEY and a Fernet key for CREDENTIAL_KEYS, plus the demo
+defaults. An existing .env is never changed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def main(path: Path = BASE_DIR / ".env") -> int:
+    if path.exists():
+        return 0
+    path.write_text(
+        "# Written by `make run` on first start. Local use only; production sets real environment variables.\n"
+        f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
+        f"CREDENTIAL_KEYS={Fernet.generate_key().decode()}\n"
+        "DEBUG=false\n"
+        "SECURE_COOKIES=false\n"
+        "ALLOWED_HOSTS=127.0.0.1,localhost\n"
+        "DEMO_MODE=true\n"
+        "OUTBOUND_ALLOW_PRIVATE_NETWORKS=true\n"
+    )
+    path.chmod(0o600)
+    print(f"Created {path.name} with a new SECRET_KEY and a new credential key (CREDENTIAL_KEYS). "
+          "Back it up: without the key, stored secrets cannot be decrypted.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
