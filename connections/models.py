@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .crypto import EncryptedJSONField
+from .crypto import EncryptedJSONField, SecretUnavailable
 from .providers import get_provider, provider_choices
 
 
@@ -120,6 +120,13 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id} v{self.version} ({self.state}, {self.fingerprint})"
+
+    def reveal(self) -> dict:
+        """The plaintext secret, for the moment a request is sent. Never log or render it."""
+        try:
+            return self.secret.reveal()
+        except SecretUnavailable as exc:
+            raise SecretUnavailable(f"connection {self.connection.name}, credential v{self.version}: {exc}") from None
 
 
 class RotationState(models.TextChoices):

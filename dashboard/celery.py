@@ -13,6 +13,8 @@ app.autodiscover_tasks()
 
 
 @app.task(name="switchboard.ping")
-def ping(value: str = "pong") -> str:
-    """A trivial task: proves a worker is consuming from the broker."""
-    return value
+def ping(nonce: str) -> None:
+    """A trivial task: proves a worker consumes from the broker by leaving a mark in the shared cache."""
+    from django.core.cache import cache
+
+    cache.set(f"ping:{nonce}", "pong", timeout=300)

@@ -9,6 +9,7 @@ into a one-line message instead of a traceback.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -18,7 +19,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if not os.environ.get("SWITCHBOARD_SKIP_DOTENV"):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 
 def _read(name: str, parse, default):
@@ -48,6 +50,9 @@ def _db_url(name: str, default: str) -> dict:
     raw = env.str(name, default=default)
     if "://" not in raw:
         raise ImproperlyConfigured(f"{name} is malformed: expected a URL such as postgres://user@host:5432/db")
+    scheme = raw.split("://", 1)[0]
+    if scheme not in environ.Env.DB_SCHEMES:
+        raise ImproperlyConfigured(f"{name} is malformed: unknown database scheme {scheme!r} (use postgres:// or sqlite://)")
     config = _read(name, lambda n, default: env.db_url_config(raw), None)
     if not config.get("ENGINE"):
         raise ImproperlyConfigured(f"{name} is malformed: unknown database scheme in {raw.split('://')[0]!r}")

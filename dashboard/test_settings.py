@@ -57,4 +57,5 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+(VAR_DIR / "staticfiles").mkdir(parents=True, exist_ok=True)
 RECOVERY_SPOOL_DIR = VAR_DIR / "test-spool" / _prefix

@@ -31,6 +31,7 @@ VERBS = {
 
 
 class Command(BaseCommand):
+    stealth_options = ("stdin",)
     help = "Manage connections: add, list, show, test, call, rotate, recover, export, import."
 
     def add_arguments(self, parser: CommandParser) -> None:

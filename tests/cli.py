@@ -1,0 +1,31 @@
+"""Run the `connections` CLI in-process, capturing output and the exit code."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+from django.core.management import call_command
+
+
+@dataclass
+class CLIResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+def run_cli(*args: str, stdin: str | dict | None = None) -> CLIResult:
+    out, err = io.StringIO(), io.StringIO()
+    if isinstance(stdin, dict):
+        stdin = json.dumps(stdin)
+    code = 0
+    try:
+        call_command("connections", *args, stdout=out, stderr=err, stdin=io.StringIO(stdin or ""))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return CLIResult(code, out.getvalue(), err.getvalue())

@@ -1,0 +1,58 @@
+"""Sign-in is required everywhere; roles are checked by permission."""
+
+import pytest
+
+from connections.models import RequestLog
+from tests import factories
+from tests.urlconf import all_routes, fill
+
+PUBLIC = {"login"}
+
+
+@pytest.fixture
+def samples(db):
+    c = factories.connection("clever", name="sample", secret={"token": "sample-token"})
+    log = RequestLog.objects.create(connection=c, provider="clever", operation="test", method="GET",
+                                    path="/v3.0/districts", outcome="ok", status_code=200)
+    return {"name": c.name, "pk": log.pk, "id": log.pk, "attempt_id": "00000000-0000-0000-0000-000000000000",
+            "batch_id": "00000000-0000-0000-0000-000000000000"}
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+class TestSignInRequired:
+    def test_anonymous_is_redirected_from_every_url(self, client, samples):
+        routes = [(r, n) for r, n in all_routes() if n not in PUBLIC]
+        assert len(routes) >= 8
+        for route, name in routes:
+            url = fill(route, samples)
+            for method in ("get", "post"):
+                response = getattr(client, method)(url)
+                assert response.status_code == 302, (method, url, response.status_code)
+                assert response["Location"].startswith("/accounts/login/"), (method, url)
+
+    def test_sign_in_page_is_public(self, client):
+        response = client.get("/accounts/login/")
+        assert response.status_code == 200
+        assert b"Sign in" in response.content
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+class TestRoles:
+    def test_viewer_gets_403_on_admin_only_url(self, viewer_client, samples):
+        assert viewer_client.get("/connections/new/").status_code == 403
+
+    def test_viewer_reads_everything_readable(self, viewer_client, samples):
+        for url in ("/", "/connections/", "/connections/sample/", "/audit/"):
+            assert viewer_client.get(url).status_code == 200, url
+
+    def test_roles_are_permission_sets(self, viewer, operator, admin_user):
+        assert not viewer.has_perm("connections.run_tests")
+        assert operator.has_perm("connections.run_tests") and operator.has_perm("connections.rotate_credentials")
+        assert not operator.has_perm("connections.manage_secrets")
+        assert admin_user.has_perm("connections.manage_secrets")
+
+    def test_role_shown_in_header(self, operator_client, operator):
+        html = operator_client.get("/").content.decode()
+        assert operator.username in html and "operator" in html

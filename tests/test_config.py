@@ -1,0 +1,61 @@
+"""Bad configuration stops start-up with one line naming the variable, not a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_KEY = "mHWpJZ5C_8lJthykFMT0jVbJunxHg-_GB5Z4P0YBXsU="
+
+
+def manage(*args, **env):
+    base = {k: v for k, v in os.environ.items() if k not in {
+        "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "SECRET_KEY", "DEBUG", "CREDENTIAL_KEYS", "CACHE_URL",
+        "CELERY_BROKER_URL", "DEMO_MODE", "ALLOWED_HOSTS", "OUTBOUND_ALLOW_PRIVATE_NETWORKS"}}
+    base.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "SWITCHBOARD_SKIP_DOTENV": "1"}, **env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=base, capture_output=True,
+                          text=True, timeout=60)
+
+
+def assert_one_line_naming(result, variable):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+class TestStartupConfiguration:
+    def test_missing_secret_key_in_production(self):
+        assert_one_line_naming(manage("check", DEBUG="false", CREDENTIAL_KEYS=GOOD_KEY), "SECRET_KEY")
+
+    def test_malformed_database_url(self):
+        result = manage("check", DEBUG="false", SECRET_KEY="x" * 50, CREDENTIAL_KEYS=GOOD_KEY,
+                        DATABASE_URL="postgres//oops")
+        assert_one_line_naming(result, "DATABASE_URL")
+
+    def test_unknown_database_scheme(self):
+        result = manage("check", DEBUG="false", SECRET_KEY="x" * 50, CREDENTIAL_KEYS=GOOD_KEY,
+                        DATABASE_URL="mongo://db/x")
+        assert_one_line_naming(result, "DATABASE_URL")
+
+    def test_missing_credential_keys_in_production(self):
+        assert_one_line_naming(manage("check", DEBUG="false", SECRET_KEY="x" * 50), "CREDENTIAL_KEYS")
+
+    def test_malformed_credential_key(self):
+        result = manage("check", DEBUG="false", SECRET_KEY="x" * 50, CREDENTIAL_KEYS=f"{GOOD_KEY},not-a-key")
+        assert_one_line_naming(result, "CREDENTIAL_KEYS")
+
+    @pytest.mark.parametrize("variable,value", [("DEBUG", "maybe"), ("LOG_RETENTION_DAYS", "ten"),
+                                                ("CACHE_URL", "nonsense")])
+    def test_malformed_values(self, variable, value):
+        env = {"DEBUG": "true", "SECRET_KEY": "x" * 50, "CREDENTIAL_KEYS": GOOD_KEY, variable: value}
+        assert_one_line_naming(manage("check", **env), variable)
+
+    def test_good_production_configuration_starts(self):
+        result = manage("check", DEBUG="false", SECRET_KEY="x" * 50, CREDENTIAL_KEYS=GOOD_KEY,
+                        ALLOWED_HOSTS="switchboard.example.com")
+        assert result.returncode == 0, result.stderr
