@@ -24,7 +24,7 @@ class TestSignInRequired:
     def test_anonymous_is_redirected_from_every_url(self, client, samples):
         routes = [(r, n) for r, n in all_routes() if n not in PUBLIC]
         assert len(routes) >= 8
-        for route, name in routes:
+        for route, _name in routes:
             url = fill(route, samples)
             for method in ("get", "post"):
                 response = getattr(client, method)(url)

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, close_old_connections, connection as db_connection
+from django.db import IntegrityError, close_old_connections
+from django.db import connection as db_connection
 from django.test import override_settings
 
 from connections.crypto import SecretUnavailable
