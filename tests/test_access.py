@@ -56,3 +56,28 @@ class TestRoles:
     def test_role_shown_in_header(self, operator_client, operator):
         html = operator_client.get("/").content.decode()
         assert operator.username in html and "operator" in html
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+class TestSignInProtection:
+    def test_repeated_failures_lock_the_account_for_that_address(self, client, viewer):
+        from tests.factories import PASSWORD
+
+        for _ in range(4):
+            response = client.post("/accounts/login/", {"username": viewer.username, "password": "wrong-password"})
+            assert response.status_code == 200
+            assert b"correct username and password" in response.content
+        fifth = client.post("/accounts/login/", {"username": viewer.username, "password": "wrong-password"})
+        assert fifth.status_code == 429
+        locked = client.post("/accounts/login/", {"username": viewer.username, "password": PASSWORD})
+        assert locked.status_code == 429
+        assert b"Too many failed sign-ins" in locked.content
+        assert "_auth_user_id" not in client.session
+
+    def test_security_headers(self, viewer_client):
+        response = viewer_client.get("/")
+        csp = response["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+        assert response["X-Frame-Options"] == "DENY"
+        assert response["Referrer-Policy"] == "same-origin"
