@@ -66,9 +66,10 @@ class Command(BaseCommand):
             sys.exit(exit_code)
 
     def _stop_all(self, procs: dict[str, subprocess.Popen]) -> None:
+        # SIGTERM to each main process only: Celery and gunicorn then shut their children down warmly.
         for proc in procs.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.terminate()
         deadline = time.monotonic() + 15
         for proc in procs.values():
             try:
