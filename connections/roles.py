@@ -8,6 +8,7 @@ VIEW_PERMS = [
     "connections.view_rotationattempt",
     "connections.view_requestlog",
     "connections.view_auditevent",
+    "connections.view_alertevent",
 ]
 OPERATOR_PERMS = VIEW_PERMS + ["connections.run_tests", "connections.rotate_credentials"]
 ADMIN_PERMS = OPERATOR_PERMS + [
@@ -15,6 +16,7 @@ ADMIN_PERMS = OPERATOR_PERMS + [
     "connections.change_connection",
     "connections.delete_connection",
     "connections.manage_secrets",
+    "connections.manage_alerts",
 ]
 ROLES: dict[str, list[str]] = {"viewer": VIEW_PERMS, "operator": OPERATOR_PERMS, "admin": ADMIN_PERMS}
 
@@ -30,11 +32,11 @@ def role_of(user) -> str:
     return "no role"
 
 
-def sync_roles(apps, permission_model=None, group_model=None) -> None:
-    """Create or update the role groups; used by the data migration."""
-    Group = group_model or apps.get_model("auth", "Group")
-    Permission = permission_model or apps.get_model("auth", "Permission")
-    for role, perms in ROLES.items():
+def sync_roles(apps, roles: dict[str, list[str]]) -> None:
+    """Create or update the role groups; data migrations pass the roles as they were at that point."""
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, perms in roles.items():
         group, _ = Group.objects.get_or_create(name=role)
         wanted = []
         for dotted in perms:

@@ -81,3 +81,15 @@ class TestSignInProtection:
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
         assert response["X-Frame-Options"] == "DENY"
         assert response["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.django_db
+def test_role_groups_match_roles_module():
+    """The data migrations give each group exactly the permissions connections/roles.py declares."""
+    from django.contrib.auth.models import Group
+
+    from connections.roles import ROLES
+
+    for role, perms in ROLES.items():
+        got = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=role).permissions.all()}
+        assert got == set(perms), role

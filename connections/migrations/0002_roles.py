@@ -2,6 +2,13 @@
 
 from django.db import migrations
 
+_VIEW = ["connections.view_connection", "connections.view_credential", "connections.view_rotationattempt",
+         "connections.view_requestlog", "connections.view_auditevent"]
+_OPERATOR = _VIEW + ["connections.run_tests", "connections.rotate_credentials"]
+_ADMIN = _OPERATOR + ["connections.add_connection", "connections.change_connection",
+                      "connections.delete_connection", "connections.manage_secrets"]
+ROLES_AT_0002 = {"viewer": _VIEW, "operator": _OPERATOR, "admin": _ADMIN}
+
 
 def create_roles(apps, schema_editor):
     from django.contrib.auth.management import create_permissions
@@ -14,7 +21,7 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    sync_roles(apps)
+    sync_roles(apps, ROLES_AT_0002)
 
 
 def remove_roles(apps, schema_editor):
