@@ -8,10 +8,23 @@ class ConnectionsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
+        from django.db.models.signals import post_migrate
 
         from . import crypto
+
+        post_migrate.connect(_sync_roles, sender=self)
 
         # Production refuses to start without usable credential keys; a malformed key
         # always stops start-up (ImproperlyConfigured names CREDENTIAL_KEYS).
         if settings.CREDENTIAL_KEYS or not settings.DEBUG:
             crypto.check_keys()
+
+
+def _sync_roles(sender, **kwargs) -> None:
+    """Keep the role groups in step with connections/roles.py after every migrate (and after a
+    test database flush, which empties the groups the data migrations created)."""
+    from django.apps import apps
+
+    from .roles import ROLES, sync_roles
+
+    sync_roles(apps, ROLES)

@@ -89,6 +89,19 @@ LOG_RETENTION_DAYS = _read("LOG_RETENTION_DAYS", env.int, 30)
 ERROR_LOG_RETENTION_DAYS = _read("ERROR_LOG_RETENTION_DAYS", env.int, 90)
 # Cleverbridge documents 150 req/s on its getting-started page and 30 req/s on another page.
 CLEVERBRIDGE_RATE_LIMIT = _read("CLEVERBRIDGE_RATE_LIMIT", env.int, 150)
+# The outbound client (connections/client.py): timeouts, waits and limits.
+OUTBOUND_CONNECT_TIMEOUT = _read("OUTBOUND_CONNECT_TIMEOUT", env.float, 5.0)
+OUTBOUND_READ_TIMEOUT = _read("OUTBOUND_READ_TIMEOUT", env.float, 20.0)
+# Longest a request waits for the rate limiter or a Retry-After before it is recorded as
+# throttled instead: interactive (pages, CLI) and background (scheduler, workers).
+OUTBOUND_MAX_WAIT = _read("OUTBOUND_MAX_WAIT", env.float, 5.0)
+OUTBOUND_MAX_WAIT_BACKGROUND = _read("OUTBOUND_MAX_WAIT_BACKGROUND", env.float, 60.0)
+OUTBOUND_MAX_BODY_BYTES = _read("OUTBOUND_MAX_BODY_BYTES", env.int, 1024 * 1024)
+# Names this deployment's egress IP: Cleverbridge's limit is per IP, shared by all its connections.
+OUTBOUND_EGRESS_ID = _read("OUTBOUND_EGRESS_ID", env.str, "default")
+CLEVER_RATE_LIMIT_PER_MINUTE = _read("CLEVER_RATE_LIMIT_PER_MINUTE", env.int, 1200)
+# A connection test slower than this marks the connection degraded.
+CONNECTION_TEST_SLOW_MS = _read("CONNECTION_TEST_SLOW_MS", env.int, 3000)
 # Where rotation writes a new token it could not commit (encrypted, fsynced).
 RECOVERY_SPOOL_DIR = Path(_read("RECOVERY_SPOOL_DIR", env.str, str(VAR_DIR / "spool")))
 
@@ -231,5 +244,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", env.str, "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }

@@ -119,8 +119,38 @@ class TestOneActiveCredential:
             t.start()
         for t in threads:
             t.join()
+        # Serialised by timing or by the constraint: never two active.
         assert Credential.objects.filter(connection=c, state="active").count() == 1
+        assert len(errors) <= 1
+
+    def test_racing_raw_activations_hit_the_database_constraint(self):
+        """Two transactions that both set a staged credential active, bypassing the service: the
+        partial unique index in PostgreSQL lets exactly one commit."""
+        from django.db import transaction
+
+        c = factories.connection("clever", secret={"token": "a-token-002"})
+        Credential.objects.filter(connection=c).update(state="retired")
+        staged = [credential_add(connection=c, secret={"token": f"raw-{i}"}, actor=Actor()) for i in range(2)]
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def activate(cred):
+            try:
+                with transaction.atomic():
+                    barrier.wait()
+                    Credential.objects.filter(pk=cred.pk).update(state="active")
+            except IntegrityError as exc:
+                errors.append(exc)
+            finally:
+                close_old_connections()
+
+        threads = [threading.Thread(target=activate, args=(s,)) for s in staged]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         assert len(errors) == 1
+        assert Credential.objects.filter(connection=c, state="active").count() == 1
 
     def test_database_refuses_a_second_active(self):
         c = factories.connection("clever", secret={"token": "a-token-001"})
