@@ -7,6 +7,13 @@ from .views import ops, vault
 urlpatterns = [
     # ops.py: overview, request log, error details, error history
     path("", ops.overview, name="overview"),
+    path("test-all/", ops.test_all, name="test_all"),
+    path("test-all/<str:batch_id>/", ops.test_all_progress, name="test_all_progress"),
+    path("log/", ops.request_log, name="request_log"),
+    path("log/<int:pk>/", ops.request_detail, name="request_detail"),
+    path("errors/", ops.error_history, name="error_history"),
+    path("connections/<slug:name>/errors/", ops.connection_errors, name="connection_errors"),
+    path("connections/<slug:name>/headroom/", ops.connection_headroom, name="connection_headroom"),
     # vault.py: connections, secrets, audit
     path("connections/", vault.connection_list, name="connection_list"),
     path("connections/new/", vault.connection_create, name="connection_create"),
