@@ -94,7 +94,8 @@
     var hours = Math.floor(minutes / 60);
     if (hours < 24) { return hours + " h ago"; }
     var days = Math.floor(hours / 24);
-    return days + (days === 1 ? " day ago" : " days ago");
+    if (days < 30) { return days + (days === 1 ? " day ago" : " days ago"); }
+    return null;  // older: an absolute date reads better than "400 days ago"
   }
 
   function updateAgo(now) {
@@ -103,7 +104,8 @@
       var el = nodes[i];
       var date = new Date(el.getAttribute("datetime"));
       if (isNaN(date.getTime())) { continue; }
-      var text = ago((now - date.getTime()) / 1000);
+      var text = ago((now - date.getTime()) / 1000) ||
+        date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
       if (el.textContent !== text) { el.textContent = text; }
       if (!el.title) { el.title = absolute(date); }
     }

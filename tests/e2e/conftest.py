@@ -58,9 +58,9 @@ def _roles(transactional_db):
     """Role groups come from a data migration, and a transactional test's flush deletes them: recreate."""
     from django.apps import apps
 
-    from connections.roles import sync_roles
+    from connections.roles import ROLES, sync_roles
 
-    sync_roles(apps)
+    sync_roles(apps, ROLES)
 
 
 @pytest.fixture
