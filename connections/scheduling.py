@@ -39,7 +39,12 @@ def remove_connection_schedule(name: str) -> None:
 
 
 # Periodic housekeeping: task name -> (seconds between runs, description). Extend here.
-PERIODIC_TASKS: dict[str, tuple[int, str]] = {}
+PERIODIC_TASKS: dict[str, tuple[int, str]] = {
+    # Request log retention (connections/retention.py): daily, in batches of 5,000 rows.
+    "connections.tasks.purge_request_logs": (24 * 3600, "request-log-retention"),
+    # Alerts (connections/alerts.py): compare conditions with their state, alert on transitions.
+    "connections.alert_tasks.evaluate_alerts": (30, "alert-evaluation"),
+}
 
 
 def ensure_periodic_tasks() -> None:

@@ -58,6 +58,7 @@ def connection_detail(*, connection: Connection) -> dict:
         "versions": versions,
         "audit_events": audit,
         "test_statement": provider.describe_test(connection.effective_options()),
+        **connection_alerts(connection=connection),
         "options": connection.effective_options(),
     }
 
@@ -564,3 +565,29 @@ def connection_headroom(*, connection: Connection, now: datetime | None = None) 
         vendor.last_hour += s.last_hour
     own = stats.get(connection.pk) or _empty_stats(now)
     return headroom_for(connection, own, vendor_stats=vendor, now=now)
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+def alert_rule_rows(connection: Connection | None = None) -> list[dict]:
+    """One row per condition: the default rule, and this connection's own rule where it has one."""
+    from .models import AlertCondition, AlertRule
+
+    rules = list(AlertRule.objects.filter(connection=None) | AlertRule.objects.filter(connection=connection)
+                 if connection else AlertRule.objects.filter(connection=None))
+    defaults = {r.condition: r for r in rules if r.connection_id is None}
+    own = {r.condition: r for r in rules if r.connection_id is not None}
+    return [{"condition": value, "label": label, "default": defaults.get(value), "own": own.get(value),
+             "rule": own.get(value) or defaults.get(value)} for value, label in AlertCondition.choices]
+
+
+def connection_alerts(*, connection: Connection) -> dict:
+    """What the connection page shows about alerts: history, rules in force, maintenance."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    return {
+        "alert_events": list(connection.alert_events.prefetch_related("deliveries__channel").order_by("-at", "-id")[:10]),
+        "alert_rules": alert_rule_rows(connection),
+        "maintenance_now": connection.maintenance_windows.filter(starts_at__lte=now, ends_at__gt=now).first(),
+    }

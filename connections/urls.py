@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import ops, vault
+from .views import alerts, ops, vault
 
 urlpatterns = [
     # ops.py: overview, request log, error details, error history
@@ -22,4 +22,13 @@ urlpatterns = [
     path("connections/<slug:name>/secret/", vault.connection_secret, name="connection_secret"),
     path("connections/<slug:name>/delete/", vault.connection_delete, name="connection_delete"),
     path("audit/", vault.audit_log, name="audit_log"),
+    # alerts.py: alert history, channels, rules, maintenance windows
+    path("alerts/", alerts.alert_list, name="alert_list"),
+    path("alerts/channels/new/", alerts.alert_channel_create, name="alert_channel_create"),
+    path("alerts/channels/<int:pk>/test/", alerts.alert_channel_test, name="alert_channel_test"),
+    path("alerts/channels/<int:pk>/delete/", alerts.alert_channel_delete, name="alert_channel_delete"),
+    path("alerts/rules/", alerts.alert_rules_update, name="alert_rules_update"),
+    path("connections/<slug:name>/alerts/rules/", alerts.connection_alert_rules, name="connection_alert_rules"),
+    path("connections/<slug:name>/maintenance/", alerts.maintenance_create, name="maintenance_create"),
+    path("connections/<slug:name>/maintenance/<int:pk>/end/", alerts.maintenance_end, name="maintenance_end"),
 ]

@@ -238,6 +238,19 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
+# Alerts by e-mail: EMAIL_URL such as smtp+tls://user:password@mail.example.com:587
+# (default: print e-mails to the console, for the embedded set-up).
+_email = _read("EMAIL_URL", lambda n, default: env.email_url(n, default=default), "consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST", "")
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", env.str, "switchboard@localhost")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

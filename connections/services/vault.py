@@ -18,6 +18,8 @@ from ..providers.base import SchemaError
 from .audit import Actor, audit
 
 NAME_MAX = 64
+# Names that would collide with pages under /connections/.
+RESERVED_NAMES = {"new"}
 
 
 def clean_definition(*, name: str, provider: str, base_url: str | None, options: dict | None,
@@ -31,6 +33,8 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
         errors["name"] = "this field is required"
     elif slugify(name) != name or len(name) > NAME_MAX:
         errors["name"] = f"use lowercase letters, digits and hyphens only (at most {NAME_MAX}), e.g. {slugify(name)[:NAME_MAX] or 'clever-prod'}"
+    elif name in RESERVED_NAMES:
+        errors["name"] = f"{name!r} is reserved; choose another name"
     elif Connection.objects.filter(name=name).exclude(pk=existing.pk if existing else None).exists():
         errors["name"] = f"a connection named {name!r} already exists"
     cleaned["name"] = name

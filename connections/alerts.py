@@ -1,0 +1,392 @@
+"""Alerts: tell ops staff when a connection breaks, once when a problem begins and once when it ends.
+
+The engine is a periodic evaluation of state the rest of Switchboard already keeps (health,
+the rotation journal, the rate-limit snapshot, the request log), so no code path that changes
+that state needs to know about alerts. Each (connection, condition) pair has an AlertState row;
+a change of its `active` flag, made under a row lock, is a transition: it records an AlertEvent
+and queues one AlertDelivery per enabled channel, unless a maintenance window, the cooldown or a
+disabled rule suppresses it (the event still records why). Deliveries are sent by Celery with
+retries; a delivery that keeps failing is marked failed and shown on the alerts page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from .models import (
+    AlertChannel,
+    AlertCondition,
+    AlertDelivery,
+    AlertEvent,
+    AlertRule,
+    AlertState,
+    Connection,
+    Credential,
+    CredentialState,
+    Health,
+    MaintenanceWindow,
+    RequestLog,
+    RotationAttempt,
+    RotationState,
+)
+from .providers.base import SchemaError
+from .services.audit import Actor, audit
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED_WINDOW = dt.timedelta(minutes=15)
+REFRESH_OVERDUE_GRACE = dt.timedelta(minutes=10)
+ROTATION_LOOKBACK = dt.timedelta(days=30)
+WEBHOOK_TIMEOUT = (5, 10)
+
+
+@dataclass(frozen=True)
+class Finding:
+    active: bool
+    detail: str = ""
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+def effective_rules(connections: list[Connection]) -> dict[tuple[int, str], AlertRule]:
+    """(connection id, condition) -> the rule in force: the connection's own or the default."""
+    rules = list(AlertRule.objects.filter(connection__in=connections) | AlertRule.objects.filter(connection=None))
+    defaults = {r.condition: r for r in rules if r.connection_id is None}
+    own = {(r.connection_id, r.condition): r for r in rules if r.connection_id is not None}
+    result = {}
+    for c in connections:
+        for condition in AlertCondition.values:
+            rule = own.get((c.pk, condition)) or defaults.get(condition)
+            if rule is not None:
+                result[(c.pk, condition)] = rule
+    return result
+
+
+def rule_set(*, connection: Connection | None, condition: str, enabled: bool, threshold: float | None,
+             cooldown_minutes: int, actor: Actor) -> AlertRule:
+    if condition not in AlertCondition.values:
+        raise SchemaError({"condition": f"unknown condition {condition!r}"})
+    if threshold is not None and threshold < 0:
+        raise SchemaError({"threshold": "must be 0 or more"})
+    rule, _ = AlertRule.objects.update_or_create(
+        connection=connection, condition=condition,
+        defaults={"enabled": enabled, "threshold": threshold, "cooldown_minutes": cooldown_minutes},
+    )
+    audit(actor=actor, action="alert.rule", connection=connection,
+          details={"condition": condition, "enabled": enabled, "threshold": threshold,
+                   "cooldown_minutes": cooldown_minutes})
+    return rule
+
+
+# -- conditions ----------------------------------------------------------------------------
+
+def _findings(connections: list[Connection], rules, now: dt.datetime) -> dict[tuple[int, str], Finding]:
+    """Evaluate every condition for every connection with a constant number of queries."""
+    ids = [c.pk for c in connections]
+    latest_rotation: dict[int, RotationAttempt] = {}
+    recent = (RotationAttempt.objects.filter(connection_id__in=ids, started_at__gte=now - ROTATION_LOOKBACK)
+              .exclude(state=RotationState.STARTED).order_by("-started_at"))
+    for attempt in recent:
+        latest_rotation.setdefault(attempt.connection_id, attempt)
+    recent_429 = dict(
+        RequestLog.objects.filter(connection_id__in=ids, status_code=429, started_at__gte=now - RATE_LIMITED_WINDOW)
+        .values_list("connection_id").annotate(last=Max("started_at"))
+    )
+    expiries: dict[int, dt.datetime] = {}
+    for cred in Credential.objects.filter(connection_id__in=ids, state=CredentialState.ACTIVE).only(
+            "connection_id", "meta"):
+        raw = (cred.meta or {}).get("refresh_expires_at") or (cred.meta or {}).get("expires_at")
+        if raw:
+            try:
+                expiries[cred.connection_id] = dt.datetime.fromisoformat(str(raw))
+            except ValueError:
+                pass
+
+    out: dict[tuple[int, str], Finding] = {}
+    for c in connections:
+        reason = f" — {c.health_reason}" if c.health_reason else ""
+        out[(c.pk, AlertCondition.FAILING)] = Finding(
+            c.health in (Health.FAILING, Health.SUSPENDED), f"{c.name} is {c.get_health_display().lower()}{reason}")
+        out[(c.pk, AlertCondition.NEEDS_ATTENTION)] = Finding(
+            c.health == Health.NEEDS_ATTENTION, f"{c.name} needs attention{reason}")
+        attempt = latest_rotation.get(c.pk)
+        failed = attempt is not None and attempt.state in (RotationState.FAILED, RotationState.OUTCOME_UNKNOWN)
+        out[(c.pk, AlertCondition.ROTATION_FAILED)] = Finding(failed, (
+            f"rotation of {c.name} at {attempt.started_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"{'has an unknown outcome' if attempt.state == RotationState.OUTCOME_UNKNOWN else 'failed'}"
+            + (f" (vendor request id {attempt.vendor_request_id})" if attempt.vendor_request_id else "")
+            + (f": {attempt.error}" if attempt.error else "")) if failed else "")
+        threshold = rules.get((c.pk, AlertCondition.HEADROOM_LOW))
+        pct = None
+        if c.rl_limit and c.rl_remaining is not None and (c.rl_reset_at is None or c.rl_reset_at > now):
+            pct = 100.0 * c.rl_remaining / c.rl_limit
+        limit_pct = threshold.threshold if threshold and threshold.threshold is not None else 10.0
+        out[(c.pk, AlertCondition.HEADROOM_LOW)] = Finding(
+            pct is not None and pct < limit_pct,
+            f"{c.name}: {c.rl_remaining} of {c.rl_limit} requests left ({pct:.0f}%, alert below {limit_pct:g}%)"
+            if pct is not None else "")
+        last_429 = recent_429.get(c.pk)
+        blocked = c.blocked_until is not None and c.blocked_until > now
+        out[(c.pk, AlertCondition.RATE_LIMITED)] = Finding(
+            bool(last_429) or blocked,
+            (f"{c.name} received 429 Too Many Requests at {last_429:%H:%M:%S} UTC" if last_429 else
+             f"{c.name} is blocked by the vendor until {c.blocked_until:%H:%M:%S} UTC") if (last_429 or blocked) else "")
+        expiring = rules.get((c.pk, AlertCondition.CREDENTIAL_EXPIRING))
+        hours = expiring.threshold if expiring and expiring.threshold is not None else 24.0
+        detail = ""
+        expires = expiries.get(c.pk)
+        if expires is not None and expires - now < dt.timedelta(hours=hours):
+            detail = f"the credential of {c.name} expires at {expires:%Y-%m-%d %H:%M} UTC"
+        elif c.refresh_interval and c.next_refresh_at and c.next_refresh_at < now - REFRESH_OVERDUE_GRACE:
+            detail = f"the scheduled refresh of {c.name} is overdue since {c.next_refresh_at:%Y-%m-%d %H:%M} UTC"
+        out[(c.pk, AlertCondition.CREDENTIAL_EXPIRING)] = Finding(bool(detail), detail)
+    return out
+
+
+# -- transitions ---------------------------------------------------------------------------
+
+def in_maintenance(connection_ids: list[int], now: dt.datetime) -> set[int]:
+    return set(MaintenanceWindow.objects.filter(connection_id__in=connection_ids, starts_at__lte=now,
+                                                ends_at__gt=now).values_list("connection_id", flat=True))
+
+
+def evaluate(*, connection_ids: list[int] | None = None, now: dt.datetime | None = None) -> list[AlertEvent]:
+    """Compare every condition with its stored state; record and queue alerts for transitions."""
+    now = now or timezone.now()
+    qs = Connection.objects.filter(enabled=True)
+    if connection_ids is not None:
+        qs = qs.filter(pk__in=connection_ids)
+    connections = list(qs)
+    if not connections:
+        return []
+    rules = effective_rules(connections)
+    findings = _findings(connections, rules, now)
+    maintenance = in_maintenance([c.pk for c in connections], now)
+    states = {(s.connection_id, s.condition): s for s in AlertState.objects.filter(connection__in=connections)}
+    events = []
+    for c in connections:
+        for condition in AlertCondition.values:
+            rule = rules.get((c.pk, condition))
+            finding = findings[(c.pk, condition)]
+            state = states.get((c.pk, condition))
+            if rule is None or not rule.enabled:
+                finding = Finding(False)  # a disabled rule ends nothing loudly and starts nothing
+                if state is None or not state.active:
+                    continue
+                event = _transition(c, condition, finding, now, rule, suppressed="rule disabled")
+            elif state is None and not finding.active:
+                continue
+            elif state is not None and state.active == finding.active:
+                continue
+            else:
+                event = _transition(c, condition, finding, now, rule,
+                                    suppressed="maintenance window" if c.pk in maintenance else "")
+            if event is not None:
+                events.append(event)
+    return events
+
+
+def _transition(connection: Connection, condition: str, finding: Finding, now, rule: AlertRule | None,
+                suppressed: str) -> AlertEvent | None:
+    with transaction.atomic():
+        state, _ = AlertState.objects.get_or_create(connection=connection, condition=condition,
+                                                    defaults={"active": False, "since": now})
+        state = AlertState.objects.select_for_update().get(pk=state.pk)
+        if state.active == finding.active:
+            return None  # another evaluator got here first
+        begin = finding.active
+        label = AlertCondition(condition).label
+        if begin:
+            message = f"{label}: {finding.detail}"
+            cooldown = dt.timedelta(minutes=rule.cooldown_minutes if rule else 30)
+            if not suppressed and state.last_notified_at and now - state.last_notified_at < cooldown:
+                suppressed = f"cooldown ({rule.cooldown_minutes if rule else 30} min)"
+        else:
+            message = f"Resolved — {label}: {connection.name} is back to normal ({state.detail or 'condition ended'})"
+            if not suppressed and state.last_notified_at is None:
+                suppressed = "its start was not notified"
+        event = AlertEvent.objects.create(connection=connection, condition=condition,
+                                          transition="begin" if begin else "end", at=now, message=message,
+                                          suppressed=suppressed)
+        state.active = begin
+        state.since = now
+        state.detail = finding.detail[:500] if begin else ""
+        if not suppressed:
+            state.last_notified_at = now if begin else state.last_notified_at
+            _queue(event, subject=f"[Switchboard] {'' if begin else 'Resolved: '}{connection.name}: {label}")
+        elif not begin:
+            state.last_notified_at = None
+        state.save()
+    return event
+
+
+def _queue(event: AlertEvent | None, *, subject: str, channels=None, body: str | None = None) -> list[AlertDelivery]:
+    deliveries = [
+        AlertDelivery.objects.create(event=event, channel=channel, subject=subject,
+                                     body=body if body is not None else event.message)
+        for channel in (channels if channels is not None else AlertChannel.objects.filter(enabled=True))
+    ]
+    ids = [d.pk for d in deliveries]
+
+    def enqueue():
+        from .alert_tasks import deliver_alert
+
+        for pk in ids:
+            deliver_alert.delay(pk)
+
+    transaction.on_commit(enqueue)
+    return deliveries
+
+
+# -- channels and delivery -----------------------------------------------------------------
+
+def _clean_channel(kind: str, target: str) -> tuple[dict, str]:
+    target = (target or "").strip()
+    if kind == "email":
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        addresses = [a.strip() for a in target.replace(";", ",").split(",") if a.strip()]
+        if not addresses:
+            raise SchemaError({"target": "give one or more e-mail addresses, separated by commas"})
+        for address in addresses:
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise SchemaError({"target": f"{address!r} is not an e-mail address"}) from None
+        return {"to": addresses}, ", ".join(addresses)
+    if kind == "webhook":
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SchemaError({"target": "give the webhook's full http(s) URL, e.g. https://hooks.slack.com/services/…"})
+        # The URL itself is a secret (Slack's carries the token): show only the host.
+        return {"url": target}, f"{parts.scheme}://{parts.hostname}/…"
+    raise SchemaError({"kind": "choose e-mail or webhook"})
+
+
+def channel_create(*, name: str, kind: str, target: str, actor: Actor) -> AlertChannel:
+    name = (name or "").strip()
+    if not name:
+        raise SchemaError({"name": "this field is required"})
+    if AlertChannel.objects.filter(name=name).exists():
+        raise SchemaError({"name": f"a channel named {name!r} already exists"})
+    config, display = _clean_channel(kind, target)
+    channel = AlertChannel.objects.create(name=name, kind=kind, config=config, display_target=display,
+                                          created_by_label=actor.label)
+    audit(actor=actor, action="alert.channel.create", details={"channel": name, "kind": kind, "target": display})
+    return channel
+
+
+def channel_delete(*, channel: AlertChannel, actor: Actor) -> None:
+    audit(actor=actor, action="alert.channel.delete", details={"channel": channel.name, "kind": channel.kind})
+    channel.delete()
+
+
+def channel_test(*, channel: AlertChannel, actor: Actor) -> AlertDelivery:
+    """Queue a test alert to one channel; its outcome shows on the alerts page like any delivery."""
+    with transaction.atomic():
+        [delivery] = _queue(None, subject="[Switchboard] Test alert", channels=[channel],
+                            body=f"Test alert from Switchboard, sent by {actor.label}. If you read this, "
+                                 f"the channel {channel.name!r} works.")
+        audit(actor=actor, action="alert.channel.test", details={"channel": channel.name})
+    return delivery
+
+
+class DeliveryFailed(Exception):
+    pass
+
+
+def deliver(delivery_id: int, *, final_attempt: bool) -> str:
+    """Send one delivery. Raises DeliveryFailed (for Celery to retry) unless this was the last try."""
+    delivery = AlertDelivery.objects.select_related("channel", "event", "event__connection").get(pk=delivery_id)
+    if delivery.state == "sent":
+        return "sent"
+    delivery.attempts += 1
+    try:
+        _send(delivery)
+    except Exception as exc:  # any failure of the channel: record it, never lose it silently
+        delivery.last_error = _safe_error(exc, delivery.channel)
+        delivery.state = "failed" if final_attempt else "pending"
+        delivery.save(update_fields=["attempts", "last_error", "state"])
+        log.warning("alert delivery %s via %s failed (attempt %s): %s", delivery.pk, delivery.channel.name,
+                    delivery.attempts, delivery.last_error)
+        if final_attempt:
+            return "failed"
+        raise DeliveryFailed(delivery.last_error) from None
+    delivery.state = "sent"
+    delivery.sent_at = timezone.now()
+    delivery.last_error = ""
+    delivery.save(update_fields=["attempts", "state", "sent_at", "last_error"])
+    return "sent"
+
+
+def _send(delivery: AlertDelivery) -> None:
+    config = delivery.channel.config.reveal()
+    if delivery.channel.kind == "email":
+        send_mail(delivery.subject, delivery.body, settings.DEFAULT_FROM_EMAIL, config["to"], fail_silently=False)
+        return
+    from . import guard
+
+    refusal = guard.check_url(config["url"])
+    if refusal is not None:
+        raise DeliveryFailed(refusal.message)
+    import requests
+
+    event = delivery.event
+    payload = {
+        # Slack-compatible: `text` is what Slack and most chat webhooks display.
+        "text": f"*{delivery.subject}*\n{delivery.body}",
+        "subject": delivery.subject,
+        "message": delivery.body,
+        "connection": event.connection.name if event else None,
+        "condition": event.condition if event else "test",
+        "transition": event.transition if event else "test",
+        "at": (event.at if event else delivery.created_at).isoformat(),
+    }
+    response = requests.post(config["url"], data=json.dumps(payload), timeout=WEBHOOK_TIMEOUT,
+                             headers={"Content-Type": "application/json"}, allow_redirects=False)
+    if not 200 <= response.status_code < 300:
+        raise DeliveryFailed(f"the webhook answered HTTP {response.status_code}")
+
+
+def _safe_error(exc: Exception, channel: AlertChannel) -> str:
+    message = f"{type(exc).__name__}: {exc}"
+    if channel.kind == "webhook":
+        url = channel.config.reveal().get("url", "")
+        if url:
+            message = message.replace(url, channel.display_target)
+    return message[:1000]
+
+
+# -- maintenance windows -------------------------------------------------------------------
+
+def maintenance_create(*, connection: Connection, starts_at: dt.datetime, ends_at: dt.datetime, reason: str,
+                       actor: Actor) -> MaintenanceWindow:
+    if ends_at <= starts_at:
+        raise SchemaError({"ends_at": "must be after the start"})
+    if ends_at - starts_at > dt.timedelta(days=14):
+        raise SchemaError({"ends_at": "a maintenance window lasts at most 14 days"})
+    window = MaintenanceWindow.objects.create(connection=connection, starts_at=starts_at, ends_at=ends_at,
+                                              reason=reason.strip()[:300], created_by_label=actor.label)
+    audit(actor=actor, action="alert.maintenance", connection=connection,
+          details={"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat(), "reason": window.reason})
+    return window
+
+
+def maintenance_end(*, window: MaintenanceWindow, actor: Actor) -> None:
+    now = timezone.now()
+    if window.ends_at > now:
+        window.ends_at = max(now, window.starts_at)
+        window.save(update_fields=["ends_at"])
+        audit(actor=actor, action="alert.maintenance.end", connection=window.connection,
+              details={"window": window.pk})
