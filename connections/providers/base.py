@@ -2,12 +2,27 @@
 
 A provider is one module per vendor, registered by key in registry.py. This module
 holds the schema types (credential fields, connection options) the vault's forms and
-CLI validate against, and the Provider base class.
+CLI validate against, the outbound types the client hands to providers (RequestSpec,
+Outbound, Reply, ErrorInfo, RateLimitInfo, ThrottlePlan, RetryPolicy), and the Provider
+base class. The base implements the generic HTTP behaviour (URL joining, body parsing by
+Content-Type, error envelopes, rate-limit headers, retry with backoff); each vendor
+overrides the small hooks where its documentation (shared/VENDORS.md) says otherwise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import datetime as dt
+import html
+import json
+import random
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -65,6 +80,271 @@ def _clean_fields(fields: tuple[Field, ...], data: object, *, what: str, allow_u
     return cleaned
 
 
+
+
+# ----------------------------------------------------------------------------- outbound types
+#
+# The client (connections/client.py) drives every request; providers only answer small
+# questions about their vendor through the hooks below. Nothing here does I/O.
+
+JSON = "application/json"
+XML = "application/xml"
+
+# Query-string parameters whose values are never logged (besides every credential value).
+SECRET_PARAM_NAMES = frozenset({
+    "token", "access_token", "refresh_token", "id_token", "password", "passwd", "secret", "client_secret",
+    "api_key", "apikey", "key", "signature", "sig", "auth", "session", "session_token", "code",
+})
+# JSON keys whose string values in a response are secrets (a refresh's new token, a login's session).
+_SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_?key|authorization|session)", re.I)
+_NOT_SECRET_KEY = re.compile(r"(expir|lifetime|type|_at$|ttl|scope)", re.I)
+
+
+@dataclass
+class RequestSpec:
+    """What a caller wants sent. `path` is relative to the connection's API root (the provider
+    normalises it); `auth` names how to authenticate: "default", "none", or a provider mode
+    (TeleTracker: "login"). `expect`: media types acceptable in a successful answer (None: the
+    provider's default). `idempotent`: None means by method (POST is not)."""
+
+    method: str
+    path: str
+    params: dict | None = None
+    json: Any = None
+    data: Any = None
+    headers: dict | None = None
+    auth: str = "default"
+    expect: tuple[str, ...] | None = None
+    idempotent: bool | None = None
+
+    def is_idempotent(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+
+
+@dataclass
+class Outbound:
+    """The request being built: authenticate() adds headers, parameters or body fields."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    json: Any = None
+    data: Any = None
+    auth: str = "default"
+
+
+@dataclass
+class Reply:
+    """A response as provider hooks see it: the body is read (capped) and parsed by Content-Type."""
+
+    status: int
+    headers: Mapping[str, str]
+    content_type: str  # media type, lower case, no parameters ("" when absent)
+    body: bytes
+    text: str
+    data: Any = None  # parsed JSON, or a dict for XML; None for HTML, text and empty bodies
+    parse_error: str = ""  # why a JSON/XML body could not be parsed
+    truncated: bool = False  # the body was longer than the client reads
+
+    @property
+    def kind(self) -> str:
+        return media_kind(self.content_type, self.body)
+
+
+@dataclass
+class ErrorInfo:
+    code: str = ""
+    message: str = ""
+    request_id: str = ""
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class RateLimitInfo:
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: float | None = None  # Unix time
+    bucket: str = ""
+    retry_after: float | None = None  # seconds from now
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in (("limit", self.limit), ("remaining", self.remaining), ("reset", self.reset_at),
+                                  ("bucket", self.bucket), ("retry_after", self.retry_after))
+                if v not in (None, "")}
+
+    def __bool__(self) -> bool:
+        return bool(self.as_dict())
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One throttle rule. kind: "pace" (at most `limit` per `period` seconds, evenly spaced, in any
+    sliding window), "concurrency" (at most `limit` in flight, lease-based), "window" (at most
+    `limit` per fixed window of `period` seconds, aligned to the epoch)."""
+
+    kind: str
+    scope: str
+    limit: int
+    period: float = 1.0
+
+
+@dataclass(frozen=True)
+class ThrottlePlan:
+    rules: tuple[Rule, ...] = ()
+    # Where a vendor's "stop sending until T" (Retry-After, X-RateLimit-Reset) applies.
+    block_scope: str = ""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5  # tries in all, the first included
+    retry_statuses: frozenset[int] = frozenset({500, 502, 503, 504})
+    backoff_base: float = 1.0  # seconds before the first retry; doubles each time
+    backoff_cap: float = 30.0
+    jitter: bool = True  # "full" jitter between 50% and 100% of the step
+    retry_network: bool = True
+    retry_429: bool = True
+    # Clever's X-RateLimit-Reset comes from the vendor's clock: allow for skew.
+    reset_skew: float = 1.0
+
+
+@dataclass
+class Attempt:
+    """What the retry policy decides on: one attempt's status (None: no answer) and signals."""
+
+    number: int
+    status: int | None
+    outcome: str
+    error: ErrorInfo
+    rate: RateLimitInfo
+    maybe_delivered: bool
+    idempotent: bool
+
+
+class RefreshError(ValueError):
+    """A refresh or login answer that does not carry what the vendor documents."""
+
+
+def media_kind(content_type: str, body: bytes = b"") -> str:
+    """json, xml, html, text or empty: by Content-Type first, by sniffing only when it is absent."""
+    if not body.strip():
+        return "empty"
+    ct = content_type.lower()
+    if "json" in ct:
+        return "json"
+    if "html" in ct:
+        return "html"
+    if "xml" in ct:
+        return "xml"
+    if ct:
+        return "text"
+    head = body.lstrip()[:64].lower()
+    if head[:1] in (b"{", b"["):
+        return "json"
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    if head.startswith(b"<"):
+        return "xml"
+    return "text"
+
+
+def xml_to_dict(element: ET.Element) -> Any:
+    children = list(element)
+    if not children:
+        return (element.text or "").strip()
+    out: dict[str, Any] = {}
+    for child in children:
+        value = xml_to_dict(child)
+        if child.tag in out:
+            if not isinstance(out[child.tag], list):
+                out[child.tag] = [out[child.tag]]
+            out[child.tag].append(value)
+        else:
+            out[child.tag] = value
+    return out
+
+
+def parse_body(content_type: str, body: bytes, text: str) -> tuple[Any, str]:
+    """(data, parse error) by media kind. HTML, text and empty bodies give (None, "")."""
+    kind = media_kind(content_type, body)
+    if kind == "json":
+        try:
+            return json.loads(text), ""
+        except ValueError as exc:
+            return None, f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    if kind == "xml":
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError as exc:
+            return None, f"malformed XML ({exc})"
+        return {root.tag: xml_to_dict(root)} if list(root) == [] else xml_to_dict(root), ""
+    return None, ""
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
+_H1 = re.compile(rb"<h1[^>]*>(.*?)</h1>", re.I | re.S)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def html_summary(body: bytes) -> str:
+    """The title (or first heading) of an HTML page, as one short line."""
+    for pattern in (_TITLE, _H1):
+        match = pattern.search(body[:65536])
+        if match:
+            text = _TAGS.sub(" ", match.group(1).decode("utf-8", "replace"))
+            text = " ".join(html.unescape(text).split())
+            if text:
+                return text[:200]
+    return ""
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.strip().split())
+    return line[:limit]
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+STATUS_CODES = {400: "bad_request", 401: "unauthorized", 402: "invalid_parameters", 403: "forbidden",
+                404: "not_found", 405: "method_not_allowed", 409: "conflict", 413: "too_large",
+                415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited", 500: "server_error",
+                501: "not_implemented", 502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout"}
+
+
+def status_code_name(status: int) -> str:
+    return STATUS_CODES.get(status, f"http_{status}")
+
+
+def basic_token(username: str, password: str) -> str:
+    return base64.b64encode(f"{username}:{password}".encode()).decode()
 class Provider:
     """Base class. Subclasses set the class attributes and override the hooks that differ."""
 
@@ -78,6 +358,9 @@ class Provider:
     rescinds_on_refresh: bool = False
     # What the connection test proves, shown on the page next to the result.
     test_proves: str = ""
+    # Media types a successful answer may carry (an empty body always passes).
+    expected_types: tuple[str, ...] = (JSON,)
+    retry_policy: RetryPolicy = RetryPolicy()
 
     # -- schema -------------------------------------------------------------
     def clean_secret(self, data: object) -> dict:
@@ -106,3 +389,220 @@ class Provider:
     def describe_test(self, options: dict) -> str:
         return self.test_proves
 
+    # -- addressing ---------------------------------------------------------
+    def api_root(self, base_url: str) -> str:
+        """The base URL normalised to the root that request paths are appended to."""
+        return base_url.strip().rstrip("/")
+
+    def url_for(self, base_url: str, path: str) -> str:
+        """The full URL of a request path. Absolute URLs are refused: a credential only ever
+        goes to its connection's own base URL."""
+        if "://" in path.split("?", 1)[0] or path.startswith("//"):
+            raise ValueError("the path must be relative to the connection's base URL, not a full URL")
+        return self.api_root(base_url) + "/" + path.lstrip("/")
+
+    # -- authentication -------------------------------------------------------
+    def authenticate(self, request: Outbound, secret: dict, options: dict) -> None:
+        """Add the credential to an outbound request (headers, parameters or body fields)."""
+
+    def secret_values(self, secret: dict) -> list[str]:
+        """Every credential value that must never appear in a log row (the redactor adds the
+        base64, URL-encoded and JSON-escaped forms). Includes "user:password" for Basic."""
+        skip = {f.name for f in self.credential_fields if f.choices}
+        values: list[str] = []
+
+        def walk(obj: Any) -> None:
+            if isinstance(obj, dict):
+                for k, v in obj.items():
+                    if k not in skip:
+                        walk(v)
+            elif isinstance(obj, list | tuple):
+                for v in obj:
+                    walk(v)
+            elif isinstance(obj, str) and obj:
+                values.append(obj)
+
+        walk(secret)
+        if secret.get("username") and secret.get("password"):
+            values.append(f"{secret['username']}:{secret['password']}")
+        return values
+
+    def response_secrets(self, data: Any) -> list[str]:
+        """Secret values an answer carries (a refresh's new token, a login's session tokens):
+        string values under token/secret/password/session keys, found anywhere in the body."""
+        found: list[str] = []
+
+        def walk(obj: Any, key: str = "") -> None:
+            if isinstance(obj, dict):
+                for k, v in obj.items():
+                    walk(v, str(k))
+            elif isinstance(obj, list):
+                for v in obj:
+                    walk(v, key)
+            elif isinstance(obj, str) and obj and _SECRET_KEY.search(key) and not _NOT_SECRET_KEY.search(key):
+                found.append(obj)
+
+        walk(data)
+        return found
+
+    # Sessions (TeleTracker bearer sessions): a login before the first call, stored encrypted.
+    def needs_session(self, secret: dict, options: dict, spec: RequestSpec) -> bool:
+        return False
+
+    def has_session(self, secret: dict) -> bool:
+        return False
+
+    def login_request(self, options: dict) -> RequestSpec:
+        raise NotImplementedError(f"{self.key} has no sessions")
+
+    def parse_login(self, secret: dict, data: Any, now: float) -> dict:
+        raise NotImplementedError(f"{self.key} has no sessions")
+
+    # -- the connection test ----------------------------------------------------
+    def test_request(self, options: dict) -> RequestSpec:
+        raise NotImplementedError
+
+    def run_test(self, send: Callable[[RequestSpec], Any], options: dict) -> Any:
+        """Run the connection test through `send` (the client); returns its Result."""
+        return send(self.test_request(options))
+
+    # -- refresh (rescind-on-refresh vendors) -------------------------------------
+    def can_refresh(self, secret: dict) -> bool:
+        return False
+
+    def refresh_request(self, secret: dict) -> RequestSpec:
+        raise NotImplementedError(f"{self.key} has no refresh endpoint")
+
+    def parse_refresh(self, secret: dict, data: Any, now: float | None = None) -> dict:
+        """The new secret from a successful refresh answer; RefreshError when it is not there."""
+        raise NotImplementedError(f"{self.key} has no refresh endpoint")
+
+    def probe_request(self, secret: dict, options: dict) -> RequestSpec | None:
+        """A cheap authenticated call that tells whether a (possibly rescinded) secret is still
+        accepted, without rotating anything; None when the vendor has none (rotation.py)."""
+        return None
+
+    probe_hint: str = ""  # what an operator can change so a probe becomes possible
+
+    def credential_meta(self, secret: dict) -> dict:
+        """Non-secret facts stored with a credential (e.g. a session's expiry)."""
+        return {}
+
+    # -- answers -----------------------------------------------------------------
+    def accepts(self, options: dict) -> tuple[str, ...]:
+        return self.expected_types
+
+    def is_success(self, reply: Reply) -> bool:
+        return 200 <= reply.status < 300
+
+    def request_id(self, reply: Reply) -> str:
+        for name in ("X-Request-Id", "X-Request-ID", "Request-Id", "X-Correlation-Id"):
+            value = reply.headers.get(name)
+            if value:
+                return value[:200]
+        return ""
+
+    def error_message(self, reply: Reply) -> str:
+        """A readable message from whatever the body is."""
+        data = reply.data
+        if isinstance(data, dict):
+            for key in ("message", "error_msg", "errorDetail", "detail", "title", "error_description", "error"):
+                value = data.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()[:1000]
+                if isinstance(value, dict):
+                    for inner in ("message", "error_msg", "detail"):
+                        if isinstance(value.get(inner), str) and value[inner].strip():
+                            return value[inner].strip()[:1000]
+        kind = reply.kind
+        if kind == "html":
+            summary = html_summary(reply.body)
+            return f"HTML page: {summary}" if summary else "an HTML page instead of an API answer"
+        if kind == "empty":
+            return f"HTTP {reply.status} with an empty body"
+        if kind == "text":
+            return first_line(reply.text)
+        if reply.parse_error:
+            return reply.parse_error
+        return f"HTTP {reply.status}"
+
+    def parse_error(self, reply: Reply) -> ErrorInfo:
+        """(code, message, vendor request id, details) of an answer that is not a success."""
+        code = status_code_name(reply.status) if not 200 <= reply.status < 300 else "vendor_error"
+        details: dict = {}
+        if reply.parse_error:
+            details["parse_error"] = reply.parse_error
+        return ErrorInfo(code=code, message=self.error_message(reply), request_id=self.request_id(reply),
+                         details=details)
+
+    def is_auth_failure(self, status: int | None, error: ErrorInfo) -> bool:
+        """Did the vendor reject the credential? (Pauses scheduled tests: accounts lock.)"""
+        return status == 401
+
+    # -- rate limits, blocks and retries ---------------------------------------------
+    def rate_limit(self, reply: Reply, now: float) -> RateLimitInfo:
+        h = reply.headers
+        reset = _int(h.get("X-RateLimit-Reset"))
+        if reset is not None and reset < 10**9:  # some vendors send seconds-until-reset
+            reset = int(now) + reset
+        return RateLimitInfo(
+            limit=_int(h.get("X-RateLimit-Limit")),
+            remaining=_int(h.get("X-RateLimit-Remaining")),
+            reset_at=float(reset) if reset is not None else None,
+            bucket=(h.get("X-RateLimit-Bucket") or "")[:100],
+            retry_after=parse_retry_after(h.get("Retry-After"), now),
+        )
+
+    def wait_for_rate_limit(self, rate: RateLimitInfo, now: float) -> float | None:
+        """How long the vendor asked us to wait: Retry-After, else until X-RateLimit-Reset."""
+        if rate.retry_after is not None:
+            return rate.retry_after
+        if rate.reset_at is not None:
+            return max(0.0, rate.reset_at - now) + self.retry_policy.reset_skew
+        return None
+
+    def block_until(self, status: int | None, rate: RateLimitInfo, now: float) -> float | None:
+        """Unix time before which nothing more may be sent in this provider's block scope."""
+        if status == 429:
+            wait = self.wait_for_rate_limit(rate, now)
+            return now + wait if wait else None
+        if rate.remaining == 0 and rate.reset_at is not None and rate.reset_at > now - 1:
+            return rate.reset_at + self.retry_policy.reset_skew
+        return None
+
+    def backoff(self, retry_number: int) -> float:
+        """Seconds before retry n (1-based): base, 2 x base, 4 x base, ... capped, with jitter."""
+        p = self.retry_policy
+        step = min(p.backoff_cap, p.backoff_base * 2 ** (retry_number - 1))
+        return step * (0.5 + random.random() / 2) if p.jitter else step
+
+    def retry_delay(self, attempt: Attempt, now: float | None = None) -> float | None:
+        """Seconds to wait before trying again, or None to stop."""
+        now = time.time() if now is None else now
+        p = self.retry_policy
+        if attempt.number >= p.max_attempts:
+            return None
+        status = attempt.status
+        if status == 401:
+            return None  # never: vendors lock accounts after 3 to 5 failures (VENDORS.md edge case 7)
+        if status is None:
+            if attempt.outcome == "throttled" or not p.retry_network:
+                return None
+            if attempt.maybe_delivered and not attempt.idempotent:
+                return None  # the vendor may have acted on it: never repeat a non-idempotent call blindly
+            return self.backoff(attempt.number)
+        if status == 429:
+            if not p.retry_429:
+                return None
+            wait = self.wait_for_rate_limit(attempt.rate, now)
+            return wait if wait is not None else self.backoff(attempt.number)
+        if status in p.retry_statuses and attempt.idempotent:
+            if attempt.rate.retry_after is not None:
+                return attempt.rate.retry_after
+            return self.backoff(attempt.number)
+        return None
+
+    def throttle_plan(self, *, connection_id: int, fingerprint: str) -> ThrottlePlan:
+        """Rules the shared limiter enforces before each attempt; by default none, and a block
+        (from Retry-After) that applies to this connection only."""
+        return ThrottlePlan(rules=(), block_scope=f"{self.key}:connection:{connection_id}")
