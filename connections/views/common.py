@@ -15,8 +15,19 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def can(perm: str):
-    """Permission check (never group names); 403 for a signed-in user without it."""
-    return permission_required(f"connections.{perm}", raise_exception=True)
+    """Declare and check the permission a view needs (never group names): 403 without it.
+
+    The declaration (`view.required_permission`) is also read by PermissionMiddleware, which
+    checks it before any method check and refuses views that declare nothing (default deny).
+    """
+    check = permission_required(f"connections.{perm}", raise_exception=True)
+
+    def decorate(view):
+        wrapped = check(view)
+        wrapped.required_permission = f"connections.{perm}"
+        return wrapped
+
+    return decorate
 
 
 def get_connection(name: str) -> Connection:
