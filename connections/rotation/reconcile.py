@@ -1,0 +1,234 @@
+"""Settling what a dead worker left behind, and deciding when a proactive refresh is due.
+
+`reconcile_rotations()` runs on a short beat interval (connections/scheduling.py): it imports
+this machine's recovery spool, settles journal rows left `started` whose lease expired (by
+the same probe a live rotation uses for an unknown outcome), and clears stale claims, so
+nothing stays claimed forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..models import Connection, Credential, CredentialState, Health, RotationAttempt, RotationState
+from ..services.audit import Actor
+from ..services.vault import active_credential
+from . import spool
+from .core import (
+    RotationOutcome,
+    claim_connection,
+    journal_finish,
+    outcome_from,
+    release_claim,
+    release_stale_claims,
+    set_health,
+    utc,
+)
+
+log = logging.getLogger(__name__)
+
+RECONCILER = Actor(label="reconciler", via="schedule")
+PROBE_TRIES = 3
+# Refresh a session this long before it expires (at most half its lifetime).
+SESSION_MARGIN_SECONDS = 300
+
+
+# ---------------------------------------------------------------------------- settling
+
+
+def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Credential | None, actor: Actor,
+                    task_id: str = "", when: datetime | None = None, what: str = "",
+                    probe=None) -> RotationOutcome:
+    """Decide an attempt whose refresh may or may not have happened, by asking the OLD secret.
+
+    Never repeats the refresh. The probe itself is safe to repeat (it rotates nothing), so a
+    flaky answer is asked again a couple of times before giving up.
+    """
+    from .refresh import lost_answer_advice, probe_old
+
+    when = when or attempt.started_at
+    provider = connection.provider_obj
+    if old is None:
+        message = f"{what}; no old credential was recorded, so nothing can be probed."
+        with transaction.atomic():
+            journal_finish(attempt, state=RotationState.OUTCOME_UNKNOWN, actor=actor, error=message)
+        set_health(connection.pk, Health.NEEDS_ATTENTION, message)
+        return outcome_from(attempt, message)
+    for n in range(PROBE_TRIES):
+        if probe is None or probe.verdict == "inconclusive":
+            if n:
+                time.sleep(n)
+            probe = probe_old(connection=connection, credential=old, actor=actor, task_id=task_id)
+        if probe.verdict != "inconclusive":
+            break
+
+    if probe.verdict == "alive":
+        message = (f"{provider.label} did not rotate: {what}, and the current secret is still accepted "
+                   f"({probe.detail}). Nothing changed; the current secret stays active. Try again later.")
+        with transaction.atomic():
+            journal_finish(attempt, state=RotationState.FAILED, actor=actor, step="probed_alive", error=message)
+        return outcome_from(attempt, message)
+
+    # The secret may be gone. A token the vendor issued may still be on this machine's disk.
+    path = spool.spooled_for(attempt.id)
+    if path is not None:
+        recovered = spool.recover_spool(actor=actor)
+        attempt.refresh_from_db()
+        mine = [r for r in recovered if r.attempt_id == str(attempt.id)]
+        if mine and mine[0].status in ("imported", "already_stored", "conflict"):
+            return outcome_from(attempt, f"{what}; the new secret was in the recovery spool: {mine[0].message}")
+
+    if probe.verdict == "rejected":
+        if provider.has_session(old.reveal()):
+            # TeleTracker: the refresh token is gone but the password is not. Drop the session; the
+            # next call logs in again (services/sessions.py).
+            from ..services.sessions import session_forget
+
+            message = (f"{what}; the old session is rejected ({probe.detail}), so the refresh probably "
+                       "happened and its answer was lost. The session was dropped; the next call logs in "
+                       "again with the stored password. Nothing for an operator to do.")
+            with transaction.atomic():
+                session_forget(credential=old)
+                journal_finish(attempt, state=RotationState.RECOVERED, actor=actor, step="session_dropped",
+                               error=message)
+            return outcome_from(attempt, message)
+        message = lost_answer_advice(connection=connection, attempt=attempt, when=when, probe=probe)
+        with transaction.atomic():
+            journal_finish(attempt, state=RotationState.OUTCOME_UNKNOWN, actor=actor, step="probed_rejected",
+                           error=f"{what}. {message} Probe: {probe.detail}. If a worker may have spooled the "
+                                 "new secret, run `connections recover` on each worker machine first.")
+            set_health(connection.pk, Health.NEEDS_ATTENTION, message)
+        return outcome_from(attempt, message)
+
+    # unavailable or still inconclusive: we cannot tell, and must not guess.
+    req = f" (request id {attempt.vendor_request_id})" if attempt.vendor_request_id else ""
+    message = (f"The {provider.label} refresh at {utc(when)}{req} got no answer and Switchboard cannot tell "
+               f"whether it rotated the secret{_hint(connection)}. Action: test with a call that checks the "
+               f"secret; if it is rejected, ask {provider.label} support for a new one quoting that time, "
+               "then paste it. Do not refresh again until then.")
+    with transaction.atomic():
+        journal_finish(attempt, state=RotationState.OUTCOME_UNKNOWN, actor=actor, step=f"probe_{probe.verdict}",
+                       error=f"{message} ({what}; probe: {probe.detail})")
+        set_health(connection.pk, Health.NEEDS_ATTENTION, message)
+    return outcome_from(attempt, message)
+
+
+def _hint(connection: Connection) -> str:
+    hint = getattr(connection.provider_obj, "probe_hint", "")
+    return f" ({hint})" if hint else ""
+
+
+def settle_attempt(attempt: RotationAttempt, *, actor: Actor = RECONCILER, task_id: str = "") -> RotationOutcome:
+    """Settle an attempt left `started` by a worker that stopped. The caller holds the claim."""
+    connection = attempt.connection
+    if spool.spooled_for(attempt.id) is not None:
+        results = [r for r in spool.recover_spool(actor=actor) if r.attempt_id == str(attempt.id)]
+        attempt.refresh_from_db()
+        if results and results[0].status in ("imported", "already_stored", "conflict"):
+            return outcome_from(attempt, "A stopped worker's new secret was in the recovery spool: "
+                                         + results[0].message)
+    if attempt.kind == "staged":
+        # A staged replacement only tests the new secret; nothing changed at the vendor.
+        message = ("The worker stopped before the new secret was verified; it was not promoted. "
+                   "The current secret is unchanged and still active. Paste the new secret again.")
+        with transaction.atomic():
+            if attempt.new_credential_id:
+                Credential.objects.filter(pk=attempt.new_credential_id, state=CredentialState.STAGED).update(
+                    state=CredentialState.RETIRED, retired_at=timezone.now())
+            journal_finish(attempt, state=RotationState.FAILED, actor=actor, error=message)
+        return outcome_from(attempt, message)
+    return settle_by_probe(attempt, connection=connection, old=attempt.old_credential, actor=actor,
+                           task_id=task_id, when=attempt.started_at,
+                           what=f"the worker running it stopped at step {attempt.step or 'unknown'!r}")
+
+
+def reconcile_rotations(*, now: datetime | None = None, actor: Actor = RECONCILER) -> list[dict]:
+    """Import this machine's spool, settle stale `started` attempts, clear stale claims."""
+    now = now or timezone.now()
+    report: list[dict] = [{"spool": r.as_dict()} for r in spool.recover_spool(actor=actor)]
+    stale = RotationAttempt.objects.filter(state=RotationState.STARTED).filter(
+        Q(lease_until__lt=now) | Q(lease_until__isnull=True)).select_related("connection", "old_credential")
+    for attempt in stale:
+        claim = claim_connection(attempt.connection_id, now=now)
+        if claim is None:
+            continue  # a live rotation (or another reconciler) holds it and settles it itself
+        try:
+            attempt.refresh_from_db()
+            if attempt.state != RotationState.STARTED:
+                continue
+            outcome = settle_attempt(attempt, actor=actor)
+            report.append({"attempt": outcome.as_dict()})
+        except Exception:
+            log.exception("settling rotation %s failed; the next run tries again", attempt.pk)
+        finally:
+            release_claim(attempt.connection_id, claim)
+    released = release_stale_claims(now=now)
+    if released:
+        report.append({"released_claims": released})
+    return report
+
+
+# ---------------------------------------------------------------------------- proactive refresh
+
+
+def _session_expiry(connection: Connection, credential: Credential) -> float | None:
+    """Unix time the credential's session expires (TeleTracker bearer sessions), from its meta."""
+    meta = credential.meta or {}
+    value = meta.get("session_expires_at")
+    if value is None:
+        hook = getattr(connection.provider_obj, "session_expires_at", None)
+        if hook is None:
+            return None
+        try:
+            value = hook(credential.reveal())
+        except Exception:
+            return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        try:
+            return datetime.fromisoformat(str(value)).timestamp()
+        except ValueError:
+            return None
+
+
+def next_refresh_time(connection: Connection, credential: Credential | None) -> datetime | None:
+    """The refresh interval after the credential became active, or before its session expires."""
+    if credential is None:
+        return None
+    candidates = []
+    base = credential.activated_at or credential.created_at or timezone.now()
+    if connection.refresh_interval:
+        candidates.append(base + timedelta(seconds=connection.refresh_interval))
+    expires = _session_expiry(connection, credential)
+    if expires is not None:
+        lifetime = max(0.0, expires - base.timestamp())
+        margin = min(SESSION_MARGIN_SECONDS, lifetime / 2)
+        candidates.append(datetime.fromtimestamp(expires - margin, tz=base.tzinfo))
+    return min(candidates) if candidates else None
+
+
+def connections_due_for_refresh(*, now: datetime | None = None) -> list[int]:
+    """Ids of enabled rescind-on-refresh connections whose refresh is due and that nobody is rotating."""
+    from ..providers import PROVIDERS
+    from .refresh import supports_refresh
+
+    now = now or timezone.now()
+    keys = [key for key, p in PROVIDERS.items() if p.rescinds_on_refresh]
+    due = []
+    candidates = Connection.objects.filter(provider__in=keys, enabled=True).exclude(
+        health=Health.NEEDS_ATTENTION).filter(Q(rotation_claim__isnull=True) | Q(rotation_lease_until__lt=now))
+    for connection in candidates:
+        credential = active_credential(connection)
+        if credential is None or not supports_refresh(connection, credential):
+            continue
+        when = connection.next_refresh_at or next_refresh_time(connection, credential)
+        if when is not None and when <= now:
+            due.append(connection.pk)
+    return due
