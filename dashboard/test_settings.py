@@ -26,7 +26,7 @@ SERVICES_AVAILABLE = POSTGRES_AVAILABLE and REDIS_AVAILABLE
 
 os.environ["DEBUG"] = "false"
 os.environ["SECRET_KEY"] = "test-secret-key-not-for-production"
-os.environ["SECURE_COOKIES"] = "false"
+os.environ["HTTPS_ONLY"] = "false"
 os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
 os.environ["OUTBOUND_ALLOW_PRIVATE_NETWORKS"] = "true"
 # Two fixed test keys, newest first (never used outside tests).

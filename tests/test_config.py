@@ -14,7 +14,7 @@ GOOD_KEY = "mHWpJZ5C_8lJthykFMT0jVbJunxHg-_GB5Z4P0YBXsU="
 def manage(*args, **env):
     base = {k: v for k, v in os.environ.items() if k not in {
         "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "SECRET_KEY", "DEBUG", "CREDENTIAL_KEYS", "CACHE_URL",
-        "CELERY_BROKER_URL", "DEMO_MODE", "ALLOWED_HOSTS", "OUTBOUND_ALLOW_PRIVATE_NETWORKS"}}
+        "CELERY_BROKER_URL", "DEMO_MODE", "ALLOWED_HOSTS", "OUTBOUND_ALLOW_PRIVATE_NETWORKS", "HTTPS_ONLY"}}
     base.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "SWITCHBOARD_SKIP_DOTENV": "1"}, **env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=base, capture_output=True,
                           text=True, timeout=60)
@@ -59,3 +59,10 @@ class TestStartupConfiguration:
         result = manage("check", DEBUG="false", SECRET_KEY="x" * 50, CREDENTIAL_KEYS=GOOD_KEY,
                         ALLOWED_HOSTS="switchboard.example.com")
         assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", DEBUG="false", SECRET_KEY="k" * 20 + "-a8Z!q2#Lm9$wP4^tR7&yB1*" * 2,
+                    CREDENTIAL_KEYS=GOOD_KEY, ALLOWED_HOSTS="switchboard.example.com")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
