@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.db.models import Case, Count, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import TruncDay, TruncHour
 from django.shortcuts import get_object_or_404
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
@@ -19,6 +20,7 @@ from .models import (
     Connection,
     Credential,
     CredentialState,
+    Health,
     Outcome,
     RequestLog,
     RotationAttempt,
@@ -250,6 +252,7 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
         "tail_cursor": tail_cursor,
         "tail_query": filters.querystring(after=tail_cursor) if tail_cursor is not None else "",
         "connection_names": list(names.values()),
+        "detail_prefix": reverse("request_detail", args=[0])[:-2],  # "/log/": rows add "<id>/"
         "vendors": PROVIDERS,
         "operations": OPERATIONS,
         "outcomes": Outcome.choices,
@@ -529,14 +532,39 @@ def _rotation_annotations() -> dict:
             "rotation_at": Subquery(latest.values("started_at")[:1])}
 
 
+_PLACEHOLDER = "name-placeholder"
+ROTATION_LABELS = dict(RotationState.choices)
+HEALTH_LABELS = dict(Health.choices)
+
+
+def _url_templates() -> dict[str, str]:
+    """Per-connection URLs, reversed once per page (200 rows x 5 reverses is measurable); a
+    route another area has not added yet is simply absent."""
+    urls = {}
+    for key, name in (("detail", "connection_detail"), ("errors", "connection_errors"), ("test", "connection_test"),
+                      ("rotate", "connection_rotate")):
+        try:
+            urls[key] = reverse(name, args=[_PLACEHOLDER])
+        except NoReverseMatch:
+            pass
+    return urls
+
+
 def overview(*, now: datetime | None = None) -> dict:
     """Every connection with health, 24 h error rate and trend, headroom and rotation state. Two queries."""
     now = now or timezone.now()
     connections = list(Connection.objects.order_by("name").annotate(**_rotation_annotations()))
     stats = _log_stats(now=now)
+    empty_hours = _buckets(now - timedelta(hours=23), now, "hour")[-24:]
+
+    def empty() -> LogStats:
+        return LogStats(empty_hours, [0] * len(empty_hours), [0] * len(empty_hours))
+
+    url_templates = _url_templates()
+    log_url = reverse("request_log")
     vendor_stats: dict[str, LogStats] = {}
     for c in connections:
-        v = vendor_stats.setdefault(c.provider, _empty_stats(now))
+        v = vendor_stats.setdefault(c.provider, empty())
         s = stats.get(c.pk)
         if s:  # per-vendor totals, for budgets shared by every connection of a vendor
             v.last_second += s.last_second
@@ -546,10 +574,14 @@ def overview(*, now: datetime | None = None) -> dict:
     counts: dict[str, int] = {}
     memo: dict = {}
     for c in connections:
-        c.rotation_label = RotationState(c.rotation_state).label if c.rotation_state in RotationState.values else ""
-        s = stats.get(c.pk) or _empty_stats(now)
+        c.rotation_label = ROTATION_LABELS.get(c.rotation_state, "")
+        c.health_label = HEALTH_LABELS.get(c.health, c.health)  # get_FOO_display re-normalises choices per call
+        c.vendor_label = PROVIDERS[c.provider].label if c.provider in PROVIDERS else c.provider
+        s = stats.get(c.pk) or empty()
         headroom = headroom_for(c, s, vendor_stats=vendor_stats[c.provider], now=now, memo=memo)
-        rows.append({"connection": c, "stats": s, "headroom": headroom})
+        urls = {key: url.replace(_PLACEHOLDER, c.name) for key, url in url_templates.items()}
+        urls["log"] = f"{log_url}?connection={c.name}"
+        rows.append({"connection": c, "stats": s, "headroom": headroom, "urls": urls})
         counts[c.health] = counts.get(c.health, 0) + 1
     return {"rows": rows, "health_counts": counts, "now": now, "poll_seconds": 15}
 
