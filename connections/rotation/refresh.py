@@ -309,8 +309,8 @@ def _store_new_secret(connection: Connection, attempt: RotationAttempt, old: Cre
                 state=SPOOLED, message=message, connection=connection.name, attempt_id=str(attempt.id),
                 kind="refresh", vendor_request_id=attempt.vendor_request_id,
                 old_fingerprint=attempt.old_fingerprint, new_fingerprint=new_print)
-    spool.remove(path)
     checkpoint("committed")
+    spool.remove(path)
     if in_place:
         message = (f"Rotated: {provider.label} issued a new session and refresh token, stored in v{credential.version} "
                    f"(session fingerprint {new_print}); the old refresh token is dead.")
