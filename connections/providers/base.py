@@ -74,6 +74,10 @@ def _clean_fields(fields: tuple[Field, ...], data: object, *, what: str, allow_u
         if not value.strip():
             errors[f.name] = "this field is required" if f.required else "must not be blank"
             continue
+        if any(ch in value for ch in "\x00\r\n"):
+            # They cannot travel in an HTTP header, and PostgreSQL refuses NUL in text.
+            errors[f.name] = "must not contain NUL or line breaks"
+            continue
         cleaned[f.name] = value
     if errors:
         raise SchemaError(errors)
@@ -377,6 +381,8 @@ class Provider:
 
     def clean_base_url(self, base_url: str) -> str:
         """Syntactic check only (the outbound guard checks addresses at send time)."""
+        if any(ord(ch) < 32 or ch.isspace() for ch in base_url.strip()):
+            raise SchemaError({"base_url": "must not contain spaces or control characters"})
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SchemaError({"base_url": "must be an absolute http(s) URL, e.g. " + (self.default_base_url or "https://api.example.com")})
