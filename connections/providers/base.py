@@ -489,6 +489,13 @@ class Provider:
         return None
 
     probe_hint: str = ""  # what an operator can change so a probe becomes possible
+    # Paths an ad-hoc call must never reach (a refresh would rescind the secret without storing
+    # the new one): only rotation.py calls them.
+    protected_paths: tuple[str, ...] = ()
+
+    def is_protected(self, base_url: str, path: str) -> bool:
+        target = self.url_for(base_url, path.split("?", 1)[0]).rstrip("/")
+        return any(self.url_for(base_url, p).rstrip("/") == target for p in self.protected_paths)
 
     def credential_meta(self, secret: dict) -> dict:
         """Non-secret facts stored with a credential (e.g. a session's expiry)."""

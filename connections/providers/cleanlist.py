@@ -32,6 +32,7 @@ class Cleanlist(Provider):
     docs = "shared/VENDORS.md#cleanlist-ws-api — https://wsapi.staging.cleanlist.ca/api/"
     default_base_url = "https://wsapi.staging.cleanlist.ca/api"
     rescinds_on_refresh = True
+    protected_paths = ("/_refresh/",)  # VENDORS.md: the refresh rescinds the old secret
     credential_fields = (
         Field("token", "API token", secret=True, help="Issued by Cleanlist support."),
     )

@@ -34,7 +34,8 @@ class TeleTracker(Provider):
     label = "TeleTracker"
     docs = "shared/VENDORS.md#teletracker-rest-api — https://teletracker.net/developer-documentation/rest-api/"
     default_base_url = "https://api.teletracker.net"
-    rescinds_on_refresh = True  # bearer sessions: /auth/refresh kills the old refresh token
+    rescinds_on_refresh = True
+    protected_paths = ("/auth/refresh",)  # VENDORS.md: the refresh rescinds the old secret  # bearer sessions: /auth/refresh kills the old refresh token
     credential_fields = (
         Field("username", "User name"),
         Field("password", "Password", secret=True),

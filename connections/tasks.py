@@ -1,0 +1,88 @@
+"""Celery tasks: thin wrappers that take ids, import a service inside the task and call it.
+
+Arguments never carry a secret: the worker reads the active credential at send time.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(bind=True, name="connections.tasks.scheduled_test", ignore_result=True)
+def scheduled_test(self, connection_id: int) -> dict:
+    """The beat's periodic connection test (scheduling.py creates one per connection)."""
+    from .services.testing import connection_scheduled_test
+
+    outcome = connection_scheduled_test(connection_id=connection_id, task_id=self.request.id or "")
+    return {"ran": outcome.ran, "reason": outcome.reason, "ok": outcome.ok}
+
+
+@shared_task(bind=True, name="connections.tasks.run_test")
+def run_test(self, connection_id: int, actor_label: str = "") -> dict | None:
+    """An on-demand test queued from a page or the CLI."""
+    from .models import Connection
+    from .services.audit import Actor
+    from .services.testing import connection_test
+
+    connection = Connection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return None
+    actor = Actor(label=actor_label or "worker", via="user")
+    return connection_test(connection=connection, actor=actor, task_id=self.request.id or "").summary()
+
+
+@shared_task(bind=True, name="connections.tasks.run_test_in_batch", ignore_result=True)
+def run_test_in_batch(self, connection_id: int, batch_id: str, actor_label: str = "") -> None:
+    """One connection's test inside a "Test all" batch (services/batch.py counts it)."""
+    from .models import Connection
+    from .services.audit import Actor
+    from .services.batch import batch_record
+    from .services.testing import connection_test
+
+    ok = False
+    try:
+        connection = Connection.objects.filter(pk=connection_id).first()
+        if connection is not None and connection.enabled:
+            actor = Actor(label=actor_label or "worker", via="user")
+            ok = connection_test(connection=connection, actor=actor, task_id=self.request.id or "").ok
+    finally:  # counted even if the test raised, or the batch's progress bar never completes
+        batch_record(batch_id=batch_id, connection_id=connection_id, ok=ok)
+
+
+@shared_task(name="connections.tasks.purge_request_logs", ignore_result=True)
+def purge_request_logs() -> int:
+    """Request log retention (connections/retention.py), scheduled daily by scheduling.py."""
+    from .retention import purge_request_logs as purge
+
+    return purge().deleted
+
+
+# ----------------------------------------------------------------------------- rotation
+# Thin wrappers over connections/rotation/ (jobs.py). Ids only, never a secret. Rotations of one
+# connection never run twice at once: rotate() takes the connection's claim in the database.
+
+
+@shared_task(bind=True, name="connections.tasks.rotate_credentials", ignore_result=True)
+def rotate_credentials(self, connection_id: int, attempt_id: str = "", user_id: int | None = None,
+                       actor_label: str = "", via: str = "user", ip: str | None = None) -> dict | None:
+    """A refresh rotation: on demand from the page, or a proactive refresh (refresh_due)."""
+    from .rotation.jobs import run_rotation
+
+    return run_rotation(connection_id=connection_id, attempt_id=attempt_id, user_id=user_id,
+                        actor_label=actor_label, via=via, ip=ip, task_id=self.request.id or "")
+
+
+@shared_task(name="connections.tasks.refresh_due", ignore_result=True)
+def refresh_due() -> list[int]:
+    """Beat: queue a refresh for each connection whose refresh_interval elapsed or session nears expiry."""
+    from .rotation.jobs import enqueue_due_refreshes
+
+    return enqueue_due_refreshes()
+
+
+@shared_task(name="connections.tasks.reconcile_rotations", ignore_result=True)
+def reconcile_rotations() -> int:
+    """Beat: settle rotations a dead worker left `started`, import this machine's spool, clear stale claims."""
+    from .rotation import reconcile_rotations as reconcile
+
+    return len(reconcile())
