@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import alerts, ops, vault
+from .views import alerts, ops, testing, vault
 
 urlpatterns = [
     # ops.py: overview, request log, error details, error history
@@ -22,6 +22,9 @@ urlpatterns = [
     path("connections/<slug:name>/secret/", vault.connection_secret, name="connection_secret"),
     path("connections/<slug:name>/delete/", vault.connection_delete, name="connection_delete"),
     path("audit/", vault.audit_log, name="audit_log"),
+    # testing.py: the Test button and resuming paused scheduled tests
+    path("connections/<slug:name>/test/", testing.test_connection, name="connection_test"),
+    path("connections/<slug:name>/resume-tests/", testing.resume_tests, name="connection_resume_tests"),
     # alerts.py: alert history, channels, rules, maintenance windows
     path("alerts/", alerts.alert_list, name="alert_list"),
     path("alerts/channels/new/", alerts.alert_channel_create, name="alert_channel_create"),
