@@ -96,6 +96,7 @@ OPERATIONS = ("test", "call", "refresh", "probe", "login")
 STATUS_CLASSES = {"2xx": (200, 299), "3xx": (300, 399), "4xx": (400, 499), "5xx": (500, 599)}
 NO_ERROR_CODE = "(none)"  # the log filter value for "no vendor error code"
 ERROR_OUTCOMES = [o for o in Outcome.values if o != Outcome.OK]
+OUTCOME_LABELS = dict(Outcome.choices)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The list columns of the log; the excerpts and JSON details are only read on the details page.
 _LOG_LIST_FIELDS = ("id", "connection_id", "provider", "operation", "method", "path", "attempt", "started_at",
@@ -351,6 +352,7 @@ def error_history(*, connection: Connection | None = None, range_key: str = "7d"
             "since": since_param,
         }.items() if v})
         g["provider_label"] = PROVIDERS[g["provider"]].label if g["provider"] in PROVIDERS else g["provider"]
+        g["outcome_label"] = OUTCOME_LABELS.get(g["outcome"], g["outcome"])
     return {
         "connection": connection,
         "range_key": range_key,
