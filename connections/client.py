@@ -167,14 +167,16 @@ class _Call:
         self.max_wait = default_wait if max_wait is None else max_wait
         self.slept = 0.0
         self.url = ""
+        self.sent_url = ""  # with the query string, once prepared
         self.redactor = Redactor()
 
     # -- recording ------------------------------------------------------------
     def path_for_log(self) -> str:
         """Path and query (secrets redacted); the host is the connection's."""
-        if not self.url:
+        url = self.sent_url or self.url
+        if not url:
             return self.redactor(self.spec.path)[:1000]
-        parts = urlsplit(redact_url(self.url, self.redactor))
+        parts = urlsplit(redact_url(url, self.redactor))
         return (parts.path + (f"?{parts.query}" if parts.query else ""))[:1000]
 
     def record(self, attempt: int, t: _Try, *, started_at: datetime, request_excerpt: str = "",
@@ -216,6 +218,12 @@ class _Call:
         return self.record(attempt, t, started_at=timezone.now(), request_excerpt=head)
 
 
+def reveal(credential: Credential) -> dict:
+    """A credential's plaintext secret, whether loaded (Sealed) or just created in memory (a dict)."""
+    secret = credential.secret
+    return dict(secret) if isinstance(secret, dict) else secret.reveal()
+
+
 def _active_credential(connection: Connection) -> Credential | None:
     return Credential.objects.filter(connection_id=connection.pk, state=CredentialState.ACTIVE).first()
 
@@ -254,7 +262,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
                                    f"connection {connection.name} has no active credential; store a secret first"))
         return finish()
     try:
-        secret = cred.secret.reveal()
+        secret = reveal(cred)
     except SecretUnavailable as exc:
         tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "secret_unavailable", str(exc)))
         return finish(cred)
@@ -284,7 +292,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
             fresh = _active_credential(connection)
             if fresh is not None and fresh.pk != cred.pk:
                 try:
-                    secret = fresh.secret.reveal()
+                    secret = reveal(fresh)
                 except SecretUnavailable:
                     break
                 cred, swapped = fresh, True
@@ -434,6 +442,7 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
         prepared = session.prepare_request(requests.Request(
             out.method, out.url, headers=out.headers, params=out.params or None, json=out.json,
             data=out.data if out.data not in ({}, None) else None))
+        call.sent_url = prepared.url
         resp = session.send(prepared, stream=True, timeout=(connect_timeout, read_timeout), allow_redirects=False)
         try:
             body, truncated = _read_body(resp, settings.OUTBOUND_MAX_BODY_BYTES, t0 + connect_timeout + read_timeout)

@@ -52,11 +52,11 @@ def address_problem(address: str) -> str:
             if problem:
                 return problem
     checks = (
+        ("is_unspecified", "unspecified"),
         ("is_loopback", "loopback"),
         ("is_link_local", "link-local (e.g. the cloud metadata service)"),
-        ("is_private", "a private network"),
         ("is_multicast", "multicast"),
-        ("is_unspecified", "unspecified"),
+        ("is_private", "a private network"),
         ("is_reserved", "reserved"),
     )
     for attr, label in checks:
@@ -75,12 +75,8 @@ def check_url(url: str) -> Refusal | None:
         return Refusal("outbound_refused", f"refused to send to {url!r}: not an absolute http(s) URL")
     if settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS or _allow_listed(host):
         return None
-    if parts.scheme != "https":
-        return Refusal("outbound_refused",
-                       f"refused to send to {host}: only https is allowed (credentials would travel in clear text); "
-                       "use an https base URL, or add the host to OUTBOUND_ALLOWED_HOSTS")
     try:
-        port = parts.port or 443
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return Refusal("outbound_refused", f"refused to send to {host}: invalid port")
     try:
@@ -96,4 +92,8 @@ def check_url(url: str) -> Refusal | None:
                 f"refused to send to {host}: it resolves to {address}, {problem}. Outbound requests go to public "
                 "addresses only; an operator may allow this host with OUTBOUND_ALLOWED_HOSTS.",
             )
+    if parts.scheme != "https":
+        return Refusal("outbound_refused",
+                       f"refused to send to {host}: only https is allowed (credentials would travel in clear text); "
+                       "use an https base URL, or add the host to OUTBOUND_ALLOWED_HOSTS")
     return None

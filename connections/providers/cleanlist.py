@@ -23,7 +23,7 @@ from .base import (
 
 _API_SUFFIX = re.compile(r"/api$")
 _SERVICE = re.compile(r"^[A-Za-z0-9_]+$")
-DEFAULT_TEST_BODY = {"ping": "switchboard"}
+DEFAULT_TEST_BODY = {"ping": "pong"}
 
 
 class Cleanlist(Provider):

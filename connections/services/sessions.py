@@ -30,7 +30,7 @@ def session_login(*, connection, credential: Credential, actor, task_id: str = "
     if not result.ok:
         return result, None
     try:
-        secret = provider.parse_login(credential.secret.reveal(), result.data, time.time())
+        secret = provider.parse_login(client.reveal(credential), result.data, time.time())
     except RefreshError as exc:
         result.ok = False
         result.error_code = "bad_login_answer"

@@ -23,7 +23,7 @@ def make(vendors, **kwargs):
 class TestConnectionTest:
     def test_pub_echo(self, vendors):
         result = run_test(make(vendors))
-        assert result.ok and result.data["result"] == {"ping": "switchboard"}
+        assert result.ok and result.data["result"] == {"ping": "pong"}
         assert result.vendor_request_id.startswith("req_")
         (row,) = rows(result)
         assert row.method == "POST" and row.path.endswith("/cleanlist/api/pub_echo/")
