@@ -488,3 +488,48 @@ class TestAccess:
     def test_viewer_cannot_test_all(self, viewer_client):
         make_conn("clever-x")
         assert viewer_client.post("/test-all/", headers=HX).status_code == 403
+
+
+# ----------------------------------------------------------------------------- Test all
+
+class TestTestAll:
+    def test_queues_every_enabled_connection_and_shows_progress_until_done(self, operator_client, monkeypatch,
+                                                                           django_capture_on_commit_callbacks):
+        from connections import tasks
+        from connections.services.batch import batch_record
+
+        a, b = make_conn("clever-a"), make_conn("clever-b")
+        make_conn("clever-off", enabled=False)
+        queued = []
+        monkeypatch.setattr(tasks.run_test_in_batch, "delay", lambda *args: queued.append(args))
+        with django_capture_on_commit_callbacks(execute=True):
+            r = operator_client.post("/test-all/", headers=HX)
+        assert r.status_code == 200
+        assert sorted(q[0] for q in queued) == [a.pk, b.pk]
+        batch_id = queued[0][1]
+        html = r.content.decode()
+        assert f'hx-get="/test-all/{batch_id}/" hx-trigger="poll" data-poll="1"' in html
+        assert "Testing 2 connections: 0 done" in text(r)
+
+        batch_record(batch_id=batch_id, connection_id=a.pk, ok=True)
+        batch_record(batch_id=batch_id, connection_id=a.pk, ok=True)  # a redelivered task counts once
+        r = operator_client.get(f"/test-all/{batch_id}/", headers=HX)
+        assert "1 done" in text(r) and "50 %" in text(r) and 'data-poll="1"' in r.content.decode()
+
+        batch_record(batch_id=batch_id, connection_id=b.pk, ok=False)
+        r = operator_client.get(f"/test-all/{batch_id}/", headers=HX)
+        assert "Tested 2 connections: 1 passed , 1 failed ." in text(r)
+        assert "data-poll" not in r.content.decode()  # polling stops
+        assert r.headers["HX-Trigger"] == "connections-tested"  # the overview rows refresh
+
+    def test_without_javascript_it_redirects_to_the_overview_with_the_batch(self, operator_client, monkeypatch):
+        from connections import tasks
+
+        make_conn("clever-a")
+        monkeypatch.setattr(tasks.run_test_in_batch, "delay", lambda *args: None)
+        r = operator_client.post("/test-all/")
+        assert r.status_code == 302 and r.url.startswith("/?batch=")
+        assert "Testing 1 connection" in text(operator_client.get(r.url))
+
+    def test_unknown_batch_is_404(self, operator_client):
+        assert operator_client.get("/test-all/" + "0" * 32 + "/", headers=HX).status_code == 404
