@@ -520,7 +520,7 @@ class TestTestAll:
         r = operator_client.get(f"/test-all/{batch_id}/", headers=HX)
         assert "Tested 2 connections: 1 passed , 1 failed ." in text(r)
         assert "data-poll" not in r.content.decode()  # polling stops
-        assert r.headers["HX-Trigger"] == "connections-tested"  # the overview rows refresh
+        assert "connections-tested" in r.headers["HX-Trigger"]  # the overview rows refresh
 
     def test_without_javascript_it_redirects_to_the_overview_with_the_batch(self, operator_client, monkeypatch):
         from connections import tasks
