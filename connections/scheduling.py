@@ -44,6 +44,9 @@ PERIODIC_TASKS: dict[str, tuple[int, str]] = {
     "connections.tasks.purge_request_logs": (24 * 3600, "request-log-retention"),
     # Alerts (connections/alerts.py): compare conditions with their state, alert on transitions.
     "connections.alert_tasks.evaluate_alerts": (30, "alert-evaluation"),
+    # Rotation (connections/rotation/): settle what dead workers left, and proactive refreshes.
+    "connections.tasks.reconcile_rotations": (60, "rotation-reconciler"),
+    "connections.tasks.refresh_due": (60, "proactive-refresh"),
 }
 
 

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from .views import alerts, ops, testing, vault
+from .views import rotation as rotation_views
 
 urlpatterns = [
     # ops.py: overview, request log, error details, error history
@@ -34,4 +35,11 @@ urlpatterns = [
     path("connections/<slug:name>/alerts/rules/", alerts.connection_alert_rules, name="connection_alert_rules"),
     path("connections/<slug:name>/maintenance/", alerts.maintenance_create, name="maintenance_create"),
     path("connections/<slug:name>/maintenance/<int:pk>/end/", alerts.maintenance_end, name="maintenance_end"),
+    # rotation.py: Rotate (refresh at the vendor or a verified replacement), its progress, the history
+    path("connections/<slug:name>/rotation/", rotation_views.rotation_panel, name="connection_rotation"),
+    path("connections/<slug:name>/rotate/", rotation_views.rotate, name="connection_rotate"),
+    path("connections/<slug:name>/replace/", rotation_views.replace, name="connection_replace"),
+    path("connections/<slug:name>/rotations/", rotation_views.rotation_history, name="connection_rotations"),
+    path("connections/<slug:name>/rotations/<uuid:attempt_id>/", rotation_views.rotation_status,
+         name="connection_rotation_status"),
 ]

@@ -32,6 +32,9 @@ class Cleanlist(Provider):
     docs = "shared/VENDORS.md#cleanlist-ws-api — https://wsapi.staging.cleanlist.ca/api/"
     default_base_url = "https://wsapi.staging.cleanlist.ca/api"
     rescinds_on_refresh = True
+    # Shown before a rotation (connections/rotation/): VENDORS.md, _refresh rescinds at once.
+    refresh_warning = ("The current Cleanlist token stops working immediately: Cleanlist rescinds it the moment "
+                       "it issues the new one, which Switchboard stores at once.")
     protected_paths = ("/_refresh/",)  # VENDORS.md: the refresh rescinds the old secret
     credential_fields = (
         Field("token", "API token", secret=True, help="Issued by Cleanlist support."),

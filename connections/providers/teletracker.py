@@ -35,6 +35,9 @@ class TeleTracker(Provider):
     docs = "shared/VENDORS.md#teletracker-rest-api — https://teletracker.net/developer-documentation/rest-api/"
     default_base_url = "https://api.teletracker.net"
     rescinds_on_refresh = True
+    # Shown before a rotation (connections/rotation/): VENDORS.md, the old refresh token dies at once.
+    refresh_warning = ("The current TeleTracker session and refresh token stop working immediately; the new ones "
+                       "are stored at once. The user name and password are not changed.")
     protected_paths = ("/auth/refresh",)  # VENDORS.md: the refresh rescinds the old secret  # bearer sessions: /auth/refresh kills the old refresh token
     credential_fields = (
         Field("username", "User name"),

@@ -1,0 +1,133 @@
+"""Rotate on the detail page (templates/connections/rotation.html).
+
+Refresh vendors: POST enqueues the rotate task (on commit) and answers the status fragment,
+which polls every second while it runs. Other vendors (and a pasted Cleanlist token): a
+write-only form whose secret is verified with the connection test before it replaces the
+current one (staged_replace, synchronous: bounded by the client's timeouts).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from ..forms import SecretForm, add_schema_errors
+from ..models import RotationAttempt, RotationState
+from ..providers.base import SchemaError
+from ..rotation import BUSY, staged_replace, supports_refresh
+from ..rotation.core import RotationOutcome
+from ..rotation.jobs import cached_outcome, enqueue_rotation, queued_at
+from ..services.audit import Actor
+from .common import HtmxHttpRequest, can, get_connection
+
+TEMPLATE = "connections/rotation.html"
+STALLED_AFTER = 15  # seconds a queued rotation may wait for a worker before the page says so
+
+
+def _panel(request, connection, *, outcome=None, attempt_id="", form=None, status=200):
+    context = {"connection": connection, "outcome": outcome, "attempt_id": attempt_id, "form": form}
+    if attempt_id and not RotationAttempt.objects.filter(pk=attempt_id).exists():
+        context.update(stage="queued", waited=0)
+    return TemplateResponse(request, f"{TEMPLATE}#rotate-panel", context, status=status)
+
+
+@require_GET
+@can("view_connection")
+def rotation_panel(request: HtmxHttpRequest, name: str):
+    return _panel(request, get_connection(name))
+
+
+@require_POST
+@can("rotate_credentials")
+def rotate(request: HtmxHttpRequest, name: str):
+    connection = get_connection(name)
+    if not supports_refresh(connection):
+        message = f"{connection.provider_label} has no refresh for this credential: paste a new secret instead."
+        if request.htmx:
+            outcome = RotationOutcome(state="unsupported", message=message, connection=connection.name)
+            return _panel(request, connection, outcome=outcome.as_dict(), status=400)
+        messages.error(request, message)
+        return redirect("connection_detail", name=connection.name)
+    attempt_id = enqueue_rotation(connection=connection, actor=Actor.from_request(request))
+    if request.htmx:
+        return _panel(request, connection, attempt_id=attempt_id)
+    messages.info(request, "Rotation queued; this page shows its progress.")
+    return redirect(f"{_detail_url(connection)}?rotation={attempt_id}#rotate-panel")
+
+
+def _detail_url(connection) -> str:
+    from django.urls import reverse
+
+    return reverse("connection_detail", args=[connection.name])
+
+
+@require_GET
+@can("view_connection")
+def rotation_status(request: HtmxHttpRequest, name: str, attempt_id: uuid.UUID):
+    connection = get_connection(name)
+    attempt = RotationAttempt.objects.filter(pk=attempt_id, connection=connection).first()
+    context = {"connection": connection, "attempt_id": str(attempt_id)}
+    if attempt is not None and attempt.state != RotationState.STARTED:
+        context.update(finished=True, outcome=cached_outcome(str(attempt_id)) or _outcome_of(attempt))
+    elif attempt is not None:
+        context.update(stage="running", step=attempt.step)
+    else:
+        outcome = cached_outcome(str(attempt_id))
+        if outcome is not None:
+            context.update(finished=True, outcome=outcome)
+        else:
+            when = queued_at(str(attempt_id))
+            if when is None:
+                raise Http404("no such rotation")
+            waited = int((timezone.now() - datetime.fromisoformat(when)).total_seconds())
+            context.update(stage="queued", waited=waited, stalled=waited >= STALLED_AFTER)
+    if not request.htmx:
+        return redirect(f"{_detail_url(connection)}?rotation={attempt_id}#rotate-panel")
+    return TemplateResponse(request, f"{TEMPLATE}#rotate-status", context)
+
+
+def _outcome_of(attempt: RotationAttempt) -> dict:
+    """An outcome for an attempt settled elsewhere (another page, the CLI, the reconciler)."""
+    from ..rotation.core import outcome_from
+
+    return outcome_from(attempt, attempt.error.split("\n")[0] if attempt.error else attempt.get_state_display()
+                        ).as_dict()
+
+
+@require_POST
+@can("rotate_credentials")
+def replace(request: HtmxHttpRequest, name: str):
+    connection = get_connection(name)
+    form = SecretForm(request.POST, provider=connection.provider)
+    outcome = None
+    if form.is_valid():
+        try:
+            result = staged_replace(connection=connection, secret=form.secret(), actor=Actor.from_request(request))
+        except SchemaError as exc:
+            add_schema_errors(form, exc)
+        else:
+            outcome = result.as_dict()
+            form = None  # never echo a secret back, not even in a password field
+    status = 200 if outcome and outcome["ok"] else 409 if outcome and outcome["state"] == BUSY else 422
+    if request.htmx:
+        return _panel(request, connection, outcome=outcome, form=form, status=status)
+    if outcome:
+        (messages.success if outcome["ok"] else messages.error)(request, outcome["message"])
+    else:
+        messages.error(request, "The new secret was not accepted: " + "; ".join(
+            f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    return redirect("connection_detail", name=connection.name)
+
+
+@require_GET
+@can("view_connection")
+def rotation_history(request: HtmxHttpRequest, name: str):
+    connection = get_connection(name)
+    return TemplateResponse(request, f"{TEMPLATE}#history", {"connection": connection})
