@@ -33,6 +33,7 @@ test: install
 
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/outbound.py
 
 lint: install
 	$(VENV)/bin/ruff check .
