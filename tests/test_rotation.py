@@ -144,6 +144,8 @@ class TestCleanlistRefresh:
         assert outcome.state == "spooled", outcome.message
         assert outcome.exit_code == 3
         assert "connections recover" in outcome.message
+        connection.refresh_from_db()
+        assert connection.health == Health.NEEDS_ATTENTION and "connections recover" in connection.health_reason
         files = spool.pending()
         assert len(files) == 1
         assert b"new_token" not in files[0].read_bytes()  # encrypted
@@ -361,3 +363,59 @@ class TestInFlightRetry:
         result = send(connection, RequestSpec("POST", "/email_verify/", json={"email": "a@example.com"}),
                       actor=ACTOR)
         assert result.status_code == 401 and result.attempts == 1
+
+
+@pytest.mark.django_db
+class TestProactiveRefresh:
+    def test_due_after_the_refresh_interval(self, vendors):
+        from connections.rotation import connections_due_for_refresh
+
+        connection = cleanlist(vendors)
+        Connection.objects.filter(pk=connection.pk).update(refresh_interval=3600)
+        assert connection.pk not in connections_due_for_refresh()
+        assert connection.pk in connections_due_for_refresh(now=timezone.now() + timedelta(seconds=3601))
+        plain = factories.connection("clever", sandbox=vendors)  # no refresh: never due
+        assert plain.pk not in connections_due_for_refresh(now=timezone.now() + timedelta(days=30))
+
+    def test_a_session_is_refreshed_before_it_expires(self, vendors):
+        from connections.rotation import connections_due_for_refresh
+
+        connection = TestTeleTrackerSessions().session_connection(vendors)
+        lifetime = 3600
+        assert connection.pk not in connections_due_for_refresh()
+        soon = timezone.now() + timedelta(seconds=lifetime - 60)
+        assert connection.pk in connections_due_for_refresh(now=soon)
+
+    def test_needs_attention_is_never_refreshed_automatically(self, vendors):
+        from connections.rotation import connections_due_for_refresh
+
+        connection = cleanlist(vendors)
+        Connection.objects.filter(pk=connection.pk).update(refresh_interval=60, health=Health.NEEDS_ATTENTION)
+        assert connection.pk not in connections_due_for_refresh(now=timezone.now() + timedelta(hours=1))
+
+    def test_the_beat_task_queues_due_connections_by_id(self, vendors):
+        from connections import tasks
+
+        connection = cleanlist(vendors)
+        Connection.objects.filter(pk=connection.pk).update(refresh_interval=60)
+        later = timezone.now() + timedelta(seconds=61)
+        with mock.patch("connections.rotation.reconcile.timezone.now", return_value=later), \
+                mock.patch("connections.tasks.rotate_credentials.delay") as delay:
+            assert tasks.refresh_due() == [connection.pk]
+        delay.assert_called_once_with(connection.pk, actor_label="scheduler", via="schedule")
+
+    def test_periodic_tasks_are_registered(self):
+        from connections.scheduling import PERIODIC_TASKS
+
+        assert PERIODIC_TASKS["connections.tasks.reconcile_rotations"][0] <= 60
+        assert "connections.tasks.refresh_due" in PERIODIC_TASKS
+
+    def test_a_refused_refresh_is_not_retried_every_tick(self, vendors):
+        from connections.rotation import connections_due_for_refresh
+
+        connection = cleanlist(vendors)
+        Connection.objects.filter(pk=connection.pk).update(refresh_interval=60)
+        vendors.set_fault("cleanlist", "http500_empty", count=1)
+        assert rotate(connection=connection, actor=ACTOR).state == RotationState.FAILED
+        assert connection.pk not in connections_due_for_refresh(now=timezone.now() + timedelta(seconds=61))
+        assert connection.pk in connections_due_for_refresh(now=timezone.now() + timedelta(seconds=301))

@@ -37,6 +37,8 @@ RECONCILER = Actor(label="reconciler", via="schedule")
 PROBE_TRIES = 3
 # Refresh a session this long before it expires (at most half its lifetime).
 SESSION_MARGIN_SECONDS = 300
+# A proactive refresh that failed is tried again after this long.
+RETRY_AFTER_FAILURE = 300
 
 
 # ---------------------------------------------------------------------------- settling
@@ -228,7 +230,12 @@ def connections_due_for_refresh(*, now: datetime | None = None) -> list[int]:
         credential = active_credential(connection)
         if credential is None or not supports_refresh(connection, credential):
             continue
-        when = connection.next_refresh_at or next_refresh_time(connection, credential)
-        if when is not None and when <= now:
-            due.append(connection.pk)
+        when = next_refresh_time(connection, credential)
+        if when is None or when > now:
+            continue
+        # After a refused refresh, wait before asking the vendor again (not every beat tick).
+        if connection.rotations.filter(state=RotationState.FAILED,
+                                       started_at__gt=now - timedelta(seconds=RETRY_AFTER_FAILURE)).exists():
+            continue
+        due.append(connection.pk)
     return due

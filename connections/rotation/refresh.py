@@ -304,7 +304,10 @@ def _store_new_secret(connection: Connection, attempt: RotationAttempt, old: Cre
                        f"recovery spool on {host_label().split(':')[0]} ({path}). When the database is back, run "
                        "`python manage.py connections recover` on that machine (the reconciler also imports it "
                        "within a minute). The old secret no longer works.")
-            _mark_spooled(attempt, message)
+            _mark_spooled(attempt, message, short=(
+                f"{provider.label} issued a new secret at {utc(timezone.now())} but the database write failed; "
+                f"it is in the encrypted recovery spool on {host_label().split(':')[0]}. Run `python manage.py "
+                "connections recover` on that machine. The old secret no longer works."))
             return RotationOutcome(
                 state=SPOOLED, message=message, connection=connection.name, attempt_id=str(attempt.id),
                 kind="refresh", vendor_request_id=attempt.vendor_request_id,
@@ -358,13 +361,13 @@ def _commit_session(connection, attempt, old, new_secret, actor) -> Credential:
     return old
 
 
-def _mark_spooled(attempt: RotationAttempt, message: str) -> None:
+def _mark_spooled(attempt: RotationAttempt, message: str, short: str) -> None:
     """Best effort: the database may be the thing that is down."""
     try:
         close_db_connection()
         RotationAttempt.objects.filter(pk=attempt.pk, state=RotationState.STARTED).update(
             step="spooled", error=message[:5000])
-        set_health(attempt.connection_id, Health.NEEDS_ATTENTION, message)
+        set_health(attempt.connection_id, Health.NEEDS_ATTENTION, short)
     except Exception:
         log.exception("could not mark attempt %s as spooled", attempt.pk)
 
