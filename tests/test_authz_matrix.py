@@ -32,7 +32,7 @@ def samples(db):
     channel = AlertChannel.objects.create(name="m", kind="email", config={"to": ["a@example.com"]},
                                           display_target="a@example.com")
     window = MaintenanceWindow.objects.create(connection=c, starts_at=timezone.now(), ends_at=timezone.now())
-    return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "attempt_id": "0" * 32,
+    return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "attempt_id": "00000000-0000-0000-0000-000000000000",
             "channel": channel.pk, "window": window.pk}
 
 

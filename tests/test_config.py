@@ -14,7 +14,7 @@ GOOD_KEY = "mHWpJZ5C_8lJthykFMT0jVbJunxHg-_GB5Z4P0YBXsU="
 def manage(*args, **env):
     base = {k: v for k, v in os.environ.items() if k not in {
         "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "SECRET_KEY", "DEBUG", "CREDENTIAL_KEYS", "CACHE_URL",
-        "CELERY_BROKER_URL", "DEMO_MODE", "ALLOWED_HOSTS", "OUTBOUND_ALLOW_PRIVATE_NETWORKS", "HTTPS_ONLY"}}
+        "CELERY_BROKER_URL", "DEMO_MODE", "ALLOWED_HOSTS", "OUTBOUND_ALLOW_PRIVATE_NETWORKS", "HTTPS_ONLY", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     base.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "SWITCHBOARD_SKIP_DOTENV": "1"}, **env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=base, capture_output=True,
                           text=True, timeout=60)

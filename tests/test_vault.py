@@ -229,7 +229,8 @@ class TestPages:
     @pytest.mark.parametrize("data,field,message", [
         ({"provider": "nope"}, "provider", "Select a valid choice"),
         ({"secret_token": ""}, "secret_token", "required"),
-        ({"base_url": "not a url"}, "base_url", "absolute http(s) URL"),
+        ({"base_url": "notaurl"}, "base_url", "absolute http(s) URL"),
+        ({"base_url": "https://api.clever.com/a b"}, "base_url", "spaces"),
         ({"name": "Bad Name!"}, "name", "lowercase"),
     ])
     def test_bad_form_input_changes_nothing(self, admin_client_, data, field, message):
