@@ -214,6 +214,9 @@ class RequestLog(models.Model):
             models.Index(fields=["vendor_request_id"], name="reqlog_vendor_req_id",
                          condition=~Q(vendor_request_id="")),
             models.Index(fields=["chain_id"], name="reqlog_chain"),
+            # Covers the overview's 24 h per-connection totals (index-only scan).
+            models.Index(fields=["started_at"], include=["connection_id", "outcome", "status_code"],
+                         name="reqlog_stats_cover"),
         ]
 
     def __str__(self) -> str:
