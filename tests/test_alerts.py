@@ -186,3 +186,34 @@ def test_real_smtp_server_receives_alert(run_commits):
     assert smtp.messages[0]["to"] == ["ops@example.com"]
     assert "HTTP 502 from a proxy" in smtp.messages[0]["data"]
     assert "Resolved" in smtp.messages[1]["data"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_breaking_a_sandbox_vendor_yields_one_alert_and_one_recovery(vendors, monkeypatch):
+    """Real HTTP to the sandbox, a real webhook receiver: scheduled tests fail, then recover."""
+    from connections import client
+    from connections.services.testing import connection_test
+
+    monkeypatch.setattr(client, "_sleep", lambda seconds: None)  # the retries' backoff, not their count
+
+    with WebhookReceiver() as hook:
+        alerts.channel_create(name="hook", kind="webhook", target=hook.url, actor=ADMIN)
+        c = factories.connection("teletracker", name="tt-alerting", sandbox=vendors)
+        schedule = Actor.schedule()
+
+        def tick():
+            connection_test(connection=Connection.objects.get(pk=c.pk), actor=schedule)
+            alerts.evaluate()
+
+        tick()
+        assert hook.received == []
+        vendors.set_fault("teletracker", "http500_empty")
+        for _ in range(3):
+            tick()
+        assert len(hook.received) == 1
+        assert hook.received[0]["transition"] == "begin" and "HTTP 500" in hook.received[0]["text"]
+        vendors.clear_faults("teletracker")
+        for _ in range(3):
+            tick()
+        assert [p["transition"] for p in hook.received] == ["begin", "end"]
+        assert "Resolved" in hook.received[1]["text"]
