@@ -467,7 +467,8 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
                                      message=f"the answer was still arriving after {read_timeout:g} s; gave up"))
             t.duration_ms = int((time.monotonic() - t0) * 1000)
             return call.record(number, t, started_at=started_at, request_excerpt=_request_excerpt(call, prepared))
-    except (requests.exceptions.RequestException, OSError) as exc:
+    except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+        # ValueError/UnicodeError: a header value http.client cannot encode (never sent).
         outcome, code, maybe, message = _network_failure(exc)
         t = _Try(outcome=outcome, maybe_delivered=maybe, error=ErrorInfo(code=code, message=message),
                  duration_ms=int((time.monotonic() - t0) * 1000))

@@ -229,3 +229,17 @@ class TestTasks:
         summary = run_test.apply(args=[connection.pk, "alice"]).get()
         assert summary["ok"] is True
         assert RequestLog.objects.get(connection=connection).actor_label == "alice"
+
+
+def test_teletracker_error_shows_the_support_deadline(operator_client, vendors):
+    connection = factories.connection("teletracker", sandbox=vendors,
+                                      secret={**DEMO_CREDENTIALS["teletracker"], "account_id": "99999"})
+    text = operator_client.post(f"/connections/{connection.name}/test/", headers=HX).content.decode()
+    assert "HTTP 403" in text and "to the vendor's support by 20" in text
+
+
+def test_limits_are_described():
+    from connections.providers import get_provider
+
+    assert "150 requests/s per egress IP" in get_provider("cleverbridge").describe_limits()
+    assert "1200 requests per minute per bearer token" in get_provider("clever").describe_limits()

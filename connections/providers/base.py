@@ -395,6 +395,10 @@ class Provider:
     def describe_test(self, options: dict) -> str:
         return self.test_proves
 
+    def describe_limits(self) -> str:
+        """The rate limits in force for this vendor, in words (pages show it next to headroom)."""
+        return "No rate limit documented; 5xx and network errors back off with jitter, at most 5 tries."
+
     # -- addressing ---------------------------------------------------------
     def api_root(self, base_url: str) -> str:
         """The base URL normalised to the root that request paths are appended to."""

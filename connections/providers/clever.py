@@ -41,6 +41,10 @@ class Clever(Provider):
             return self.test_proves
         return f"GET {path}: the token is valid and may read {path}."
 
+    def describe_limits(self) -> str:
+        return (f"{settings.CLEVER_RATE_LIMIT_PER_MINUTE} requests per minute per bearer token, a fixed window "
+                "(CLEVER_RATE_LIMIT_PER_MINUTE); a 429 waits for X-RateLimit-Reset.")
+
     def api_root(self, base_url: str) -> str:
         # The base may be given with or without the version (https://api.clever.com/v3.0).
         return _VERSION_SUFFIX.sub("", base_url.strip().rstrip("/"))

@@ -46,6 +46,12 @@ class Cleverbridge(Provider):
     # 5xx a few times. 401 never (technical users lock after three failed logins).
     retry_policy = RetryPolicy(max_attempts=3, retry_statuses=frozenset({500, 502, 503, 504}))
 
+    def describe_limits(self) -> str:
+        # VENDORS.md: 150/s on the getting-started page, 30/s on the rate-limits page.
+        return (f"{settings.CLEVERBRIDGE_RATE_LIMIT} requests/s per egress IP (CLEVERBRIDGE_RATE_LIMIT; the "
+                "getting-started page says 150, the rate-limits page 30), shared by every Cleverbridge "
+                f"connection; at most {MAX_IN_FLIGHT} in flight. Over it: 429 and a one-minute block.")
+
     def accepts(self, options: dict) -> tuple[str, ...]:
         return (FORMATS[(options or {}).get("accept_format") or "json"],)
 

@@ -62,9 +62,10 @@ class TeleTracker(Provider):
         return cleaned
 
     def describe_test(self, options: dict) -> str:
-        if (options or {}).get("account_id"):
-            return self.test_proves + f" The account id {options['account_id']} is sent, so access to it is checked too."
-        return self.test_proves + " Without an account id, which account calls run on is not checked."
+        # VENDORS.md edge case 10: a login without account_id proves nothing about the account.
+        return self.test_proves + (" The account id (from the credential or this option) is sent with it, so access "
+                                   "to that account is checked too; without one, calls may run on any of the "
+                                   "user's accounts.")
 
     # -- authentication -------------------------------------------------------
     @staticmethod

@@ -55,6 +55,8 @@ def record_test_result(*, connection: Connection, result, proves: str = "") -> C
         history = list(previous.get("history") or [])
         summary = {**result.summary(), "outcome": str(result.outcome), "attempts": result.attempts,
                    "at": now.isoformat(), "proves": proves}
+        if summary["error"] and result.error_details.get("support_until"):
+            summary["error"]["support_until"] = result.error_details["support_until"]
         fields: dict = {"last_test_at": now}
         not_sent = result.outcome == Outcome.THROTTLED and result.status_code is None
         if not_sent:
