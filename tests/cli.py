@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from dataclasses import dataclass
 
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 
 @dataclass
@@ -28,4 +29,8 @@ def run_cli(*args: str, stdin: str | dict | None = None) -> CLIResult:
         call_command("connections", *args, stdout=out, stderr=err, stdin=io.StringIO(stdin or ""))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
+    except (CommandError, argparse.ArgumentError) as exc:
+        # In-process, argparse reports bad arguments by raising; the real CLI prints usage and exits 2.
+        code = 2
+        err.write(f"usage: {exc}")
     return CLIResult(code, out.getvalue(), err.getvalue())
