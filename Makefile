@@ -33,7 +33,6 @@ test: install
 
 bench: install
 	$(PY) bench/run.py
-	$(PY) bench/outbound.py
 
 lint: install
 	$(VENV)/bin/ruff check .
