@@ -70,9 +70,16 @@ class TestRefreshFromThePage:
         assert 'data-poll="1"' in operator_client.get(status_url, headers=HX).content.decode()
 
         run_inline(args[0], **kwargs)  # the worker
-        html = operator_client.get(status_url, headers=HX).content.decode()
+        finished = operator_client.get(status_url, headers=HX)
+        html = finished.content.decode()
         assert "Rotated." in html and 'data-poll' not in html.split('id="rotation-history"')[0]
+        # The credential card and versions on the page reload themselves on this event.
+        assert finished["HX-Trigger"] == "credential-changed"
         new = active_credential(connection)
+        card = operator_client.get(reverse("connection_detail", args=[connection.name]) + "?part=credential-card",
+                                   headers=HX).content.decode()
+        assert card.lstrip().startswith('<section class="card" id="credential-card"')
+        assert new.fingerprint in card and f"v{new.version}" in card and old.fingerprint not in card
         assert new.fingerprint in html and old.fingerprint in html  # before -> after, and the history (oob)
         attempt = RotationAttempt.objects.get(pk=attempt_id)
         assert attempt.state == RotationState.SUCCEEDED and attempt.actor_id == operator.pk
@@ -122,6 +129,7 @@ class TestVerifiedReplacement:
                                         {"token": "fresh-district-token"}, headers=HX)
         assert response.status_code == 200
         assert "Rotated." in response.content.decode()
+        assert response["HX-Trigger"] == "credential-changed"
         assert active_credential(connection).reveal() == {"token": "fresh-district-token"}
         assert "fresh-district-token" not in response.content.decode()
 

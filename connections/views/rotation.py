@@ -28,6 +28,8 @@ from ..services.audit import Actor
 from .common import HtmxHttpRequest, can, get_connection
 
 TEMPLATE = "connections/rotation.html"
+# The detail page's credential card and versions table reload on this event.
+CREDENTIAL_CHANGED = "credential-changed"
 STALLED_AFTER = 15  # seconds a queued rotation may wait for a worker before the page says so
 
 
@@ -90,7 +92,10 @@ def rotation_status(request: HtmxHttpRequest, name: str, attempt_id: uuid.UUID):
             context.update(stage="queued", waited=waited, stalled=waited >= STALLED_AFTER)
     if not request.htmx:
         return redirect(f"{_detail_url(connection)}?rotation={attempt_id}#rotate-panel")
-    return TemplateResponse(request, f"{TEMPLATE}#rotate-status", context)
+    response = TemplateResponse(request, f"{TEMPLATE}#rotate-status", context)
+    if context.get("finished"):
+        response["HX-Trigger"] = CREDENTIAL_CHANGED
+    return response
 
 
 def _outcome_of(attempt: RotationAttempt) -> dict:
@@ -117,7 +122,10 @@ def replace(request: HtmxHttpRequest, name: str):
             form = None  # never echo a secret back, not even in a password field
     status = 200 if outcome and outcome["ok"] else 409 if outcome and outcome["state"] == BUSY else 422
     if request.htmx:
-        return _panel(request, connection, outcome=outcome, form=form, status=status)
+        response = _panel(request, connection, outcome=outcome, form=form, status=status)
+        if outcome and outcome["ok"]:
+            response["HX-Trigger"] = CREDENTIAL_CHANGED
+        return response
     if outcome:
         (messages.success if outcome["ok"] else messages.error)(request, outcome["message"])
     else:

@@ -15,6 +15,8 @@ from ..services import vault as vault_services
 from ..services.audit import Actor
 from .common import can, get_connection
 
+DETAIL_PARTS = {"credential-card", "credential-versions"}
+
 
 @require_GET
 @can("view_connection")
@@ -27,7 +29,11 @@ def connection_list(request):
 @can("view_connection")
 def connection_detail(request, name: str):
     connection = get_connection(name)
-    return TemplateResponse(request, "connections/detail.html", selectors.connection_detail(connection=connection))
+    template = "connections/detail.html"
+    # htmx refreshes these after a rotation or replacement changes the credential.
+    if request.htmx and request.GET.get("part") in DETAIL_PARTS:
+        template += "#" + request.GET["part"]
+    return TemplateResponse(request, template, selectors.connection_detail(connection=connection))
 
 
 @require_http_methods(["GET", "POST"])
