@@ -21,6 +21,7 @@ from .models import (
     Credential,
     CredentialState,
     Health,
+    MaintenanceWindow,
     Outcome,
     RequestLog,
     RotationAttempt,
@@ -575,6 +576,7 @@ def overview(*, now: datetime | None = None) -> dict:
     rows = []
     counts: dict[str, int] = {}
     memo: dict = {}
+    maintenance = {w.connection_id: w for w in MaintenanceWindow.objects.filter(starts_at__lte=now, ends_at__gt=now)}
     for c in connections:
         c.rotation_label = ROTATION_LABELS.get(c.rotation_state, "")
         c.health_label = HEALTH_LABELS.get(c.health, c.health)  # get_FOO_display re-normalises choices per call
@@ -583,7 +585,8 @@ def overview(*, now: datetime | None = None) -> dict:
         headroom = headroom_for(c, s, vendor_stats=vendor_stats[c.provider], now=now, memo=memo)
         urls = {key: url.replace(_PLACEHOLDER, c.name) for key, url in url_templates.items()}
         urls["log"] = f"{log_url}?connection={c.name}"
-        rows.append({"connection": c, "stats": s, "headroom": headroom, "urls": urls})
+        rows.append({"connection": c, "stats": s, "headroom": headroom, "urls": urls,
+                     "maintenance": maintenance.get(c.pk)})
         counts[c.health] = counts.get(c.health, 0) + 1
     return {"rows": rows, "health_counts": counts, "now": now, "poll_seconds": 15}
 

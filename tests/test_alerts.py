@@ -217,3 +217,13 @@ def test_breaking_a_sandbox_vendor_yields_one_alert_and_one_recovery(vendors, mo
             tick()
         assert [p["transition"] for p in hook.received] == ["begin", "end"]
         assert "Resolved" in hook.received[1]["text"]
+
+
+def test_overview_shows_a_maintenance_window(viewer_client):
+    c = factories.connection("clever", name="in-maintenance", secret={"token": "t-alert-10"})
+    now = timezone.now()
+    alerts.maintenance_create(connection=c, starts_at=now, ends_at=now + dt.timedelta(hours=2),
+                              reason="vendor upgrade", actor=ADMIN)
+    html = viewer_client.get("/").content.decode()
+    row = html.split('id="overview-in-maintenance"')[1].split("</tr>")[0]
+    assert "alerts silenced until" in row and "vendor upgrade" in row
