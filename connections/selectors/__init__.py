@@ -1,0 +1,21 @@
+"""Read-side queries for pages (HackSoft style). Each page runs a constant number of queries.
+
+One module per area; this package re-exports what views, the CLI and tests use.
+"""
+
+from .log import ERROR_RANGES, LOG_PAGE_SIZE, LogFilters, error_history, request_detail, request_log_page
+from .overview import connection_headroom, headroom_for, overview
+from .vault import (
+    active_of,
+    alert_rule_rows,
+    audit_page,
+    connection_alerts,
+    connection_detail,
+    connection_list,
+)
+
+__all__ = [
+    "ERROR_RANGES", "LOG_PAGE_SIZE", "LogFilters", "active_of", "alert_rule_rows", "audit_page",
+    "connection_alerts", "connection_detail", "connection_headroom", "connection_list", "error_history",
+    "headroom_for", "overview", "request_detail", "request_log_page",
+]

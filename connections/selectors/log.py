@@ -1,0 +1,302 @@
+"""The request log, its error details, and error history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from django.db.models import Case, Count, Max, Min, Q, QuerySet, Value, When
+from django.db.models.functions import TruncDay, TruncHour
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
+
+from .. import charts
+from ..advice import advise, support_deadline
+from ..models import (
+    Connection,
+    Outcome,
+    RequestLog,
+)
+from ..providers import PROVIDERS
+
+# ---------------------------------------------------------------------------------------------
+# Operations pages: overview, request log, error details, error history, rate-limit headroom.
+# Each selector runs a fixed number of queries whatever the number of connections or rows, and
+# never COUNT(*) or OFFSET over the request log: keyset pagination on (started_at, id).
+# ---------------------------------------------------------------------------------------------
+
+LOG_PAGE_SIZE = 50
+OPERATIONS = ("test", "call", "refresh", "probe", "login")
+STATUS_CLASSES = {"2xx": (200, 299), "3xx": (300, 399), "4xx": (400, 499), "5xx": (500, 599)}
+NO_ERROR_CODE = "(none)"  # the log filter value for "no vendor error code"
+ERROR_OUTCOMES = [o for o in Outcome.values if o != Outcome.OK]
+OUTCOME_LABELS = dict(Outcome.choices)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The list columns of the log; the excerpts and JSON details are only read on the details page.
+_LOG_LIST_FIELDS = ("id", "connection_id", "provider", "operation", "method", "path", "attempt", "started_at",
+                    "duration_ms", "status_code", "outcome", "vendor_request_id", "error_code", "error_message",
+                    "triggered_by")
+
+
+def _parse_local_datetime(value: str) -> datetime | None:
+    """A datetime-local input ("2025-01-31T14:05") in the site's time zone, or an ISO string with an offset."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+
+def encode_cursor(started_at: datetime, pk: int) -> str:
+    return f"{(started_at - _EPOCH) // timedelta(microseconds=1)}.{pk}"
+
+
+def decode_cursor(value: str | None) -> tuple[datetime, int] | None:
+    try:
+        micros, pk = (value or "").split(".")
+        return _EPOCH + timedelta(microseconds=int(micros)), int(pk)
+    except (ValueError, OverflowError):
+        return None
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    """The request log's filters, parsed strictly from the query string (unknown values are dropped)."""
+
+    connection: str = ""
+    vendor: str = ""
+    operation: str = ""
+    outcome: str = ""
+    status: str = ""  # "4xx", "429" or "none" (no answer)
+    error_code: str = ""  # exact, or NO_ERROR_CODE
+    request_id: str = ""  # the vendor's request id, exact match
+    since: datetime | None = None
+    until: datetime | None = None
+    tail: bool = False
+
+    @classmethod
+    def from_query(cls, params) -> LogFilters:
+        def get(key: str) -> str:
+            return (params.get(key) or "").strip()[:200]
+
+        status = get("status").lower()
+        if not (status in STATUS_CLASSES or status == "none" or (status.isdigit() and 100 <= int(status) <= 599)):
+            status = ""
+        return cls(
+            connection=get("connection"),
+            vendor=get("vendor") if get("vendor") in PROVIDERS else "",
+            operation=get("operation") if get("operation") in OPERATIONS else "",
+            outcome=get("outcome") if get("outcome") in Outcome.values else "",
+            status=status,
+            error_code=get("error_code"),
+            request_id=get("request_id"),
+            since=_parse_local_datetime(get("since")) if get("since") else None,
+            until=_parse_local_datetime(get("until")) if get("until") else None,
+            tail=get("tail") in ("1", "on", "true"),
+        )
+
+    def as_params(self) -> dict[str, str]:
+        params = {name: getattr(self, name) for name in ("connection", "vendor", "operation", "outcome", "status",
+                                                          "error_code", "request_id")}
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value:
+                params[name] = timezone.localtime(value).strftime("%Y-%m-%dT%H:%M")
+        if self.tail:
+            params["tail"] = "1"
+        return {k: v for k, v in params.items() if v}
+
+    def querystring(self, **extra) -> str:
+        params = self.as_params()
+        params.update({k: str(v) for k, v in extra.items() if v not in (None, "")})
+        return urlencode(params)
+
+    @property
+    def active(self) -> bool:
+        return bool(set(self.as_params()) - {"tail"})
+
+    def apply(self, qs: QuerySet[RequestLog], *, connection_id: int | None) -> QuerySet[RequestLog]:
+        if self.connection:
+            qs = qs.filter(connection_id=connection_id if connection_id is not None else -1)
+        if self.vendor:
+            qs = qs.filter(provider=self.vendor)
+        if self.operation:
+            qs = qs.filter(operation=self.operation)
+        if self.outcome:
+            qs = qs.filter(outcome=self.outcome)
+        if self.status == "none":
+            qs = qs.filter(status_code__isnull=True)
+        elif self.status in STATUS_CLASSES:
+            qs = qs.filter(status_code__range=STATUS_CLASSES[self.status])
+        elif self.status:
+            qs = qs.filter(status_code=int(self.status))
+        if self.error_code:
+            qs = qs.filter(error_code="" if self.error_code == NO_ERROR_CODE else self.error_code)
+        if self.request_id:
+            qs = qs.filter(vendor_request_id=self.request_id)
+        if self.since:
+            qs = qs.filter(started_at__gte=self.since)
+        if self.until:
+            qs = qs.filter(started_at__lt=self.until)
+        return qs
+
+
+def _connection_names() -> dict[int, str]:
+    return dict(Connection.objects.order_by("name").values_list("id", "name"))
+
+
+def request_log_page(*, filters: LogFilters, before: str | None = None, tail_after: int | None = None,
+                     page_size: int = LOG_PAGE_SIZE) -> dict:
+    """Newest first. `before` (a cursor) loads older rows; `tail_after` (an id) rows recorded since.
+
+    Two queries: the connections (names for the filter and the rows) and one page of rows
+    read through the (started_at, id) indexes; a third (max id) starts a live tail.
+    """
+    names = _connection_names()
+    ids = {name: pk for pk, name in names.items()}
+    qs = filters.apply(RequestLog.objects.only(*_LOG_LIST_FIELDS), connection_id=ids.get(filters.connection))
+    tail_cursor = None
+    if tail_after is not None:
+        # Rows inserted since the last poll, by id (rows are written when an attempt ends, so an
+        # earlier started_at can arrive later); shown newest first.
+        rows = list(qs.filter(id__gt=tail_after).order_by("-id")[:page_size])
+        rows.sort(key=lambda r: (r.started_at, r.pk), reverse=True)
+        more = False
+        tail_cursor = max((r.pk for r in rows), default=tail_after)
+    else:
+        cursor = decode_cursor(before)
+        if cursor:
+            at, pk = cursor
+            # started_at <= at keeps the scan on the index; the OR excludes the rows already shown.
+            qs = qs.filter(started_at__lte=at).filter(Q(started_at__lt=at) | Q(id__lt=pk))
+        rows = list(qs.order_by("-started_at", "-id")[: page_size + 1])
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        if filters.tail and not before:
+            tail_cursor = RequestLog.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    for row in rows:
+        row.connection_name = names.get(row.connection_id, "?")
+    next_before = encode_cursor(rows[-1].started_at, rows[-1].pk) if more and rows else None
+    return {
+        "rows": rows,
+        "filters": filters,
+        "params": filters.as_params(),
+        "next_before": next_before,
+        "older_query": filters.querystring(before=next_before) if next_before else "",
+        "is_tail": tail_after is not None,
+        "tail_cursor": tail_cursor,
+        "tail_query": filters.querystring(after=tail_cursor) if tail_cursor is not None else "",
+        "connection_names": list(names.values()),
+        "detail_prefix": reverse("request_detail", args=[0])[:-2],  # "/log/": rows add "<id>/"
+        "vendors": PROVIDERS,
+        "operations": OPERATIONS,
+        "outcomes": Outcome.choices,
+        "status_classes": [*STATUS_CLASSES, "none"],
+    }
+
+
+def request_detail(*, pk: int) -> dict:
+    """One attempt with its retry chain (same chain_id) and what the documentation advises. Two queries."""
+    log = get_object_or_404(RequestLog.objects.select_related("connection"), pk=pk)
+    chain = list(RequestLog.objects.filter(chain_id=log.chain_id).only(*_LOG_LIST_FIELDS, "chain_id", "retry_after")
+                 .order_by("started_at", "attempt", "id"))
+    provider = PROVIDERS.get(log.provider)
+    details = log.error_details if isinstance(log.error_details, dict) else {"details": log.error_details}
+    missing = details.get("missingInputVars")
+    support_until = support_deadline(log, provider)
+    return {
+        "log": log,
+        "connection": log.connection,
+        "provider": provider,
+        "chain": chain,
+        "advice": advise(log, provider),
+        "support_until": support_until,
+        "support_expired": support_until is not None and support_until <= timezone.now(),
+        "missing_input_vars": missing if isinstance(missing, list) else ([missing] if missing else []),
+        "other_details": {k: v for k, v in details.items() if k not in ("missingInputVars", "support_until")},
+    }
+
+
+# -- error history --------------------------------------------------------------------------
+
+ERROR_RANGES = {"24h": (timedelta(hours=24), "hour"), "7d": (timedelta(days=7), "day"),
+                "30d": (timedelta(days=30), "day")}
+
+
+def _error_category() -> Case:
+    return Case(
+        When(Q(outcome=Outcome.THROTTLED) | Q(status_code=429), then=Value("throttled")),
+        When(outcome__in=[Outcome.NETWORK_ERROR, Outcome.TIMEOUT], then=Value("network")),
+        When(status_code__gte=500, then=Value("5xx")),
+        default=Value("4xx"),
+    )
+
+
+def _buckets(since: datetime, now: datetime, unit: str) -> list[datetime]:
+    local_since, local_now = timezone.localtime(since), timezone.localtime(now)
+    if unit == "hour":
+        start = local_since.replace(minute=0, second=0, microsecond=0)
+        count = int((local_now - start) // timedelta(hours=1)) + 1
+        return [timezone.localtime(start + timedelta(hours=i)) for i in range(count)]
+    days = (local_now.date() - local_since.date()).days + 1
+    return [timezone.make_aware(datetime.combine(local_since.date() + timedelta(days=i), time())) for i in range(days)]
+
+
+def error_history(*, connection: Connection | None = None, range_key: str = "7d", vendor: str = "",
+                  now: datetime | None = None) -> dict:
+    """Errors over time (a stacked SVG chart) and grouped by status and vendor error code.
+
+    Two queries over the error rows of the range (index reqlog_outcome_recent), whatever their number.
+    """
+    now = now or timezone.now()
+    range_key = range_key if range_key in ERROR_RANGES else "7d"
+    span, unit = ERROR_RANGES[range_key]
+    since = now - span
+    vendor = vendor if vendor in PROVIDERS and connection is None else ""
+    qs = RequestLog.objects.filter(outcome__in=ERROR_OUTCOMES, started_at__gte=since, started_at__lte=now)
+    if connection is not None:
+        qs = qs.filter(connection_id=connection.pk)
+    elif vendor:
+        qs = qs.filter(provider=vendor)
+    trunc = TruncHour if unit == "hour" else TruncDay
+    per_bucket = (qs.annotate(bucket=trunc("started_at"), category=_error_category())
+                  .values("bucket", "category").annotate(n=Count("id")).order_by())
+    buckets = _buckets(since, now, unit)
+    index = {b: i for i, b in enumerate(buckets)}
+    series = {key: [0] * len(buckets) for key, _, _ in charts.CATEGORIES}
+    for row in per_bucket:
+        i = index.get(row["bucket"])
+        if i is not None:
+            series[row["category"]][i] += row["n"]
+    groups = list(
+        qs.values("provider", "outcome", "status_code", "error_code")
+        .annotate(count=Count("id"), first_seen=Min("started_at"), last_seen=Max("started_at"),
+                  connections=Count("connection_id", distinct=True), latest_id=Max("id"),
+                  message=Max("error_message"))
+        .order_by("-count", "-last_seen")[:100]
+    )
+    since_param = timezone.localtime(since).strftime("%Y-%m-%dT%H:%M")
+    for g in groups:
+        g["log_query"] = urlencode({k: v for k, v in {
+            "connection": connection.name if connection else "",
+            "vendor": g["provider"] if connection is None else "",
+            "outcome": g["outcome"],
+            "status": g["status_code"] if g["status_code"] is not None else "none",
+            "error_code": g["error_code"] or NO_ERROR_CODE,
+            "since": since_param,
+        }.items() if v})
+        g["provider_label"] = PROVIDERS[g["provider"]].label if g["provider"] in PROVIDERS else g["provider"]
+        g["outcome_label"] = OUTCOME_LABELS.get(g["outcome"], g["outcome"])
+    return {
+        "connection": connection,
+        "range_key": range_key,
+        "ranges": list(ERROR_RANGES),
+        "vendor": vendor,
+        "vendors": PROVIDERS,
+        "since": since,
+        "groups": groups,
+        "total": sum(sum(v) for v in series.values()),
+        "chart": charts.error_chart(buckets, series, bucket_label=unit),
+    }
