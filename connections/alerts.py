@@ -239,7 +239,7 @@ def _queue(event: AlertEvent | None, *, subject: str, channels=None, body: str |
     ids = [d.pk for d in deliveries]
 
     def enqueue():
-        from .alert_tasks import deliver_alert
+        from .tasks import deliver_alert
 
         for pk in ids:
             deliver_alert.delay(pk)

@@ -86,3 +86,25 @@ def reconcile_rotations() -> int:
     from .rotation import reconcile_rotations as reconcile
 
     return len(reconcile())
+
+
+# ----------------------------------------------------------------------------- alerts
+# connections/alerts.py: evaluate conditions on a beat, deliver each alert with retries.
+
+
+@shared_task(name="connections.tasks.evaluate_alerts", ignore_result=True)
+def evaluate_alerts() -> int:
+    from .alerts import evaluate
+
+    return len(evaluate())
+
+
+@shared_task(bind=True, name="connections.tasks.deliver_alert", ignore_result=True, max_retries=4)
+def deliver_alert(self, delivery_id: int) -> str:
+    from .alerts import DeliveryFailed, deliver
+
+    try:
+        return deliver(delivery_id, final_attempt=self.request.retries >= self.max_retries)
+    except DeliveryFailed as exc:
+        # 10 s, 20 s, 40 s, 80 s: a flaky SMTP server or webhook gets a few minutes to recover.
+        raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from None
