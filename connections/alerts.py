@@ -58,6 +58,24 @@ class Finding:
 
 # -- rules ---------------------------------------------------------------------------------
 
+# condition -> default threshold (headroom_low: percent remaining; credential_expiring: hours ahead).
+DEFAULT_RULES: dict[str, float | None] = {
+    AlertCondition.FAILING: None,
+    AlertCondition.NEEDS_ATTENTION: None,
+    AlertCondition.ROTATION_FAILED: None,
+    AlertCondition.HEADROOM_LOW: 10.0,
+    AlertCondition.RATE_LIMITED: None,
+    AlertCondition.CREDENTIAL_EXPIRING: 24.0,
+}
+
+
+def ensure_default_rules() -> None:
+    """Create any missing default rule (never changes one an admin edited)."""
+    for condition, threshold in DEFAULT_RULES.items():
+        AlertRule.objects.get_or_create(connection=None, condition=condition,
+                                        defaults={"threshold": threshold, "enabled": True})
+
+
 def effective_rules(connections: list[Connection]) -> dict[tuple[int, str], AlertRule]:
     """(connection id, condition) -> the rule in force: the connection's own or the default."""
     rules = list(AlertRule.objects.filter(connection__in=connections) | AlertRule.objects.filter(connection=None))

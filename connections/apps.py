@@ -21,10 +21,12 @@ class ConnectionsConfig(AppConfig):
 
 
 def _sync_roles(sender, **kwargs) -> None:
-    """Keep the role groups in step with connections/roles.py after every migrate (and after a
-    test database flush, which empties the groups the data migrations created)."""
+    """Keep the role groups and the default alert rules in place after every migrate (and after a
+    test database flush, which empties what the data migrations created)."""
     from django.apps import apps
 
+    from .alerts import ensure_default_rules
     from .roles import ROLES, sync_roles
 
     sync_roles(apps, ROLES)
+    ensure_default_rules()

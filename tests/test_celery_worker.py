@@ -13,21 +13,30 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def worker():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings"}
-    proc = subprocess.Popen(
+def start_worker(env_extra: dict | None = None) -> subprocess.Popen:
+    """A real `celery worker` process on this test run's queue (its settings: dashboard.test_settings)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", **(env_extra or {})}
+    return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "--pool", "solo", "-l", "warning",
          "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", f"test-{os.getpid()}@%h", "--without-heartbeat",
          "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
-    yield proc
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture
+def worker():
+    proc = start_worker()
+    yield proc
+    stop_worker(proc)
 
 
 @pytest.mark.celery_worker
