@@ -18,6 +18,11 @@ def add_schema_errors(form: forms.Form, exc: SchemaError, prefix: str = "") -> N
         form.add_error(field if field in form.fields else None, message)
 
 
+def errors_text(form: forms.Form) -> str:
+    """A form's errors on one line, for a flash message after a redirect."""
+    return "; ".join(" ".join(v) if k == "__all__" else f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+
+
 class ConnectionForm(forms.Form):
     name = forms.CharField(max_length=64, help_text="Lowercase letters, digits and hyphens, e.g. clever-prod.")
     provider = forms.ChoiceField(choices=provider_choices)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import alerts, selectors
-from ..forms import add_schema_errors
+from ..forms import add_schema_errors, errors_text
 from ..models import AlertChannel, AlertCondition, AlertDelivery, AlertEvent, AlertRule, MaintenanceWindow
 from ..providers.base import SchemaError
 from ..services.audit import Actor
@@ -64,8 +64,7 @@ def alert_channel_create(request):
         else:
             messages.success(request, f"Channel {channel.name} added. Send it a test alert to check it works.")
             return redirect("alert_list")
-    messages.error(request, "The channel was not added: " + "; ".join(
-        f"{k}: {' '.join(v)}" if k != "__all__" else " ".join(v) for k, v in form.errors.items()))
+    messages.error(request, "The channel was not added: " + errors_text(form))
     return redirect("alert_list")
 
 
@@ -126,8 +125,7 @@ def maintenance_create(request, name: str):
     connection = get_connection(name)
     form = MaintenanceForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Maintenance window not set: " + "; ".join(
-            f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        messages.error(request, "Maintenance window not set: " + errors_text(form))
         return redirect("connection_detail", name=connection.name)
     now = timezone.now()
     try:

@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from ..forms import SecretForm, add_schema_errors
+from ..forms import SecretForm, add_schema_errors, errors_text
 from ..models import RotationAttempt, RotationState
 from ..providers.base import SchemaError
 from ..rotation import BUSY, staged_replace, supports_refresh
@@ -129,8 +129,7 @@ def replace(request: HtmxHttpRequest, name: str):
     if outcome:
         (messages.success if outcome["ok"] else messages.error)(request, outcome["message"])
     else:
-        messages.error(request, "The new secret was not accepted: " + "; ".join(
-            f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        messages.error(request, "The new secret was not accepted: " + errors_text(form))
     return redirect("connection_detail", name=connection.name)
 
 
