@@ -13,6 +13,7 @@ from django.test import override_settings
 
 from connections.crypto import SecretUnavailable
 from connections.models import AuditEvent, Connection, Credential, CredentialState
+from connections.sandbox import DEMO_CREDENTIALS
 from connections.services.audit import Actor
 from connections.services.vault import credential_activate, credential_add, secret_replace
 from tests import factories
@@ -251,20 +252,35 @@ class TestPages:
         assert "already exists" in response.content.decode()
         assert Credential.objects.count() == 1
 
-    def test_replace_secret_page(self, admin_client_):
+    def test_replace_secret_page_verifies_first(self, admin_client_, vendors):
+        c = factories.connection("cloverdx", sandbox=vendors)
+        right = dict(DEMO_CREDENTIALS["cloverdx"])
+        wrong = admin_client_.post(f"/connections/{c.name}/secret/", {**right, "password": "wrong-pass-123"})
+        assert wrong.status_code == 200
+        assert "did not accept the new secret" in wrong.content.decode() and "Nothing changed" in wrong.content.decode()
+        assert c.credentials.get(state="active").version == 1
+        assert b"wrong-pass-123" not in wrong.content
+        vendors.vendor("cloverdx").add_credentials({**right, "password": "second-pass-456"})
+        response = admin_client_.post(f"/connections/{c.name}/secret/", {**right, "password": "second-pass-456"})
+        assert response.status_code == 302
+        states = {x.version: x.state for x in c.credentials.all()}
+        assert states[1] == "retired" and c.credentials.get(state="active").reveal()["password"] == "second-pass-456"
+        page = admin_client_.get(f"/connections/{c.name}/secret/").content
+        assert b"second-pass-456" not in page
+
+    def test_replace_without_verifying_is_an_explicit_choice(self, admin_client_):
         c = factories.connection("cleverbridge", secret={"username": "u1", "password": "first-pass"})
-        response = admin_client_.post(f"/connections/{c.name}/secret/", {"username": "u2", "password": "second-pass"})
+        response = admin_client_.post(f"/connections/{c.name}/secret/",
+                                      {"username": "u2", "password": "second-pass", "unverified": "1"})
         assert response.status_code == 302
         assert [x.state for x in c.credentials.order_by("version")] == ["retired", "active"]
-        page = admin_client_.get(f"/connections/{c.name}/secret/").content
-        assert b"second-pass" not in page and b"u2" not in page
 
     def test_audit_page_lists_changes_with_actor(self, admin_client_, admin_user):
         admin_client_.post("/connections/new/", {
             "name": "audited", "provider": "clever", "test_interval": "300", "refresh_interval": "0",
             "secret_token": "tok-audited"})
         c = Connection.objects.get(name="audited")
-        admin_client_.post(f"/connections/{c.name}/secret/", {"token": "tok-audited-2"})
+        admin_client_.post(f"/connections/{c.name}/secret/", {"token": "tok-audited-2", "unverified": "1"})
         admin_client_.post(f"/connections/{c.name}/delete/", {"confirm": "audited"})
         html = admin_client_.get("/audit/").content.decode()
         for action in ("connection.create", "secret.replace", "connection.delete"):

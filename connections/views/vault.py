@@ -11,6 +11,7 @@ from .. import selectors
 from ..forms import ConnectionForm, SecretForm, add_schema_errors
 from ..providers import PROVIDERS
 from ..providers.base import SchemaError
+from ..rotation import staged_replace
 from ..services import vault as vault_services
 from ..services.audit import Actor
 from .common import can, get_connection
@@ -97,17 +98,28 @@ def connection_secret(request, name: str):
     connection = get_connection(name)
     form = SecretForm(request.POST or None, provider=connection.provider)
     if request.method == "POST" and form.is_valid():
+        actor = Actor.from_request(request)
         try:
-            credential = vault_services.secret_replace(connection=connection, secret=form.secret(),
-                                                       actor=Actor.from_request(request))
+            if request.POST.get("unverified"):
+                # The admin's explicit choice, e.g. while the vendor is down: stored as is.
+                credential = vault_services.secret_replace(connection=connection, secret=form.secret(), actor=actor)
+                outcome = None
+            else:
+                outcome = staged_replace(connection=connection, secret=form.secret(), actor=actor)
         except SchemaError as exc:
             add_schema_errors(form, exc)
         else:
-            messages.success(request, f"New secret stored as version {credential.version} "
-                                      f"(fingerprint {credential.fingerprint}); the previous one is retired.")
-            return redirect("connection_detail", name=connection.name)
-    return TemplateResponse(request, "connections/secret.html", {"form": form, "connection": connection,
-                                                                  "provider": connection.provider_obj})
+            if outcome is None:
+                messages.warning(request, f"New secret stored without verification as version {credential.version} "
+                                          f"(fingerprint {credential.fingerprint}); the previous one is retired.")
+                return redirect("connection_detail", name=connection.name)
+            if outcome.ok:
+                messages.success(request, outcome.message)
+                return redirect("connection_detail", name=connection.name)
+            form.add_error(None, outcome.message)
+    return TemplateResponse(request, "connections/secret.html", {
+        "form": form, "connection": connection, "provider": connection.provider_obj,
+        "test_statement": connection.provider_obj.describe_test(connection.effective_options())})
 
 
 @require_POST
