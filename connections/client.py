@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
@@ -31,7 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from . import guard
 from .crypto import SecretUnavailable
@@ -177,8 +177,9 @@ class _Call:
         url = self.sent_url or self.url
         if not url:
             return self.redactor(self.spec.path)[:1000]
-        parts = urlsplit(redact_url(url, self.redactor))
-        return (parts.path + (f"?{parts.query}" if parts.query else ""))[:1000]
+        # Split before redacting: a secret learnt from an answer may match part of the host.
+        parts = urlsplit(url)
+        return redact_url(urlunsplit(("", "", parts.path, parts.query, "")), self.redactor)[:1000]
 
     def record(self, attempt: int, t: _Try, *, started_at: datetime, request_excerpt: str = "",
                response_excerpt: str = "") -> _Try:
@@ -219,11 +220,26 @@ class _Call:
         return self.record(attempt, t, started_at=timezone.now(), request_excerpt=head)
 
 
+def storable(value: Any) -> Any:
+    """A vendor-supplied value PostgreSQL accepts: no NUL in text (nor in JSON), no NaN or
+    infinity in JSON (a hostile vendor sends both)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, float) and value - value != 0:  # inf, -inf, nan
+        return str(value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
 def _insert_log(**fields) -> RequestLog:
     """Write one RequestLog row. On PostgreSQL, outside a caller's transaction, the commit does
     not wait for the WAL flush (synchronous_commit off for this transaction only): a database
     crash may lose the last fraction of a second of log rows, never corrupt them, and every
     send saves the fsync. Credentials and the rotation journal keep durable commits."""
+    fields = {name: storable(value) for name, value in fields.items()}
     conn = transaction.get_connection()
     if conn.vendor != "postgresql" or conn.in_atomic_block:
         return RequestLog.objects.create(**fields)
@@ -395,7 +411,9 @@ def _network_failure(exc: Exception) -> tuple[str, str, bool, str]:
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return Outcome.TIMEOUT, "connect_timeout", False, \
             f"no connection within {settings.OUTBOUND_CONNECT_TIMEOUT:g} s (the request was not sent)"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
+    if isinstance(exc, requests.exceptions.ReadTimeout) or (
+            isinstance(exc, requests.exceptions.ConnectionError) and _caused_by(exc, ReadTimeoutError)):
+        # (requests wraps a read timeout while streaming the body in a ConnectionError)
         return Outcome.TIMEOUT, "read_timeout", True, \
             f"no answer within {settings.OUTBOUND_READ_TIMEOUT:g} s; the vendor may have processed the request"
     if isinstance(exc, requests.exceptions.SSLError):
@@ -480,6 +498,10 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
     duration_ms = int((time.monotonic() - t0) * 1000)
     t = _classify(call, resp, body, truncated)
     t.duration_ms = duration_ms
+    # The vendor's words travel on to health, audit and JSON columns: make them storable.
+    t.error = ErrorInfo(code=storable(t.error.code), message=storable(t.error.message),
+                        request_id=storable(t.error.request_id), details=storable(t.error.details))
+    t.rate.bucket = storable(t.rate.bucket)
     now = time.time()
     until = provider.block_until(t.status, t.rate, now)
     if until and until > now and plan.block_scope:

@@ -276,16 +276,42 @@ def parse_body(content_type: str, body: bytes, text: str) -> tuple[Any, str]:
     kind = media_kind(content_type, body)
     if kind == "json":
         try:
-            return json.loads(text), ""
+            data = json.loads(text)
         except ValueError as exc:
             return None, f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        except RecursionError:
+            return None, f"malformed JSON (nested more than {MAX_DEPTH} levels deep)"
+        if _too_deep(data):
+            # Every consumer (envelopes, redaction, secret search) walks it recursively.
+            return None, f"malformed JSON (nested more than {MAX_DEPTH} levels deep)"
+        return data, ""
     if kind == "xml":
         try:
             root = ET.fromstring(body)
+            data = {root.tag: xml_to_dict(root)} if list(root) == [] else xml_to_dict(root)
         except ET.ParseError as exc:
             return None, f"malformed XML ({exc})"
-        return {root.tag: xml_to_dict(root)} if list(root) == [] else xml_to_dict(root), ""
+        except RecursionError:
+            return None, f"malformed XML (nested more than {MAX_DEPTH} levels deep)"
+        if _too_deep(data):
+            return None, f"malformed XML (nested more than {MAX_DEPTH} levels deep)"
+        return data, ""
     return None, ""
+
+
+MAX_DEPTH = 64  # no vendor nests answers deeper; hostile ones do, to exhaust the stack
+
+
+def _too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """Is `data` nested deeper than `limit` containers? (Iterative: safe at any depth.)"""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
@@ -316,25 +342,35 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = when.timestamp() - now
+    if seconds != seconds:  # NaN
         return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, when.timestamp() - now)
+    # A hostile or broken vendor may say "inf" or the year 9999: cap it (stored, shown, added to now).
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+# The longest wait a vendor's Retry-After may impose (longer or infinite values are capped).
+MAX_RETRY_AFTER = 30 * 86400.0
+_INT_LIMIT = 2**31 - 1  # rate-limit figures are stored in 32-bit integer columns
 
 
 def _int(value: str | None) -> int | None:
+    """A header's integer, or None when it is absent, not a number, infinite or out of range."""
     try:
-        return int(float(value)) if value not in (None, "") else None
-    except ValueError:
+        number = int(float(value)) if value not in (None, "") else None
+    except (ValueError, OverflowError):
         return None
+    return number if number is None or -_INT_LIMIT <= number <= _INT_LIMIT else None
 
 
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 402: "invalid_parameters", 403: "forbidden",

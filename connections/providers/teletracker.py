@@ -198,9 +198,11 @@ class TeleTracker(Provider):
         data = reply.data if isinstance(reply.data, dict) else {}
         if data.get("errorDetail"):
             info.details["errorDetail"] = data["errorDetail"]
-        if data.get("missingInputVars"):
-            info.details["missingInputVars"] = data["missingInputVars"]
-            info.message = f"{info.message} Missing: {', '.join(map(str, data['missingInputVars']))}."
+        missing = data.get("missingInputVars")
+        if missing:
+            info.details["missingInputVars"] = missing
+            names = missing if isinstance(missing, list) else [missing]  # documented as a list; not always
+            info.message = f"{info.message} Missing: {', '.join(map(str, names))}."
         if 200 <= reply.status < 300:
             info.code = "vendor_error"
         if info.request_id:
