@@ -134,7 +134,9 @@ class TeleTracker(Provider):
             raise RefreshError("the answer carries no token and refreshToken under data")
         try:
             lifetime = float(body.get("tokenLifetime") or 3600)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
+            lifetime = 3600.0
+        if not 0 < lifetime <= 366 * 86400:  # NaN, inf or nonsense: the documented 3600 s
             lifetime = 3600.0
         # VENDORS.md: compute expiry from tokenLifetime (clock skew), not tokenExpiration.
         session = {"token": body["token"], "refresh_token": body["refreshToken"], "obtained_at": now,
