@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
+from django.db import Error as DatabaseErrors
 from django.db import transaction
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
@@ -209,7 +211,7 @@ class _Call:
             actor_label=getattr(self.actor, "label", "")[:150],
             task_id=self.task_id[:100],
         )
-        t.log_id = row.pk
+        t.log_id = row.pk if row is not None else None
         return t
 
     def not_sent(self, attempt: int, outcome: str, code: str, message: str, *, blocked_until: float | None = None,
@@ -234,19 +236,27 @@ def storable(value: Any) -> Any:
     return value
 
 
-def _insert_log(**fields) -> RequestLog:
+def _insert_log(**fields) -> RequestLog | None:
     """Write one RequestLog row. On PostgreSQL, outside a caller's transaction, the commit does
     not wait for the WAL flush (synchronous_commit off for this transaction only): a database
     crash may lose the last fraction of a second of log rows, never corrupt them, and every
     send saves the fsync. Credentials and the rotation journal keep durable commits."""
     fields = {name: storable(value) for name, value in fields.items()}
     conn = transaction.get_connection()
-    if conn.vendor != "postgresql" or conn.in_atomic_block:
-        return RequestLog.objects.create(**fields)
-    with transaction.atomic():
-        with conn.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        return RequestLog.objects.create(**fields)
+    outer = conn.in_atomic_block
+    try:
+        # A savepoint inside a caller's transaction, so a failed insert cannot poison it.
+        with transaction.atomic():
+            if conn.vendor == "postgresql" and not outer:
+                with conn.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            return RequestLog.objects.create(**fields)
+    except DatabaseErrors as exc:
+        # The vendor's answer matters more than its log row: a refresh's new token must reach
+        # the rotation code (which commits or spools it) even while the database is failing.
+        log.warning("could not write the request log row for %s %s (%s); the call's result is kept",
+                    fields.get("method"), fields.get("operation"), type(exc).__name__)
+        return None
 
 
 def reveal(credential: Credential) -> dict:
@@ -444,8 +454,15 @@ def _caused_by(exc: BaseException, kind: type) -> bool:
     return False
 
 
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
 def _reason(exc: BaseException) -> str:
+    """The operating system's words where there are some ("Connection refused"), not urllib3's wrapping."""
     text = str(exc)
+    found = _ERRNO.findall(text)
+    if found:
+        return found[-1].strip().rstrip(".")
     return text[:300] if text else type(exc).__name__
 
 

@@ -259,6 +259,8 @@ class TestNetwork:
                                           secret={"username": "u", "password": "p-123456"})
         result = send(connection, RequestSpec("GET", "/executions"), actor=WORKER)
         assert result.error_code == "connect_failed" and not result.maybe_delivered
+        # The operating system's words, not urllib3's wrapping of them.
+        assert result.error_message == "could not connect (the request was not sent): Connection refused"
         assert result.attempts == 5 and len(sleeps) == 4  # 5 tries in all, backoff with jitter
 
     def test_no_active_credential(self, vendors):
@@ -335,3 +337,28 @@ def test_one_keep_alive_session_per_thread():
     while not other:
         pass
     assert other[0] is not client._session()
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+def test_a_failing_log_write_does_not_lose_the_vendors_answer(vendors, monkeypatch, caplog):
+    """The database refuses the log row (e.g. it is restarting): the Result still carries the answer,
+    so a refresh's new token reaches the rotation code, and the failure is logged without secrets."""
+    from django.db import OperationalError
+
+    from connections.models import RequestLog
+    from connections.rotation import rotate
+
+    c = factories.connection("cleanlist", sandbox=vendors)
+    old = DEMO_CREDENTIALS["cleanlist"]["token"]
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(RequestLog.objects, "create", refuse)
+    outcome = rotate(connection=c, actor=Actor(label="t"))
+    assert outcome.ok, outcome.message
+    new = c.credentials.get(state="active").reveal()["token"]
+    assert new != old and not RequestLog.objects.exists()
+    assert "could not write the request log row" in caplog.text
+    assert old not in caplog.text and new not in caplog.text
