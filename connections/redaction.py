@@ -21,9 +21,6 @@ MASK = "[REDACTED]"
 EXCERPT_BYTES = 4096
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
                             "x-auth-token", "x-access-token", "api-key"})
-# Values shorter than this are only redacted when they come from a secret field: a 3-letter user
-# name would otherwise blank out every occurrence of those letters.
-MIN_PLAIN = 4
 
 
 def variants(value: str) -> set[str]:

@@ -385,6 +385,9 @@ def status_code_name(status: int) -> str:
 
 def basic_token(username: str, password: str) -> str:
     return base64.b64encode(f"{username}:{password}".encode()).decode()
+# Non-secret credential fields shorter than this are not redacted from logs (see secret_values).
+NON_SECRET_MIN_REDACTED = 4
+
 class Provider:
     """Base class. Subclasses set the class attributes and override the hooks that differ."""
 
@@ -455,12 +458,18 @@ class Provider:
         """Every credential value that must never appear in a log row (the redactor adds the
         base64, URL-encoded and JSON-escaped forms). Includes "user:password" for Basic."""
         skip = {f.name for f in self.credential_fields if f.choices}
+        plain = {f.name for f in self.credential_fields if not f.secret and not f.choices}
         values: list[str] = []
 
         def walk(obj: Any) -> None:
             if isinstance(obj, dict):
                 for k, v in obj.items():
-                    if k not in skip:
+                    if k in plain:
+                        # A non-secret field (a user name, an account id) is redacted too, but not when
+                        # it is so short that it would blank out those letters in every message.
+                        if isinstance(v, str) and len(v) >= NON_SECRET_MIN_REDACTED:
+                            values.append(v)
+                    elif k not in skip:
                         walk(v)
             elif isinstance(obj, list | tuple):
                 for v in obj:
