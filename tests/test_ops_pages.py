@@ -386,6 +386,7 @@ class TestOverview:
         limit = settings.CLEVERBRIDGE_RATE_LIMIT
         assert f"5 / {limit} per s" in page  # all Cleverbridge connections share the budget
         assert f"limit in force: {limit} per s, shared by all Cleverbridge connections" in page
+        assert "the getting-started page says 150/s, the rate-limits page 30/s" in page  # which figure, and why
         assert "in flight 0 of 4" in page
         r = viewer_client.get(f"/connections/{b.name}/headroom/")
         assert "Blocked by the vendor until" in text(r)

@@ -45,6 +45,8 @@ class Cleverbridge(Provider):
     # VENDORS.md: 429 -> honour Retry-After (60 s: the caller stops and records the block);
     # 5xx a few times. 401 never (technical users lock after three failed logins).
     retry_policy = RetryPolicy(max_attempts=3, retry_statuses=frozenset({500, 502, 503, 504}))
+    # Shown beside the limit in force on the headroom card (VENDORS.md: two figures published).
+    rate_limit_note = "CLEVERBRIDGE_RATE_LIMIT; the getting-started page says 150/s, the rate-limits page 30/s"
 
     def describe_limits(self) -> str:
         # VENDORS.md: 150/s on the getting-started page, 30/s on the rate-limits page.
