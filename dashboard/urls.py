@@ -6,3 +6,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("connections.urls")),
 ]
+
+handler500 = "dashboard.views.server_error"

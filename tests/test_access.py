@@ -93,3 +93,21 @@ def test_role_groups_match_roles_module():
     for role, perms in ROLES.items():
         got = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=role).permissions.all()}
         assert got == set(perms), role
+
+
+@pytest.mark.django_db
+def test_database_outage_gives_a_503_page_not_a_crash(viewer, monkeypatch):
+    from django.db import OperationalError
+    from django.test import Client
+
+    from connections.views import ops
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr(ops.selectors, "overview", down)
+    client = Client(raise_request_exception=False)
+    client.force_login(viewer)
+    response = client.get("/")
+    assert response.status_code == 503 and response["Retry-After"] == "10"
+    assert b"The database is unavailable" in response.content and b"127.0.0.1" not in response.content
