@@ -98,28 +98,37 @@ class TestVersions:
         assert cred.secret.token not in str(exc.value)
 
 
+def race(fn, items, *, barrier_inside: bool = False) -> list[IntegrityError]:
+    """Run fn on each item in its own thread, released together; return the IntegrityErrors raised."""
+    barrier = threading.Barrier(len(items))
+    errors: list[IntegrityError] = []
+
+    def run(item):
+        try:
+            if barrier_inside:
+                fn(item, barrier)
+            else:
+                barrier.wait()
+                fn(item)
+        except IntegrityError as exc:
+            errors.append(exc)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=run, args=(item,)) for item in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 @pytest.mark.django_db(transaction=True)
 class TestOneActiveCredential:
     def test_concurrent_activations_leave_exactly_one_active(self):
         c = factories.connection("clever", secret={"token": "a-token-000"})
         staged = [credential_add(connection=c, secret={"token": f"staged-{i}"}, actor=Actor()) for i in range(2)]
-        barrier = threading.Barrier(2)
-        errors = []
-
-        def activate(cred):
-            try:
-                barrier.wait()
-                credential_activate(credential=cred)
-            except IntegrityError as exc:
-                errors.append(exc)
-            finally:
-                close_old_connections()
-
-        threads = [threading.Thread(target=activate, args=(s,)) for s in staged]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = race(lambda cred: credential_activate(credential=cred), staged)
         # Serialised by timing or by the constraint: never two active.
         assert Credential.objects.filter(connection=c, state="active").count() == 1
         assert len(errors) <= 1
@@ -132,24 +141,13 @@ class TestOneActiveCredential:
         c = factories.connection("clever", secret={"token": "a-token-002"})
         Credential.objects.filter(connection=c).update(state="retired")
         staged = [credential_add(connection=c, secret={"token": f"raw-{i}"}, actor=Actor()) for i in range(2)]
-        barrier = threading.Barrier(2)
-        errors = []
 
-        def activate(cred):
-            try:
-                with transaction.atomic():
-                    barrier.wait()
-                    Credential.objects.filter(pk=cred.pk).update(state="active")
-            except IntegrityError as exc:
-                errors.append(exc)
-            finally:
-                close_old_connections()
+        def activate(cred, barrier):
+            with transaction.atomic():
+                barrier.wait()  # both transactions are open before either writes
+                Credential.objects.filter(pk=cred.pk).update(state="active")
 
-        threads = [threading.Thread(target=activate, args=(s,)) for s in staged]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = race(activate, staged, barrier_inside=True)
         assert len(errors) == 1
         assert Credential.objects.filter(connection=c, state="active").count() == 1
 
