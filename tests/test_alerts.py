@@ -161,7 +161,10 @@ class TestChannels:
         assert not AlertChannel.objects.exists()
 
     def test_viewer_cannot_configure(self, viewer_client):
-        assert viewer_client.get("/alerts/").status_code == 200
+        page = viewer_client.get("/alerts/")
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert "No alerts yet" in html and "No channels" in html and "Add a channel" not in html
         assert viewer_client.post("/alerts/channels/new/", {"name": "x", "kind": "email",
                                                            "target": "a@example.com"}).status_code == 403
         assert not AlertChannel.objects.exists()
