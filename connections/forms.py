@@ -9,13 +9,15 @@ from .providers import PROVIDERS, provider_choices
 from .providers.base import SchemaError
 
 
-def add_schema_errors(form: forms.Form, exc: SchemaError, prefix: str = "") -> None:
-    """Put a service's SchemaError messages on the form's fields (or the form itself)."""
+def add_schema_errors(form: forms.Form, exc: SchemaError) -> None:
+    """Put a service's SchemaError messages on the form's fields (or the form itself).
+
+    A key names a definition field ("base_url"), an option ("option test_path" -> option_test_path)
+    or a credential field ("token" -> secret_token on the create form)."""
     for key, message in exc.errors.items():
-        field = f"{prefix}{key}" if prefix else key
-        if key.startswith("option "):
-            field = f"option_{key[len('option '):]}"
-        form.add_error(field if field in form.fields else None, message)
+        candidates = [key, f"option_{key.removeprefix('option ')}", f"secret_{key}"]
+        field = next((name for name in candidates if name in form.fields), None)
+        form.add_error(field, message)
 
 
 def errors_text(form: forms.Form) -> str:

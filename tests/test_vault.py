@@ -239,6 +239,8 @@ class TestPages:
         response = admin_client_.post("/connections/new/", post)
         assert response.status_code == 200
         assert message in response.content.decode()
+        assert field in response.context["form"].errors  # on the field, and only there
+        assert "__all__" not in response.context["form"].errors
         assert (Connection.objects.count(), Credential.objects.count()) == before
         assert b"tok-xyz-123" not in response.content  # a secret is never echoed back
 

@@ -53,10 +53,7 @@ def connection_create(request):
                 enabled=form.cleaned_data["enabled"], actor=Actor.from_request(request),
             )
         except SchemaError as exc:
-            add_schema_errors(form, exc, prefix="")
-            for key in list(exc.errors):
-                if key in {f.name for f in PROVIDERS[form.provider_key].credential_fields}:
-                    form.add_error(f"secret_{key}", exc.errors[key])
+            add_schema_errors(form, exc)
         else:
             messages.success(request, f"Connection {connection.name} created; its secret is stored encrypted.")
             return redirect("connection_detail", name=connection.name)
