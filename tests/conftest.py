@@ -91,6 +91,18 @@ def vendors(sandbox):
 
 
 @pytest.fixture
+def empty_spool():
+    """The rotation recovery spool, empty before and after the test (used by the rotation tests)."""
+    from connections.rotation import spool
+
+    for path in spool.pending():
+        path.unlink()
+    yield
+    for path in spool.pending():
+        path.unlink()
+
+
+@pytest.fixture
 def viewer(db):
     return factories.user("viewer")
 

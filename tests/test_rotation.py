@@ -21,7 +21,7 @@ from connections.services.vault import active_credential
 from tests import factories
 from tests.cli import run_cli
 
-pytestmark = [pytest.mark.services]
+pytestmark = [pytest.mark.services, pytest.mark.usefixtures("empty_spool")]
 ACTOR = Actor(label="tester", via="cli")
 REPEAT = 3  # each fault is run this many times (fresh sandbox and connection each time)
 
@@ -41,15 +41,6 @@ def works(connection) -> bool:
     """An authorised Cleanlist call with the active credential succeeds."""
     result = send(connection, RequestSpec("POST", "/email_verify/", json={"email": "ops@example.com"}), actor=ACTOR)
     return result.ok
-
-
-@pytest.fixture(autouse=True)
-def _empty_spool():
-    for path in spool.pending():
-        path.unlink()
-    yield
-    for path in spool.pending():
-        path.unlink()
 
 
 @pytest.mark.django_db

@@ -26,7 +26,7 @@ from connections.services.audit import Actor
 from connections.services.vault import active_credential
 from tests import factories
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_spool")]
 ROOT = Path(__file__).resolve().parent.parent
 ACTOR = Actor(label="tester", via="cli")
 REPEAT = 3
@@ -69,15 +69,6 @@ def the_live_token(vendors) -> str:
     live = list(vendors.vendor("cleanlist").tokens.live)
     assert len(live) == 1, live
     return live[0]
-
-
-@pytest.fixture(autouse=True)
-def _empty_spool():
-    for path in spool.pending():
-        path.unlink()
-    yield
-    for path in spool.pending():
-        path.unlink()
 
 
 class TestConcurrentRotations:
