@@ -53,16 +53,6 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(autouse=True)
-def _roles(transactional_db):
-    """Role groups come from a data migration, and a transactional test's flush deletes them: recreate."""
-    from django.apps import apps
-
-    from connections.roles import ROLES, sync_roles
-
-    sync_roles(apps, ROLES)
-
-
 @pytest.fixture
 def js_errors():
     return []
