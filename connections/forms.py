@@ -87,3 +87,27 @@ class SecretForm(forms.Form):
 
     def secret(self) -> dict:
         return {k: v for k, v in self.cleaned_data.items() if v}
+
+
+# -- users ---------------------------------------------------------------------------------
+
+ROLE_CHOICES = [
+    ("viewer", "Viewer: reads connections, logs, alerts and the audit trail"),
+    ("operator", "Operator: a viewer who also runs tests and rotates credentials"),
+    ("admin", "Admin: an operator who also manages connections, secrets, alerts and users"),
+]
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(max_length=150, help_text="What they sign in with: letters, digits and @ . + - _",
+                               widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none",
+                                                             "spellcheck": "false"}))
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial="viewer", widget=forms.RadioSelect)
+
+
+class UserRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=[(value, value.capitalize()) for value, _ in ROLE_CHOICES])
+
+
+class UserActiveForm(forms.Form):
+    active = forms.TypedChoiceField(choices=[("1", "reactivate"), ("0", "deactivate")], coerce=lambda v: v == "1")

@@ -70,6 +70,7 @@ class Connection(models.Model):
             ("rotate_credentials", "Can rotate credentials"),
             ("manage_secrets", "Can create, edit and delete connections and their secrets"),
             ("manage_alerts", "Can configure alert channels, rules and maintenance windows"),
+            ("manage_users", "Can add users, change their roles, deactivate them and reset their passwords"),
         ]
 
     def __str__(self) -> str:

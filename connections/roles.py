@@ -17,8 +17,10 @@ ADMIN_PERMS = OPERATOR_PERMS + [
     "connections.delete_connection",
     "connections.manage_secrets",
     "connections.manage_alerts",
+    "connections.manage_users",
 ]
 ROLES: dict[str, list[str]] = {"viewer": VIEW_PERMS, "operator": OPERATOR_PERMS, "admin": ADMIN_PERMS}
+ADMIN_ROLE = "admin"
 
 
 def role_of(user) -> str:
@@ -30,6 +32,15 @@ def role_of(user) -> str:
     if user.has_perm("connections.view_connection"):
         return "viewer"
     return "no role"
+
+
+def role_name(user) -> str:
+    """The role a user holds by group (a superuser counts as admin); "" for none.
+    Reads `user.groups.all()`, so prefetch `groups` when listing many users."""
+    if user.is_superuser:
+        return ADMIN_ROLE
+    names = {g.name for g in user.groups.all()}
+    return next((role for role in reversed(list(ROLES)) if role in names), "")
 
 
 def sync_roles(apps, roles: dict[str, list[str]]) -> None:

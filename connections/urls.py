@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import alerts, ops, testing, vault
+from .views import alerts, ops, testing, users, vault
 from .views import rotation as rotation_views
 
 urlpatterns = [
@@ -42,4 +42,10 @@ urlpatterns = [
     path("connections/<slug:name>/rotations/", rotation_views.rotation_history, name="connection_rotations"),
     path("connections/<slug:name>/rotations/<uuid:attempt_id>/", rotation_views.rotation_status,
          name="connection_rotation_status"),
+    # users.py: user management (admins)
+    path("users/", users.user_list, name="user_list"),
+    path("users/new/", users.user_create, name="user_create"),
+    path("users/<int:user_id>/role/", users.user_role, name="user_role"),
+    path("users/<int:user_id>/active/", users.user_active, name="user_active"),
+    path("users/<int:user_id>/reset-password/", users.user_reset_password, name="user_reset_password"),
 ]

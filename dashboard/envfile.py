@@ -25,6 +25,7 @@ def main(path: Path = BASE_DIR / ".env") -> int:
         "DEBUG=false\n"
         "HTTPS_ONLY=false\n"
         "ALLOWED_HOSTS=127.0.0.1,localhost\n"
+        "SITE_URL=http://127.0.0.1:8000\n"
         "DEMO_MODE=true\n"
         "OUTBOUND_ALLOW_PRIVATE_NETWORKS=true\n"
     )

@@ -189,6 +189,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Where people open Switchboard, e.g. https://switchboard.example.com: the CLI prints full
+# set-password links with it (pages use the address they were opened on).
+SITE_URL = _read("SITE_URL", env.str, "").rstrip("/")
+if SITE_URL and not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"SITE_URL is malformed: expected http(s)://host[:port], got {SITE_URL!r}")
+# One-time set-password links (new users, password resets) expire after this many hours.
+PASSWORD_RESET_TIMEOUT = _read("SET_PASSWORD_LINK_HOURS", env.int, 24) * 3600
+if PASSWORD_RESET_TIMEOUT <= 0:
+    raise ImproperlyConfigured("SET_PASSWORD_LINK_HOURS is malformed: expected a whole number of hours, 1 or more")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"

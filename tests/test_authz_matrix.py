@@ -19,7 +19,8 @@ from tests import factories
 from tests.urlconf import all_routes, fill
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
-PUBLIC = {"login", "logout"}
+PUBLIC = {"login", "logout", "password_set"}  # password_set: the one-time link, checked by its token
+SIGNED_IN = {"password_change"}  # your own password: every signed-in user, whatever the role
 
 
 @pytest.fixture
@@ -32,8 +33,9 @@ def samples(db):
     channel = AlertChannel.objects.create(name="m", kind="email", config={"to": ["a@example.com"]},
                                           display_target="a@example.com")
     window = MaintenanceWindow.objects.create(connection=c, starts_at=timezone.now(), ends_at=timezone.now())
+    target = factories.user("viewer", username="matrix-target")
     return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "attempt_id": "00000000-0000-0000-0000-000000000000",
-            "channel": channel.pk, "window": window.pk}
+            "channel": channel.pk, "window": window.pk, "user_id": target.pk, "uidb64": "MA", "token": "expired-token"}
 
 
 def _sample_values(route: str, samples: dict) -> dict:
@@ -48,7 +50,7 @@ def _sample_values(route: str, samples: dict) -> dict:
 def protected_routes(samples):
     routes = []
     for route, name in all_routes():
-        if name in PUBLIC:
+        if name in PUBLIC | SIGNED_IN:
             continue
         url = fill(route, _sample_values(route, samples))
         routes.append((name, url, resolve(url).func))
@@ -83,6 +85,33 @@ def test_matrix(role, samples):
             if not ok:
                 failures.append(f"{method.upper()} {url} ({name}, needs {needed}) -> {status}")
     assert failures == [], "\n".join(failures)
+
+
+@pytest.mark.parametrize("role", ["anonymous", "viewer", "operator", "admin"])
+def test_account_pages(role, samples):
+    """Your own password page: every signed-in user, no one else. The set-password link: anyone
+    (its token is the check; a bad one shows "This link no longer works")."""
+    client = Client()
+    if role != "anonymous":
+        client.force_login(factories.user(role))
+    routes = {name: fill(route, samples) for route, name in all_routes() if name in SIGNED_IN | {"password_set"}}
+    assert set(routes) == SIGNED_IN | {"password_set"}
+    page = client.get(routes["password_change"])
+    if role == "anonymous":
+        assert page.status_code == 302 and page["Location"].startswith("/accounts/login/")
+    else:
+        assert page.status_code == 200 and b"Change your password" in page.content
+    link = client.get(routes["password_set"])
+    assert link.status_code == 200 and b"This link no longer works" in link.content
+    assert client.post(routes["password_set"], {"new_password1": "x", "new_password2": "x"}).status_code == 200
+
+
+def test_account_posts_need_csrf(samples):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(factories.user("viewer"))
+    for route, name in all_routes():
+        if name in SIGNED_IN | {"password_set"}:
+            assert client.post(fill(route, samples), {}).status_code == 403, name
 
 
 @pytest.mark.parametrize("htmx", [False, True])

@@ -12,11 +12,13 @@ from . import BAD_INPUT
 
 
 class CLIError(Exception):
-    """A message for the operator and the exit code that goes with it."""
+    """A message for the operator, the exit code that goes with it, and a short machine-readable
+    name for `--json` errors ({"error": {"code": name, "message": ...}})."""
 
-    def __init__(self, message: str, code: int = BAD_INPUT):
+    def __init__(self, message: str, code: int = BAD_INPUT, name: str = "bad_input"):
         super().__init__(message)
         self.code = code
+        self.name = name
 
 
 def read_secret(stdin: IO[str]) -> dict:

@@ -26,6 +26,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Created admin account {username!r} with the password from the environment."))
         else:
             self.stdout.write(self.style.SUCCESS(
-                "\n  Created the first admin account (shown once; change it after signing in):\n"
+                "\n  Created the first admin account (the password is shown once):\n"
                 f"    user:     {username}\n    password: {password}\n"
+                "  Change it after signing in: click your name at the top right (/accounts/password/).\n"
+                "  Add the other people on the Users page (/users/) or with `manage.py users add`.\n"
             ))
