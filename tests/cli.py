@@ -1,4 +1,4 @@
-"""Run the `connections` CLI in-process, capturing output and the exit code."""
+"""Run a CLI command (`connections`, `users`) in-process, capturing output and the exit code."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ class CLIResult:
         return json.loads(self.out)
 
 
-def run_cli(*args: str, stdin: str | dict | None = None) -> CLIResult:
+def run_cli(*args: str, stdin: str | dict | None = None, command: str = "connections") -> CLIResult:
     out, err = io.StringIO(), io.StringIO()
     if isinstance(stdin, dict):
         stdin = json.dumps(stdin)
     code = 0
     try:
-        call_command("connections", *args, stdout=out, stderr=err, stdin=io.StringIO(stdin or ""))
+        call_command(command, *args, stdout=out, stderr=err, stdin=io.StringIO(stdin or ""))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except (CommandError, argparse.ArgumentError) as exc:

@@ -37,7 +37,7 @@ def _validation_error(exc: ValidationError) -> CLIError:
     else:
         message = " ".join(exc.messages)
         codes = [e.code for e in exc.error_list if e.code]
-    return CLIError(f"nothing was changed: {message}", name=exc.code or (codes[0] if codes else "bad_input"))
+    return CLIError(f"nothing was changed: {message}", name=codes[0] if codes else "bad_input")
 
 
 def _get_user(name: str) -> User:

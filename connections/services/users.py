@@ -43,6 +43,12 @@ def active_admins():
     return User.objects.filter(Q(groups__name=ADMIN_ROLE) | Q(is_superuser=True), is_active=True).distinct()
 
 
+def _error(field: str, message: str | list[str], code: str) -> ValidationError:
+    """{field: messages}, each carrying `code` (the CLI reports it in --json errors)."""
+    messages = message if isinstance(message, list) else [message]
+    return ValidationError({field: [ValidationError(m, code=code) for m in messages]})
+
+
 def _lock_admins() -> None:
     """Serialise every change that could leave no active admin (the admin group row is the lock)."""
     Group.objects.select_for_update().filter(name=ADMIN_ROLE).first()
@@ -50,13 +56,13 @@ def _lock_admins() -> None:
 
 def _check_keeps_an_admin(user: User, field: str) -> None:
     if role_name(user) == ADMIN_ROLE and user.is_active and not active_admins().exclude(pk=user.pk).exists():
-        raise ValidationError({field: f"{user.username} is the last active admin; make someone else an admin first."},
-                              code="last_admin")
+        raise _error(field, f"{user.username} is the last active admin; make someone else an admin first.",
+                     "last_admin")
 
 
 def _clean_role(role: str) -> str:
     if role not in ROLES:
-        raise ValidationError({"role": f"unknown role {role!r}: choose one of {', '.join(ROLES)}"}, code="bad_role")
+        raise _error("role", f"unknown role {role!r}: choose one of {', '.join(ROLES)}", "bad_input")
     return role
 
 
@@ -74,7 +80,7 @@ def _validate_new_password(password: str, user: User) -> None:
     try:
         validate_password(password, user)
     except ValidationError as exc:
-        raise ValidationError({"password": exc.messages}, code="weak_password") from None
+        raise _error("password", exc.messages, "weak_password") from None
 
 
 def password_link(*, user: User) -> PasswordLink:
@@ -104,7 +110,8 @@ def user_create(*, username: str, role: str, actor: Actor, password: str | None 
     if role not in ROLES:
         errors["role"] = [f"unknown role {role!r}: choose one of {', '.join(ROLES)}"]
     if errors:
-        raise ValidationError(errors, code="bad_input")
+        raise ValidationError({field: [ValidationError(m, code="bad_input") for m in messages]
+                               for field, messages in errors.items()})
     user = User(username=username)
     if password is not None:
         _validate_new_password(password, user)
@@ -156,8 +163,8 @@ def user_reset_password(*, user: User, actor: Actor) -> PasswordLink:
     """The old password stops working at once (and every session of the user ends); the
     returned link lets the user choose a new one."""
     if not user.is_active:
-        raise ValidationError({"active": f"{user.username} is deactivated: reactivate them before resetting "
-                                         "the password."}, code="inactive")
+        raise _error("active", f"{user.username} is deactivated: reactivate them before resetting the password.",
+                     "inactive")
     with transaction.atomic():
         user.set_unusable_password()
         user.save(update_fields=["password"])
