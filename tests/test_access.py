@@ -6,7 +6,7 @@ from connections.models import RequestLog
 from tests import factories
 from tests.urlconf import all_routes, fill
 
-PUBLIC = {"login"}
+PUBLIC = {"login", "password_set"}  # password_set: the one-time link, checked by its token
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def samples(db):
     log = RequestLog.objects.create(connection=c, provider="clever", operation="test", method="GET",
                                     path="/v3.0/districts", outcome="ok", status_code=200)
     return {"name": c.name, "pk": log.pk, "id": log.pk, "attempt_id": "00000000-0000-0000-0000-000000000000",
-            "batch_id": "00000000-0000-0000-0000-000000000000"}
+            "batch_id": "00000000-0000-0000-0000-000000000000", "user_id": 1, "uidb64": "MA", "token": "x"}
 
 
 @pytest.mark.services

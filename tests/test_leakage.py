@@ -115,7 +115,8 @@ def test_no_secret_anywhere(world, caplog):
     client = Client()
     client.force_login(admin)
     samples = {"name": "leak-teletracker", "pk": RequestLog.objects.order_by("-id").first().pk,
-               "batch_id": "0" * 32, "attempt_id": "00000000-0000-0000-0000-000000000000"}
+               "batch_id": "0" * 32, "attempt_id": "00000000-0000-0000-0000-000000000000",
+               "user_id": admin.pk, "uidb64": "MA", "token": "x"}
     urls = {fill(route, samples) for route, name in all_routes() if name not in ("logout",)}
     urls |= {f"/connections/{c.name}/" for c in Connection.objects.all()}
     urls |= {f"/log/{pk}/" for pk in RequestLog.objects.values_list("pk", flat=True)}
