@@ -28,7 +28,8 @@ class Command(BaseCommand):
             commands["sandbox"] = [python, "manage.py", "runsandbox", "--port", str(settings.SANDBOX_PORT)]
         commands["web"] = [os.path.join(bin_dir, "gunicorn"), "dashboard.wsgi", "--bind", options["bind"],
                            "--workers", str(options["web_workers"]), "--threads", "4", "--timeout", "60",
-                           "--access-logfile", "-", "--graceful-timeout", "5"]
+                           "--access-logfile", "-", "--graceful-timeout", "5",
+                           "--logger-class", "dashboard.gunicorn_logging.RedactingLogger"]
         commands["worker"] = [os.path.join(bin_dir, "celery"), "-A", "dashboard", "worker", "-l", "info",
                               "--concurrency", "2", "-n", "worker@%h"]
         commands["beat"] = [os.path.join(bin_dir, "celery"), "-A", "dashboard", "beat", "-l", "info"]
