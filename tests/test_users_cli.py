@@ -81,6 +81,9 @@ class TestAdd:
         r = users("add", "has space", "--role", "viewer", "--json")
         assert r.code == 2
         assert r.json()["error"]["code"] == "bad_input" and "username" in r.json()["error"]["message"]
+        empty = users("add", " ", "--role", "viewer")
+        assert empty.code == 2 and "username: this field is required" in empty.err
+        assert list(User.objects.values_list("username", flat=True)) == ["Gina"]
 
 
 class TestListAndChanges:

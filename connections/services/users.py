@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group, User
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.encoding import force_bytes
@@ -97,11 +97,11 @@ def user_create(*, username: str, role: str, actor: Actor, password: str | None 
     username = (username or "").strip()
     errors: dict[str, list[str]] = {}
     try:
-        User.username_validator(username)
         if not username:
             raise ValidationError("this field is required")
         if len(username) > 150:
             raise ValidationError("at most 150 characters")
+        User.username_validator(username)
     except ValidationError as exc:
         errors["username"] = exc.messages
     else:
@@ -115,15 +115,18 @@ def user_create(*, username: str, role: str, actor: Actor, password: str | None 
     user = User(username=username)
     if password is not None:
         _validate_new_password(password, user)
-    with transaction.atomic():
-        if password is None:
-            user.set_unusable_password()
-        else:
-            user.set_password(password)
-        user.save()
-        _apply_role(user, role)
-        audit(actor=actor, action="user.create",
-              details={"user": username, "role": role, "first_password": "given" if password is not None else "link"})
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+            _apply_role(user, role)
+            audit(actor=actor, action="user.create", details={
+                "user": username, "role": role, "first_password": "given" if password is not None else "link"})
+    except IntegrityError:  # the same name added a moment ago by someone else
+        raise _error("username", f"a user named {username!r} already exists", "bad_input") from None
     return user
 
 
