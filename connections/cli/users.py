@@ -31,13 +31,16 @@ from .common import CLIError, dump, iso
 
 
 def _validation_error(exc: ValidationError) -> CLIError:
-    if hasattr(exc, "error_dict"):
-        message = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
-        codes = [e.code for errors in exc.error_dict.values() for e in errors if e.code]
-    else:
-        message = " ".join(exc.messages)
-        codes = [e.code for e in exc.error_list if e.code]
-    return CLIError(f"nothing was changed: {message}", name=codes[0] if codes else "bad_input")
+    """Bad values are named by their field ("username: ..."); refusals (last admin, ...) read as they are."""
+    errors = exc.error_dict.items() if hasattr(exc, "error_dict") else [("", exc.error_list)]
+    parts, codes = [], []
+    for field, items in errors:
+        for error in items:
+            text = " ".join(error.messages)
+            named = field and error.code in (None, "bad_input", "weak_password")
+            parts.append(f"{field}: {text}" if named else text)
+            codes.append(error.code)
+    return CLIError(f"nothing was changed: {'; '.join(parts)}", name=next((c for c in codes if c), "bad_input"))
 
 
 def _get_user(name: str) -> User:
