@@ -17,6 +17,7 @@ from django.db import close_old_connections
 from django.test import Client
 
 from connections.models import AuditEvent
+from connections.selectors.users import active_admins
 from connections.services import users as user_services
 from connections.services.audit import Actor
 from tests import factories
@@ -206,7 +207,7 @@ class TestRolesAndDeactivation:
         for t in threads:
             t.join(30)
         assert sorted(outcomes) == ["demoted", "refused"]
-        assert user_services.active_admins().count() == 1
+        assert active_admins().count() == 1
 
 
 class TestResetPassword:

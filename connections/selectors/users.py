@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import User
+from django.db.models import Q, QuerySet
 
-from ..roles import role_name
+from ..roles import ADMIN_ROLE, role_name
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,8 @@ def user_row(*, user: User) -> UserRow:
 def user_rows() -> list[UserRow]:
     """Every account, active ones first, then by name (two queries)."""
     return [user_row(user=u) for u in User.objects.prefetch_related("groups").order_by("-is_active", "username")]
+
+
+def active_admins() -> QuerySet[User]:
+    """Active users in the admin role (a superuser counts as one)."""
+    return User.objects.filter(Q(groups__name=ADMIN_ROLE) | Q(is_superuser=True), is_active=True).distinct()

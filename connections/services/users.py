@@ -17,12 +17,12 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from ..roles import ADMIN_ROLE, ROLES, role_name
+from ..selectors.users import active_admins
 from .audit import Actor, audit
 
 
@@ -37,10 +37,6 @@ class PasswordLink:
     @property
     def url_kwargs(self) -> dict:
         return {"uidb64": self.uidb64, "token": self.token}
-
-
-def active_admins():
-    return User.objects.filter(Q(groups__name=ADMIN_ROLE) | Q(is_superuser=True), is_active=True).distinct()
 
 
 def _error(field: str, message: str | list[str], code: str) -> ValidationError:
