@@ -6,6 +6,8 @@
  *   [data-poll=N] + hx-get    htmx.trigger(el, "poll") every N s while the tab is visible (pair with hx-trigger="poll")
  *   form[data-confirm]        window.confirm before submitting (also on a submit button)
  *   htmx errors               5xx/403/404/network failures shown in #messages instead of failing silently
+ *   [data-health-of=name]     a health badge that follows the "connection-health" event (HX-Trigger of a Test)
+ *   focus                     the control that sent an htmx request keeps the keyboard focus afterwards
  */
 (function () {
   "use strict";
@@ -231,6 +233,47 @@
       window.location.assign(login + "?next=" + encodeURIComponent(window.location.pathname + window.location.search));
     }
   });
+
+  /* ---------- A Test's verdict reaches every badge of that connection's health on the page ---------- */
+  document.addEventListener("connection-health", function (event) {
+    var d = event.detail || {};
+    if (!d.name || !d.health) { return; }
+    var nodes = document.querySelectorAll("[data-health-of]");
+    for (var i = 0; i < nodes.length; i++) {
+      if (nodes[i].dataset.healthOf !== d.name) { continue; }
+      nodes[i].className = "badge badge-" + d.health;
+      nodes[i].textContent = d.label || d.health;
+    }
+  });
+
+  /* ---------- Keyboard focus survives a request ----------
+   * hx-disabled-elt disables the pressed button while its request runs, and a disabled element drops the
+   * focus to <body>: a keyboard user would have to tab back from the top. Give it back afterwards (to the
+   * same button, or to its twin when a poll re-rendered the row meanwhile). */
+  var focusOwner = new WeakMap();
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var active = document.activeElement;
+    if (active && active !== document.body && event.target.contains && event.target.contains(active)) {
+      focusOwner.set(event.target, { el: active, action: event.target.getAttribute("action") });
+    }
+  });
+
+  function restoreFocus(event) {
+    var owner = focusOwner.get(event.target);
+    if (!owner) { return; }
+    var active = document.activeElement;
+    if (active && active !== document.body && active !== owner.el) { return; }  // the user moved on
+    var el = owner.el;
+    if (!el.isConnected && el.id) { el = document.getElementById(el.id); }
+    if ((!el || !el.isConnected) && owner.action) {
+      el = document.querySelector('form[action="' + owner.action + '"] [type="submit"]');
+    }
+    if (!el || !el.isConnected || el.disabled) { return; }
+    focusOwner.delete(event.target);
+    if (document.activeElement !== el) { el.focus({ preventScroll: true }); }
+  }
+  document.addEventListener("htmx:afterRequest", restoreFocus);  // after the swap, once hx-disabled-elt is undone
 
   /* ---------- Start ---------- */
   tick();
