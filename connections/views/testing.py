@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
+from ..formatting import took_text
 from ..services.audit import Actor
 from ..services.testing import connection_resume_tests, connection_test
 from .common import HtmxHttpRequest, can, get_connection
@@ -42,7 +43,8 @@ def test_connection(request: HtmxHttpRequest, name: str):
                                                              "label": connection.get_health_display()})
         return response
     if result.ok:
-        messages.success(request, f"{connection.name}: test passed (HTTP {result.status_code}, {result.duration_ms} ms).")
+        took = took_text(result.duration_ms, result.attempts)
+        messages.success(request, f"{connection.name}: test passed (HTTP {result.status_code}, {took}).")
     else:
         status = f"HTTP {result.status_code}" if result.status_code else result.outcome
         messages.error(request, f"{connection.name}: test failed ({status}): {result.error_message}")
