@@ -122,3 +122,19 @@ class TestRotateFromTheOverview:
         c = factories.connection("cleverbridge", name="bridge-view")
         assert ">Rotate</a>" not in viewer_client.get("/").content.decode()
         assert viewer_client.get(f"/connections/{c.name}/rotate/").status_code == 403
+
+
+class TestActionUrlsOpenedAsPages:
+    def test_a_post_only_url_opened_as_a_link_is_a_page_with_a_way_back(self, operator_client):
+        c = factories.connection("cleverbridge", name="bridge-405")
+        for url in (f"/connections/{c.name}/test/", f"/connections/{c.name}/replace/", "/test-all/"):
+            response = operator_client.get(url)
+            assert response.status_code == 405 and response["Allow"] == "POST"
+            html = response.content.decode()
+            assert LAYOUT.search(html) and "This address is an action, not a page" in html, url
+            assert 'href="/"' in html
+
+    def test_htmx_keeps_the_bare_405(self, operator_client):
+        c = factories.connection("cleverbridge", name="bridge-405h")
+        response = operator_client.get(f"/connections/{c.name}/test/", headers=HX)
+        assert response.status_code == 405 and response.content == b""
