@@ -48,6 +48,18 @@ class TestOverviewRowTest:
         assert result.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
         screenshot(page, "overview-row-test-failed")
 
+    def test_resume_inside_an_overview_result_lands_in_that_result(self, signed_in_page, vendors):
+        """The result partial is shared with the detail page: its Resume form targets the result box it
+        sits in, not an id only the detail page has."""
+        conn = factories.connection("teletracker", name="tt-paused", sandbox=vendors,
+                                    secret={"username": "demo", "password": "wrong-password"})
+        page = signed_in_page("operator")
+        result = page.locator(f"#overview-{conn.name}-result")
+        page.locator(f"#overview-{conn.name}").get_by_role("button", name="Test", exact=True).click()
+        expect(result).to_contain_text("paused")
+        result.get_by_role("button", name="Resume scheduled tests").click()
+        expect(result).to_contain_text("Scheduled tests resumed.")
+
     def test_list_row_test_works_twice(self, signed_in_page, vendors):
         conn = factories.connection("cleverbridge", name="bridge-list", sandbox=vendors)
         page = signed_in_page("operator", on="/connections/")
