@@ -248,32 +248,48 @@
 
   /* ---------- Keyboard focus survives a request ----------
    * hx-disabled-elt disables the pressed button while its request runs, and a disabled element drops the
-   * focus to <body>: a keyboard user would have to tab back from the top. Give it back afterwards (to the
-   * same button, or to its twin when a poll re-rendered the row meanwhile). */
+   * focus to <body>; a poll that re-renders a table (outerHTML) removes the focused control altogether.
+   * Either way a keyboard user would have to tab back from the top: give the focus back afterwards, to the
+   * same control or to its twin in the new markup (same id, same form action, same link). */
   var focusOwner = new WeakMap();
 
+  function twinSelector(el) {
+    if (el.id) { return "#" + CSS.escape(el.id); }
+    var form = el.form || (el.closest && el.closest("form"));
+    if (form && form.getAttribute("action")) {
+      return 'form[action="' + CSS.escape(form.getAttribute("action")) + '"] [type="submit"]';
+    }
+    if (el.tagName === "A" && el.getAttribute("href")) { return 'a[href="' + CSS.escape(el.getAttribute("href")) + '"]'; }
+    return null;
+  }
+
+  function requester(event) {
+    var d = event.detail || {};
+    return (d.requestConfig && d.requestConfig.elt) || d.elt || event.target;
+  }
+
   document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = requester(event);
     var active = document.activeElement;
-    if (active && active !== document.body && event.target.contains && event.target.contains(active)) {
-      focusOwner.set(event.target, { el: active, action: event.target.getAttribute("action") });
+    if (active && active !== document.body && elt.contains && elt.contains(active)) {
+      focusOwner.set(elt, { el: active, twin: twinSelector(active) });
     }
   });
 
-  function restoreFocus(event) {
-    var owner = focusOwner.get(event.target);
+  // After the swap (and once hx-disabled-elt is undone). htmx fires it on the requesting element, or on
+  // its nearest ancestor still in the page when that element was swapped out (requestConfig.elt is the requester).
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = requester(event);
+    var owner = focusOwner.get(elt);
     if (!owner) { return; }
+    focusOwner.delete(elt);
     var active = document.activeElement;
     if (active && active !== document.body && active !== owner.el) { return; }  // the user moved on
     var el = owner.el;
-    if (!el.isConnected && el.id) { el = document.getElementById(el.id); }
-    if ((!el || !el.isConnected) && owner.action) {
-      el = document.querySelector('form[action="' + owner.action + '"] [type="submit"]');
-    }
+    if (!el.isConnected && owner.twin) { el = document.querySelector(owner.twin); }
     if (!el || !el.isConnected || el.disabled) { return; }
-    focusOwner.delete(event.target);
     if (document.activeElement !== el) { el.focus({ preventScroll: true }); }
-  }
-  document.addEventListener("htmx:afterRequest", restoreFocus);  // after the swap, once hx-disabled-elt is undone
+  });
 
   /* ---------- Start ---------- */
   tick();

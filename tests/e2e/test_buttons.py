@@ -114,6 +114,21 @@ class TestKeyboard:
             result.evaluate("el => { el.textContent = ''; }")
 
 
+    def test_focus_survives_the_overview_refresh(self, signed_in_page, vendors):
+        """The rows re-render every 15 s (outerHTML): the focused control's twin gets the focus back."""
+        conn = factories.connection("cleverbridge", name="bridge-kb-poll", sandbox=vendors)
+        page = signed_in_page("operator")
+        row = page.locator(f"#overview-{conn.name}")
+        for name, role in (("Log", "link"), ("Test", "button")):
+            control = row.get_by_role(role, name=name, exact=True)
+            control.focus()
+            page.evaluate("window.__oldRows = document.querySelector('#overview-rows')")
+            with page.expect_response(lambda r: r.url.endswith("/") and r.request.method == "GET"):
+                page.evaluate("htmx.trigger('#overview-rows', 'poll')")
+            page.wait_for_function("document.querySelector('#overview-rows') !== window.__oldRows")
+            expect(control).to_be_focused()
+
+
 class TestRotateFromTheOverview:
     def test_staged_replacement_from_the_overview(self, signed_in_page, vendors):
         conn = factories.connection("cleverbridge", name="bridge-rot", sandbox=vendors)
