@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from .formatting import duration_text
 from .models import (
     AlertChannel,
     AlertCondition,
@@ -230,7 +231,10 @@ def _transition(connection: Connection, condition: str, finding: Finding, now, r
             if not suppressed and state.last_notified_at and now - state.last_notified_at < cooldown:
                 suppressed = f"cooldown ({rule.cooldown_minutes if rule else 30} min)"
         else:
-            message = f"Resolved — {label}: {connection.name} is back to normal ({state.detail or 'condition ended'})"
+            lasted = duration_text((now - state.since).total_seconds() * 1000) if state.since else ""
+            message = (f"Resolved — {label}: {connection.name} is back to normal"
+                       + (f" after {lasted}" if lasted else "") + "."
+                       + (f" The alert was: {state.detail}" if state.detail else ""))
             if not suppressed and state.last_notified_at is None:
                 suppressed = "its start was not notified"
         event = AlertEvent.objects.create(connection=connection, condition=condition,

@@ -64,7 +64,8 @@ _sleep = time.sleep
 
 @dataclass
 class Result:
-    """The outcome of one send (all its attempts). `duration_ms` is the last attempt's.
+    """The outcome of one send (all its attempts). `duration_ms` is the whole send: every attempt
+    and every wait between them (what the caller waited); `last_attempt_ms` the last answer's time.
 
     maybe_delivered: True when some attempt's outcome is unknown (sent, then a read timeout or a
     dropped connection): the vendor may have acted on it. False when we never sent, connecting
@@ -74,6 +75,7 @@ class Result:
     status_code: int | None
     duration_ms: int
     outcome: str
+    last_attempt_ms: int = 0
     vendor_request_id: str = ""
     error_code: str = ""
     error_message: str = ""
@@ -169,6 +171,7 @@ class _Call:
         default_wait = settings.OUTBOUND_MAX_WAIT if interactive else settings.OUTBOUND_MAX_WAIT_BACKGROUND
         self.max_wait = default_wait if max_wait is None else max_wait
         self.slept = 0.0
+        self.started = time.monotonic()
         self.url = ""
         self.sent_url = ""  # with the query string, once prepared
         self.redactor = Redactor()
@@ -372,7 +375,8 @@ def _result(call: _Call, tries: list[_Try], cred: Credential | None) -> Result:
     return Result(
         ok=last.ok,
         status_code=last.status,
-        duration_ms=last.duration_ms,
+        duration_ms=int((time.monotonic() - call.started) * 1000),
+        last_attempt_ms=last.duration_ms,
         outcome=last.outcome,
         vendor_request_id=r(last.error.request_id),
         error_code=last.error.code,
@@ -524,7 +528,7 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
     if until and until > now and plan.block_scope:
         limiter.block(plan.block_scope, until - now)
         t.blocked_until = until
-    _update_snapshot(connection, t.rate, t.blocked_until)
+    _update_snapshot(connection, t.rate, t.blocked_until, throttled=t.status == 429)
     if t.data is not None:
         found = provider.response_secrets(t.data)
         if found:
@@ -599,19 +603,23 @@ def _response_excerpt(call: _Call, resp: requests.Response, body: bytes, truncat
 # ----------------------------------------------------------------------------- rate-limit snapshot
 
 _snapshot_written: dict[int, float] = {}
+_snapshot_urgent: set[int] = set()  # connections whose last written snapshot was a 429, a block or none left
 SNAPSHOT_EVERY = 1.0  # seconds: the page's headroom does not need every response's figure
 
 
-def _update_snapshot(connection: Connection, rate: RateLimitInfo, blocked_until: float | None) -> None:
+def _update_snapshot(connection: Connection, rate: RateLimitInfo, blocked_until: float | None, *,
+                     throttled: bool = False) -> None:
     """Denormalise the latest rate-limit signals onto the connection (at most once a second,
-    unless something an operator must see happened: a block, or the budget running out)."""
-    urgent = blocked_until is not None or rate.remaining == 0 or rate.retry_after is not None
+    unless something an operator must see happened: a 429, a block, or the budget running out)."""
+    urgent = throttled or blocked_until is not None or rate.remaining == 0 or rate.retry_after is not None
     if not rate and not urgent:
         return
     now = time.monotonic()
-    if not urgent and now - _snapshot_written.get(connection.pk, -1e9) < SNAPSHOT_EVERY:
+    recovering = connection.pk in _snapshot_urgent  # the page says "none left": correct it at once
+    if not urgent and not recovering and now - _snapshot_written.get(connection.pk, -1e9) < SNAPSHOT_EVERY:
         return
     _snapshot_written[connection.pk] = now
+    (_snapshot_urgent.add if urgent else _snapshot_urgent.discard)(connection.pk)
     fields: dict[str, Any] = {"rl_observed_at": timezone.now()}
     if rate.limit is not None:
         fields["rl_limit"] = rate.limit
@@ -621,6 +629,12 @@ def _update_snapshot(connection: Connection, rate: RateLimitInfo, blocked_until:
         fields["rl_reset_at"] = datetime.fromtimestamp(rate.reset_at, UTC)
     if rate.bucket:
         fields["rl_bucket"] = rate.bucket
+    if throttled and rate.remaining is None:
+        # A 429 without rate headers (VENDORS.md edge case 4) still says: nothing left now. Keep no
+        # older reset either, or the page would count the budget as back once that time passed.
+        fields["rl_remaining"] = 0
+        if rate.reset_at is None:
+            fields["rl_reset_at"] = None
     if blocked_until is not None:
         fields["blocked_until"] = datetime.fromtimestamp(blocked_until, UTC)
     Connection.objects.filter(pk=connection.pk).update(**fields)

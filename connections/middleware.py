@@ -28,3 +28,23 @@ class PermissionMiddleware:
         if perm is None or not request.user.has_perm(perm):
             raise PermissionDenied(f"needs {perm}" if perm else "this view declares no permission")
         return None
+
+
+class MethodNotAllowedPage:
+    """A link or a typed address that lands on an action's URL (POST only) gets a page with the
+    layout and a way back, not the empty body of Django's 405 (a blank browser error page).
+    htmx and scripts keep the bare 405 with its Allow header."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code != 405 or response.content or request.method not in ("GET", "HEAD")
+                or request.headers.get("HX-Request")):
+            return response
+        from django.shortcuts import render
+
+        page = render(request, "405.html", {"allowed": response.get("Allow", "")}, status=405)
+        page["Allow"] = response.get("Allow", "")
+        return page

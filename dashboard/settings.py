@@ -131,6 +131,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "connections.middleware.MethodNotAllowedPage",  # a link to a POST-only URL: a page, not a blank 405
     "dashboard.security.SecurityHeadersMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into a clear page.
     "axes.middleware.AxesMiddleware",

@@ -368,7 +368,7 @@ class TestOverview:
         reset = timezone.now() + timedelta(seconds=42)
         c = make_conn("clever-rl", rl_limit=1200, rl_remaining=180, rl_reset_at=reset, rl_bucket="default",
                       rl_observed_at=timezone.now() - timedelta(seconds=5))
-        r = viewer_client.get(f"/connections/{c.name}/headroom/")
+        r = viewer_client.get(f"/connections/{c.name}/headroom/", headers=HX)
         html = r.content.decode()
         assert "180 of 1200 left" in text(r)
         assert f'data-countdown="{int(reset.timestamp())}"' in html
@@ -381,21 +381,21 @@ class TestOverview:
         b = make_conn("bridge-b", provider="cleverbridge",
                       blocked_until=timezone.now() + timedelta(seconds=50))
         RequestLog.objects.bulk_create([row(x, ago=timedelta(milliseconds=100)) for x in (a, a, a, b, b)])
-        r = viewer_client.get(f"/connections/{a.name}/headroom/")
+        r = viewer_client.get(f"/connections/{a.name}/headroom/", headers=HX)
         page = text(r)
         limit = settings.CLEVERBRIDGE_RATE_LIMIT
         assert f"5 / {limit} per s" in page  # all Cleverbridge connections share the budget
         assert f"limit in force: {limit} per s, shared by all Cleverbridge connections" in page
         assert "the getting-started page says 150/s, the rate-limits page 30/s" in page  # which figure, and why
         assert "in flight 0 of 4" in page
-        r = viewer_client.get(f"/connections/{b.name}/headroom/")
+        r = viewer_client.get(f"/connections/{b.name}/headroom/", headers=HX)
         assert "Blocked by the vendor until" in text(r)
 
     def test_headroom_observed_when_the_vendor_publishes_nothing(self, viewer_client):
         c = make_conn("cl-obs", provider="cleanlist")
         RequestLog.objects.bulk_create([row(c, ago=timedelta(minutes=m)) for m in range(1, 31)]
                                        + [row(c, status_code=429, outcome="http_error", ago=timedelta(minutes=2))])
-        page = text(viewer_client.get(f"/connections/{c.name}/headroom/"))
+        page = text(viewer_client.get(f"/connections/{c.name}/headroom/", headers=HX))
         assert "0.5 req/min observed" in page and "1 × 429 in 1 h" in page and "publishes no limit" in page
 
     def test_detail_page_includes_the_headroom_card(self, viewer_client):
@@ -434,7 +434,7 @@ def test_query_count_is_constant_at_5_and_50_connections(viewer_client, url):
         target = url
         if url == "detail":
             target = f"/log/{RequestLog.objects.filter(attempt=2).first().pk}/"
-        headers = HX if url == "/?hx" else {}
+        headers = HX if url in ("/?hx", "/connections/conn-001/headroom/") else {}  # headroom is a fragment
         target = target.replace("?hx", "")
         viewer_client.get(target, headers=headers)  # warm the session and permission caches
         with CaptureQueriesContext(db_connection) as ctx:

@@ -2,6 +2,7 @@
 
 import json
 
+from ..formatting import took_text
 from ..services.audit import Actor
 from . import BAD_INPUT, OK, VENDOR_SAID_NO
 from .common import CLIError, dump, get_connection
@@ -44,7 +45,7 @@ def run(options, stdin, stdout, stderr) -> int:
     for n, (r, item) in enumerate(zip(results, items, strict=True), start=1):
         status = f"HTTP {r.status_code}" if r.status_code else item["outcome"]
         prefix = f"[{n}/{len(results)}] " if len(results) > 1 else ""
-        line = f"{prefix}{'ok' if r.ok else 'FAILED'} — {status} in {r.duration_ms} ms"
+        line = f"{prefix}{'ok' if r.ok else 'FAILED'} — {status} in {took_text(r.duration_ms, r.attempts)}"
         if r.vendor_request_id:
             line += f", vendor request id {r.vendor_request_id}"
         if not r.ok:

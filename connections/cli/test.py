@@ -1,5 +1,6 @@
 """connections test NAME [--json] — run the connection's test now (exit 0 ok, 1 failed, 3 needs attention)."""
 
+from ..formatting import took_text
 from ..models import Health
 from ..services.audit import Actor
 from . import NEEDS_ATTENTION, OK, VENDOR_SAID_NO
@@ -29,7 +30,8 @@ def run(options, stdin, stdout, stderr) -> int:
               "attempts": result.attempts, "tests_paused": connection.tests_paused, "proves": proves}, stdout)
         return code
     status = f"HTTP {result.status_code}" if result.status_code else str(result.outcome)
-    line = f"{connection.name}: {'ok' if result.ok else 'FAILED'} — {status} in {result.duration_ms} ms"
+    took = took_text(result.duration_ms, result.attempts)
+    line = f"{connection.name}: {'ok' if result.ok else 'FAILED'} — {status} in {took}"
     if result.vendor_request_id:
         line += f", vendor request id {result.vendor_request_id}"
     lines = [line]

@@ -127,7 +127,7 @@ def _describe(result) -> str:
     if result.error_code:
         bits.append(result.error_code)
     if result.error_message:
-        bits.append(result.error_message)
+        bits.append(result.error_message.rstrip(" ."))  # callers end the sentence ("… token. The current …")
     return " ".join(bits)
 
 

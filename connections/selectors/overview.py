@@ -201,8 +201,7 @@ def _url_templates() -> dict[str, str]:
     """Per-connection URLs, reversed once per page (200 rows x 5 reverses is measurable); a
     route another area has not added yet is simply absent."""
     urls = {}
-    for key, name in (("detail", "connection_detail"), ("errors", "connection_errors"), ("test", "connection_test"),
-                      ("rotate", "connection_rotate")):
+    for key, name in (("detail", "connection_detail"), ("errors", "connection_errors"), ("test", "connection_test")):
         try:
             urls[key] = reverse(name, args=[_PLACEHOLDER])
         except NoReverseMatch:

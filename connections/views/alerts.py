@@ -7,7 +7,6 @@ import datetime as dt
 from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,7 +15,7 @@ from ..forms import add_schema_errors, errors_text
 from ..models import AlertChannel, AlertCondition, AlertDelivery, AlertEvent, AlertRule, MaintenanceWindow
 from ..providers.base import SchemaError
 from ..services.audit import Actor
-from .common import can, get_connection
+from .common import can, get_connection, render
 
 EVENTS_SHOWN = 100
 
@@ -48,8 +47,7 @@ def alert_list(request):
         "maintenance": MaintenanceWindow.objects.filter(ends_at__gt=timezone.now()).select_related("connection"),
         "channel_form": ChannelForm(),
     }
-    template = "connections/alerts.html#alert-events" if request.htmx else "connections/alerts.html"
-    return TemplateResponse(request, template, context)
+    return render(request, "connections/alerts.html", "alert-events", context)
 
 
 @require_POST

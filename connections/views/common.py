@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django_htmx.middleware import HtmxDetails
 
 from ..models import Connection
@@ -32,3 +35,34 @@ def can(perm: str):
 
 def get_connection(name: str) -> Connection:
     return get_object_or_404(Connection, name=name)
+
+
+def wants_fragment(request: HtmxHttpRequest) -> bool:
+    """An htmx swap wants the partial; a normal load, a new tab or a history restore (Back, with
+    htmx's history cache off) wants the whole page with its layout."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def render(request: HtmxHttpRequest, page: str, partial: str | None, context: dict, *,
+           status: int = 200) -> TemplateResponse:
+    """`page#partial` for an htmx swap, the whole `page` otherwise (same URL, so Vary: HX-Request:
+    a browser cache must not hand the fragment back for a page load)."""
+    template = f"{page}#{partial}" if partial and wants_fragment(request) else page
+    response = TemplateResponse(request, template, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def fragment_or_page(request: HtmxHttpRequest, template: str, context: dict, *, page: str, anchor: str = "",
+                     status: int = 200):
+    """A URL that only serves a fragment (a panel's refresh): the fragment for htmx; for anyone
+    else (a link opened in a new tab, a pasted URL) a redirect to the page that holds the panel."""
+    if not wants_fragment(request):
+        return redirect(page + (f"#{anchor}" if anchor else ""))
+    response = TemplateResponse(request, template, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def detail_url(connection: Connection) -> str:
+    return reverse("connection_detail", args=[connection.name])

@@ -10,26 +10,13 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url, trigger_client_event
 
 from .. import selectors
 from ..services import batch as batch_services
 from ..services.audit import Actor
-from .common import HtmxHttpRequest, can, get_connection
-
-
-def _partial(request: HtmxHttpRequest) -> bool:
-    """A fragment for htmx swaps; the whole page for normal loads and history restores."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _render(request: HtmxHttpRequest, page: str, partial: str | None, context: dict) -> TemplateResponse:
-    template = f"{page}#{partial}" if partial and _partial(request) else page
-    response = TemplateResponse(request, template, context)
-    patch_vary_headers(response, ["HX-Request"])  # a fragment and its page share a URL
-    return response
+from .common import HtmxHttpRequest, can, detail_url, fragment_or_page, get_connection, render, wants_fragment
 
 
 @require_GET
@@ -39,14 +26,14 @@ def overview(request: HtmxHttpRequest):
     batch_id = request.GET.get("batch", "")
     if batch_services.valid_batch_id(batch_id):
         context["batch"] = batch_services.batch_progress(batch_id=batch_id)
-    return _render(request, "connections/overview.html", "overview-rows", context)
+    return render(request, "connections/overview.html", "overview-rows", context)
 
 
 @require_POST
 @can("run_tests")
 def test_all(request: HtmxHttpRequest):
     progress = batch_services.test_all_start(actor=Actor.from_request(request))
-    if not _partial(request):
+    if not wants_fragment(request):
         return redirect(f"{reverse('overview')}?batch={progress['id']}")
     return TemplateResponse(request, "connections/overview.html#test-all-progress", {"batch": progress})
 
@@ -57,7 +44,7 @@ def test_all_progress(request: HtmxHttpRequest, batch_id: str):
     progress = batch_services.batch_progress(batch_id=batch_id) if batch_services.valid_batch_id(batch_id) else None
     if progress is None:
         raise Http404("This batch is unknown or expired.")
-    if not _partial(request):
+    if not wants_fragment(request):
         return redirect(f"{reverse('overview')}?batch={batch_id}")
     response = TemplateResponse(request, "connections/overview.html#test-all-progress", {"batch": progress})
     if progress["complete"]:
@@ -79,8 +66,8 @@ def request_log(request: HtmxHttpRequest):
         partial = "log-rows"
     else:
         partial = "log-results"
-    response = _render(request, "connections/log.html", partial, page)
-    if _partial(request) and partial == "log-results":
+    response = render(request, "connections/log.html", partial, page)
+    if wants_fragment(request) and partial == "log-results":
         query = filters.querystring()
         push_url(response, f"{reverse('request_log')}{'?' + query if query else ''}")
     return response
@@ -96,14 +83,14 @@ def request_detail(request: HtmxHttpRequest, pk: int):
 @can("view_requestlog")
 def error_history(request: HtmxHttpRequest):
     context = selectors.error_history(range_key=request.GET.get("range", "7d"), vendor=request.GET.get("vendor", ""))
-    return _render(request, "connections/errors.html", "errors-body", context)
+    return render(request, "connections/errors.html", "errors-body", context)
 
 
 @require_GET
 @can("view_requestlog")
 def connection_errors(request: HtmxHttpRequest, name: str):
     context = selectors.error_history(connection=get_connection(name), range_key=request.GET.get("range", "7d"))
-    return _render(request, "connections/errors.html", "errors-body", context)
+    return render(request, "connections/errors.html", "errors-body", context)
 
 
 @require_GET
@@ -111,4 +98,5 @@ def connection_errors(request: HtmxHttpRequest, name: str):
 def connection_headroom(request: HtmxHttpRequest, name: str):
     connection = get_connection(name)
     context = {"connection": connection, "headroom": selectors.connection_headroom(connection=connection)}
-    return TemplateResponse(request, "connections/headroom.html#headroom", context)
+    return fragment_or_page(request, "connections/headroom.html#headroom", context, page=detail_url(connection),
+                            anchor="headroom-card")

@@ -16,7 +16,7 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..forms import SecretForm, add_schema_errors, errors_text
 from ..models import RotationAttempt, RotationState
@@ -25,7 +25,7 @@ from ..rotation import BUSY, staged_replace, supports_refresh
 from ..rotation.core import RotationOutcome
 from ..rotation.jobs import cached_outcome, enqueue_rotation, queued_at
 from ..services.audit import Actor
-from .common import HtmxHttpRequest, can, get_connection
+from .common import HtmxHttpRequest, can, detail_url, fragment_or_page, get_connection, wants_fragment
 
 TEMPLATE = "connections/rotation.html"
 # The detail page's credential card and versions table reload on this event.
@@ -43,13 +43,17 @@ def _panel(request, connection, *, outcome=None, attempt_id="", form=None, statu
 @require_GET
 @can("view_connection")
 def rotation_panel(request: HtmxHttpRequest, name: str):
-    return _panel(request, get_connection(name))
+    connection = get_connection(name)
+    return fragment_or_page(request, f"{TEMPLATE}#rotate-panel", {"connection": connection},
+                            page=detail_url(connection), anchor="rotate")
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @can("rotate_credentials")
 def rotate(request: HtmxHttpRequest, name: str):
     connection = get_connection(name)
+    if request.method == "GET":  # a followed link or a bookmark: the page whose Rotate panel POSTs
+        return redirect(f"{detail_url(connection)}#rotate")
     if not supports_refresh(connection):
         message = f"{connection.provider_label} has no refresh for this credential: paste a new secret instead."
         if request.htmx:
@@ -61,13 +65,7 @@ def rotate(request: HtmxHttpRequest, name: str):
     if request.htmx:
         return _panel(request, connection, attempt_id=attempt_id)
     messages.info(request, "Rotation queued; this page shows its progress.")
-    return redirect(f"{_detail_url(connection)}?rotation={attempt_id}#rotate-panel")
-
-
-def _detail_url(connection) -> str:
-    from django.urls import reverse
-
-    return reverse("connection_detail", args=[connection.name])
+    return redirect(f"{detail_url(connection)}?rotation={attempt_id}#rotate-panel")
 
 
 @require_GET
@@ -90,8 +88,8 @@ def rotation_status(request: HtmxHttpRequest, name: str, attempt_id: uuid.UUID):
                 raise Http404("no such rotation")
             waited = int((timezone.now() - datetime.fromisoformat(when)).total_seconds())
             context.update(stage="queued", waited=waited, stalled=waited >= STALLED_AFTER)
-    if not request.htmx:
-        return redirect(f"{_detail_url(connection)}?rotation={attempt_id}#rotate-panel")
+    if not wants_fragment(request):
+        return redirect(f"{detail_url(connection)}?rotation={attempt_id}#rotate-panel")
     response = TemplateResponse(request, f"{TEMPLATE}#rotate-status", context)
     if context.get("finished"):
         response["HX-Trigger"] = CREDENTIAL_CHANGED
@@ -137,4 +135,5 @@ def replace(request: HtmxHttpRequest, name: str):
 @can("view_connection")
 def rotation_history(request: HtmxHttpRequest, name: str):
     connection = get_connection(name)
-    return TemplateResponse(request, f"{TEMPLATE}#history", {"connection": connection})
+    return fragment_or_page(request, f"{TEMPLATE}#history", {"connection": connection}, page=detail_url(connection),
+                            anchor="rotation-history-card")

@@ -6,7 +6,9 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
 
+from ..formatting import took_text
 from ..services.audit import Actor
 from ..services.testing import connection_resume_tests, connection_test
 from .common import HtmxHttpRequest, can, get_connection
@@ -14,9 +16,18 @@ from .common import HtmxHttpRequest, can, get_connection
 RESULT = "connections/testing.html#test-result"
 
 
+BACK = {"list": "connection_list", "overview": "overview"}  # where the button was (the form's "next")
+
+
 def _back(request: HtmxHttpRequest, name: str):
-    return redirect("connection_list") if request.POST.get("next") == "list" else redirect("connection_detail",
-                                                                                             name=name)
+    page = BACK.get(request.POST.get("next", ""))
+    return redirect(page) if page else redirect("connection_detail", name=name)
+
+
+def _result(request: HtmxHttpRequest, connection, **context) -> TemplateResponse:
+    """The result fragment; in an overview row, without the longer explanations (the detail page has them)."""
+    context.update(connection=connection, compact=request.POST.get("next") == "overview")
+    return TemplateResponse(request, RESULT, context)
 
 
 @require_POST
@@ -26,9 +37,14 @@ def test_connection(request: HtmxHttpRequest, name: str):
     connection = get_connection(name)
     result = connection_test(connection=connection, actor=Actor.from_request(request))
     if request.htmx:
-        return TemplateResponse(request, RESULT, {"connection": connection, "result": result, "fresh": True})
+        response = _result(request, connection, result=result, fresh=True)
+        # Every badge of this connection's health on the page follows (app.js: [data-health-of]).
+        trigger_client_event(response, "connection-health", {"name": connection.name, "health": connection.health,
+                                                             "label": connection.get_health_display()})
+        return response
     if result.ok:
-        messages.success(request, f"{connection.name}: test passed (HTTP {result.status_code}, {result.duration_ms} ms).")
+        took = took_text(result.duration_ms, result.attempts)
+        messages.success(request, f"{connection.name}: test passed (HTTP {result.status_code}, {took}).")
     else:
         status = f"HTTP {result.status_code}" if result.status_code else result.outcome
         messages.error(request, f"{connection.name}: test failed ({status}): {result.error_message}")
@@ -41,6 +57,6 @@ def resume_tests(request: HtmxHttpRequest, name: str):
     connection = get_connection(name)
     connection_resume_tests(connection=connection, actor=Actor.from_request(request))
     if request.htmx:
-        return TemplateResponse(request, RESULT, {"connection": connection, "resumed": True})
+        return _result(request, connection, resumed=True)
     messages.success(request, f"Scheduled tests of {connection.name} resumed.")
     return _back(request, connection.name)

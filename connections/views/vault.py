@@ -14,7 +14,7 @@ from ..providers.base import SchemaError
 from ..rotation import staged_replace
 from ..services import vault as vault_services
 from ..services.audit import Actor
-from .common import can, get_connection
+from .common import can, get_connection, render
 
 DETAIL_PARTS = {"credential-card", "credential-versions"}
 
@@ -30,11 +30,10 @@ def connection_list(request):
 @can("view_connection")
 def connection_detail(request, name: str):
     connection = get_connection(name)
-    template = "connections/detail.html"
     # htmx refreshes these after a rotation or replacement changes the credential.
-    if request.htmx and request.GET.get("part") in DETAIL_PARTS:
-        template += "#" + request.GET["part"]
-    return TemplateResponse(request, template, selectors.connection_detail(connection=connection))
+    part = request.GET.get("part")
+    return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None,
+                  selectors.connection_detail(connection=connection))
 
 
 @require_http_methods(["GET", "POST"])
@@ -59,9 +58,8 @@ def connection_create(request):
             return redirect("connection_detail", name=connection.name)
     if switching:
         form.errors.clear()
-    template = "connections/form.html#connection-form" if request.htmx else "connections/form.html"
-    return TemplateResponse(request, template, {"form": form, "creating": True,
-                                                "provider": PROVIDERS[form.provider_key]})
+    return render(request, "connections/form.html", "connection-form",
+                  {"form": form, "creating": True, "provider": PROVIDERS[form.provider_key]})
 
 
 @require_http_methods(["GET", "POST"])
@@ -135,5 +133,4 @@ def connection_delete(request, name: str):
 @can("view_auditevent")
 def audit_log(request):
     page = selectors.audit_page(before=request.GET.get("before"), connection=request.GET.get("connection"))
-    template = "connections/audit.html#audit-rows" if request.htmx else "connections/audit.html"
-    return TemplateResponse(request, template, page)
+    return render(request, "connections/audit.html", "audit-rows", page)

@@ -6,6 +6,8 @@
  *   [data-poll=N] + hx-get    htmx.trigger(el, "poll") every N s while the tab is visible (pair with hx-trigger="poll")
  *   form[data-confirm]        window.confirm before submitting (also on a submit button)
  *   htmx errors               5xx/403/404/network failures shown in #messages instead of failing silently
+ *   [data-health-of=name]     a health badge that follows the "connection-health" event (HX-Trigger of a Test)
+ *   focus                     the control that sent an htmx request keeps the keyboard focus afterwards
  */
 (function () {
   "use strict";
@@ -230,6 +232,63 @@
       event.detail.shouldSwap = false;
       window.location.assign(login + "?next=" + encodeURIComponent(window.location.pathname + window.location.search));
     }
+  });
+
+  /* ---------- A Test's verdict reaches every badge of that connection's health on the page ---------- */
+  document.addEventListener("connection-health", function (event) {
+    var d = event.detail || {};
+    if (!d.name || !d.health) { return; }
+    var nodes = document.querySelectorAll("[data-health-of]");
+    for (var i = 0; i < nodes.length; i++) {
+      if (nodes[i].dataset.healthOf !== d.name) { continue; }
+      nodes[i].className = "badge badge-" + d.health;
+      nodes[i].textContent = d.label || d.health;
+    }
+  });
+
+  /* ---------- Keyboard focus survives a request ----------
+   * hx-disabled-elt disables the pressed button while its request runs, and a disabled element drops the
+   * focus to <body>; a poll that re-renders a table (outerHTML) removes the focused control altogether.
+   * Either way a keyboard user would have to tab back from the top: give the focus back afterwards, to the
+   * same control or to its twin in the new markup (same id, same form action, same link). */
+  var focusOwner = new WeakMap();
+
+  function twinSelector(el) {
+    if (el.id) { return "#" + CSS.escape(el.id); }
+    var form = el.form || (el.closest && el.closest("form"));
+    if (form && form.getAttribute("action")) {
+      return 'form[action="' + CSS.escape(form.getAttribute("action")) + '"] [type="submit"]';
+    }
+    if (el.tagName === "A" && el.getAttribute("href")) { return 'a[href="' + CSS.escape(el.getAttribute("href")) + '"]'; }
+    return null;
+  }
+
+  function requester(event) {
+    var d = event.detail || {};
+    return (d.requestConfig && d.requestConfig.elt) || d.elt || event.target;
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = requester(event);
+    var active = document.activeElement;
+    if (active && active !== document.body && elt.contains && elt.contains(active)) {
+      focusOwner.set(elt, { el: active, twin: twinSelector(active) });
+    }
+  });
+
+  // After the swap (and once hx-disabled-elt is undone). htmx fires it on the requesting element, or on
+  // its nearest ancestor still in the page when that element was swapped out (requestConfig.elt is the requester).
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = requester(event);
+    var owner = focusOwner.get(elt);
+    if (!owner) { return; }
+    focusOwner.delete(elt);
+    var active = document.activeElement;
+    if (active && active !== document.body && active !== owner.el) { return; }  // the user moved on
+    var el = owner.el;
+    if (!el.isConnected && owner.twin) { el = document.querySelector(owner.twin); }
+    if (!el || !el.isConnected || el.disabled) { return; }
+    if (document.activeElement !== el) { el.focus({ preventScroll: true }); }
   });
 
   /* ---------- Start ---------- */
