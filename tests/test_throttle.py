@@ -1,4 +1,5 @@
-"""The shared rate limiter: pacing, leases, fixed windows, blocks; and four real processes."""
+"""The shared rate limiter, on Redis and on the database: pacing, leases, fixed windows, blocks;
+and real OS processes, on PostgreSQL + Redis and on the embedded default (a SQLite file)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ from django.conf import settings as django_settings
 from django.db import connection as db
 
 from connections.providers.base import Rule, ThrottlePlan
-from connections.throttle import LocalLimiter, RedisLimiter, get_limiter
+from connections.throttle import DatabaseLimiter, RedisLimiter, get_limiter
 from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["redis", "local"])
+@pytest.fixture(params=["redis", pytest.param("database", marks=pytest.mark.django_db)])
 def limiter(request):
-    if request.param == "local":
-        return LocalLimiter()
+    if request.param == "database":
+        return DatabaseLimiter()
     limiter = get_limiter()
     if not isinstance(limiter, RedisLimiter):
         pytest.skip("the cache is not Redis")
@@ -90,13 +91,51 @@ class TestRules:
         assert limiter.blocked_until("test:long") > time.time() + 25
 
 
+def _embedded_env(tmp_path) -> dict:
+    """The environment of `make run`'s processes, on a fresh SQLite file (no PostgreSQL, no Redis)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings", "SWITCHBOARD_SKIP_DOTENV": "1",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'switchboard.sqlite3'}"}
+    for name in ("CACHE_URL", "CELERY_BROKER_URL", "TEST_DATABASE_URL"):
+        env.pop(name, None)  # the embedded defaults
+    return env
+
+
+def _run(env: dict, *args: str, timeout: float = 120):
+    proc = subprocess.run([sys.executable, "-m", "tests.throttle_worker", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def processes(request, vendors, tmp_path):
+    """(environment, Cleverbridge id, Clever id) for worker processes: on PostgreSQL + Redis (the
+    test database), or on the embedded default (a SQLite file the processes migrate themselves)."""
+    if request.param == "embedded":
+        env = _embedded_env(tmp_path)
+        return (env, *_run(env, "setup", vendors.base_url("cleverbridge"), vendors.base_url("clever")))
+    cb = factories.connection("cleverbridge", sandbox=vendors)
+    cl = factories.connection("clever", sandbox=vendors)
+    name = db.settings_dict["NAME"]
+    host, port = db.settings_dict.get("HOST") or "127.0.0.1", db.settings_dict.get("PORT") or 5432
+    user = db.settings_dict.get("USER") or "postgres"
+    url = f"postgres://{user}@{host}:{port}/{name}"
+    prefix = django_settings.CACHES["default"].get("KEY_PREFIX", "")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "TEST_DATABASE_URL": url,
+           "DATABASE_URL": url, "TEST_KEY_PREFIX": prefix}
+    return env, cb.pk, cl.pk
+
+
 @pytest.mark.services
-@pytest.mark.django_db(transaction=True)
-def test_four_processes_share_the_budgets(vendors):
+@pytest.mark.parametrize("processes", [pytest.param("redis", marks=pytest.mark.django_db(transaction=True)),
+                                       "embedded"], indirect=True)
+def test_four_processes_share_the_budgets(vendors, processes):
     """4 OS processes (3 threads each on one Cleverbridge connection, 1 on one Clever token) never
-    exceed 150/s, 4 in flight or the per-minute window at the vendor, and get no 429.
+    exceed 150/s, 4 in flight or the per-minute window at the vendor, and get no 429: with Redis's
+    limiter, and with the database limiter on the embedded default's SQLite file.
 
     The Clever window is lowered to 300/min (twin and setting alike) so it fills within the run."""
+    env, cb_id, cl_id = processes
     clever_limit = 300
     clever = vendors.vendor("clever")
     saved = clever.limit_per_minute
@@ -104,19 +143,10 @@ def test_four_processes_share_the_budgets(vendors):
     try:
         # 25 ms per answer: pacing alone would put 4-5 in flight, so the 4-in-flight leases must bind.
         vendors.set_fault("cleverbridge", "slow", seconds=0.025)
-        cb = factories.connection("cleverbridge", sandbox=vendors)
-        cl = factories.connection("clever", sandbox=vendors)
-        name = db.settings_dict["NAME"]
-        host, port = db.settings_dict.get("HOST") or "127.0.0.1", db.settings_dict.get("PORT") or 5432
-        user = db.settings_dict.get("USER") or "postgres"
-        url = f"postgres://{user}@{host}:{port}/{name}"
-        prefix = django_settings.CACHES["default"].get("KEY_PREFIX", "")
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "TEST_DATABASE_URL": url,
-               "DATABASE_URL": url, "TEST_KEY_PREFIX": prefix,
-               "CLEVER_RATE_LIMIT_PER_MINUTE": str(clever_limit), "CLEVERBRIDGE_RATE_LIMIT": "150"}
+        env = {**env, "CLEVER_RATE_LIMIT_PER_MINUTE": str(clever_limit), "CLEVERBRIDGE_RATE_LIMIT": "150"}
         duration = 4.0
         start_at = time.time() + 4.0  # every process set up before anyone sends
-        procs = [subprocess.Popen([sys.executable, "-m", "tests.throttle_worker", str(cb.pk), str(cl.pk),
+        procs = [subprocess.Popen([sys.executable, "-m", "tests.throttle_worker", str(cb_id), str(cl_id),
                                    str(start_at), str(duration), "3"], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
         outputs = []
@@ -140,3 +170,27 @@ def test_four_processes_share_the_budgets(vendors):
     assert cl_stats["max_per_minute_by_token"] <= clever_limit, cl_stats
     assert cl_stats["rate_limited"] == 0, cl_stats
     assert total.get("clever:200", 0) >= clever_limit * 0.9 or total.get("clever:throttled", 0) == 0
+
+
+@pytest.mark.services
+def test_embedded_processes_see_each_others_leases_and_blocks(tmp_path):
+    """On the embedded default's SQLite file: a lease and a block one process takes hold in every
+    other process, and the lease of a process that died holding it expires on its own."""
+    env = _embedded_env(tmp_path)
+    _run(env, "setup")
+    lease = 8.0  # long enough for the next process to start and look
+    crashed = _run(env, "steps", json.dumps([["acquire", "t:sem", 1, lease], ["block", "t:ip", 30], ["crash"]]))
+    died_at = time.time()
+    assert crashed == [{"ok": True, "reason": ""}, None]
+
+    seen = _run(env, "steps", json.dumps([["state", "t:sem"], ["acquire", "t:sem", 1, lease],
+                                          ["state", "t:ip"], ["acquire", "t:ip", 1, lease]]))
+    assert seen[0]["in_flight"] == 1  # the dead process's lease, still held
+    assert seen[1] == {"ok": False, "reason": "busy"}
+    assert seen[2]["blocked_for"] > 20
+    assert seen[3] == {"ok": False, "reason": "blocked"}
+
+    time.sleep(max(0.0, died_at + lease + 0.5 - time.time()))
+    later = _run(env, "steps", json.dumps([["state", "t:sem"], ["acquire", "t:sem", 1, lease], ["state", "t:sem"]]))
+    assert later == [{"in_flight": 0, "blocked_for": 0}, {"ok": True, "reason": ""},
+                     {"in_flight": 1, "blocked_for": 0}]
