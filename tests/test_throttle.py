@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -17,8 +16,7 @@ from django.db import connection as db
 from connections.providers.base import Rule, ThrottlePlan
 from connections.throttle import DatabaseLimiter, RedisLimiter, get_limiter
 from tests import factories
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.embedded import ROOT, embedded_env, run_json
 
 
 @pytest.fixture(params=["redis", pytest.param("database", marks=pytest.mark.django_db)])
@@ -91,20 +89,8 @@ class TestRules:
         assert limiter.blocked_until("test:long") > time.time() + 25
 
 
-def _embedded_env(tmp_path) -> dict:
-    """The environment of `make run`'s processes, on a fresh SQLite file (no PostgreSQL, no Redis)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings", "SWITCHBOARD_SKIP_DOTENV": "1",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'switchboard.sqlite3'}"}
-    for name in ("CACHE_URL", "CELERY_BROKER_URL", "TEST_DATABASE_URL"):
-        env.pop(name, None)  # the embedded defaults
-    return env
-
-
-def _run(env: dict, *args: str, timeout: float = 120):
-    proc = subprocess.run([sys.executable, "-m", "tests.throttle_worker", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _worker(env: dict, *args: str):
+    return run_json(env, "-m", "tests.throttle_worker", *args)
 
 
 @pytest.fixture
@@ -112,8 +98,8 @@ def processes(request, vendors, tmp_path):
     """(environment, Cleverbridge id, Clever id) for worker processes: on PostgreSQL + Redis (the
     test database), or on the embedded default (a SQLite file the processes migrate themselves)."""
     if request.param == "embedded":
-        env = _embedded_env(tmp_path)
-        return (env, *_run(env, "setup", vendors.base_url("cleverbridge"), vendors.base_url("clever")))
+        env = embedded_env(tmp_path)
+        return (env, *_worker(env, "setup", vendors.base_url("cleverbridge"), vendors.base_url("clever")))
     cb = factories.connection("cleverbridge", sandbox=vendors)
     cl = factories.connection("clever", sandbox=vendors)
     name = db.settings_dict["NAME"]
@@ -176,14 +162,14 @@ def test_four_processes_share_the_budgets(vendors, processes):
 def test_embedded_processes_see_each_others_leases_and_blocks(tmp_path):
     """On the embedded default's SQLite file: a lease and a block one process takes hold in every
     other process, and the lease of a process that died holding it expires on its own."""
-    env = _embedded_env(tmp_path)
-    _run(env, "setup")
+    env = embedded_env(tmp_path)
+    _worker(env, "setup")
     lease = 8.0  # long enough for the next process to start and look
-    crashed = _run(env, "steps", json.dumps([["acquire", "t:sem", 1, lease], ["block", "t:ip", 30], ["crash"]]))
+    crashed = _worker(env, "steps", json.dumps([["acquire", "t:sem", 1, lease], ["block", "t:ip", 30], ["crash"]]))
     died_at = time.time()
     assert crashed == [{"ok": True, "reason": ""}, None]
 
-    seen = _run(env, "steps", json.dumps([["state", "t:sem"], ["acquire", "t:sem", 1, lease],
+    seen = _worker(env, "steps", json.dumps([["state", "t:sem"], ["acquire", "t:sem", 1, lease],
                                           ["state", "t:ip"], ["acquire", "t:ip", 1, lease]]))
     assert seen[0]["in_flight"] == 1  # the dead process's lease, still held
     assert seen[1] == {"ok": False, "reason": "busy"}
@@ -191,6 +177,6 @@ def test_embedded_processes_see_each_others_leases_and_blocks(tmp_path):
     assert seen[3] == {"ok": False, "reason": "blocked"}
 
     time.sleep(max(0.0, died_at + lease + 0.5 - time.time()))
-    later = _run(env, "steps", json.dumps([["state", "t:sem"], ["acquire", "t:sem", 1, lease], ["state", "t:sem"]]))
+    later = _worker(env, "steps", json.dumps([["state", "t:sem"], ["acquire", "t:sem", 1, lease], ["state", "t:sem"]]))
     assert later == [{"in_flight": 0, "blocked_for": 0}, {"ok": True, "reason": ""},
                      {"in_flight": 1, "blocked_for": 0}]
