@@ -131,13 +131,15 @@ def test_four_processes_share_the_budgets(vendors, processes):
         vendors.set_fault("cleverbridge", "slow", seconds=0.025)
         env = {**env, "CLEVER_RATE_LIMIT_PER_MINUTE": str(clever_limit), "CLEVERBRIDGE_RATE_LIMIT": "150"}
         duration = 4.0
-        start_at = time.time() + 4.0  # every process set up before anyone sends
         procs = [subprocess.Popen([sys.executable, "-m", "tests.throttle_worker", str(cb_id), str(cl_id),
-                                   str(start_at), str(duration), "3"], cwd=ROOT, env=env,
+                                   str(duration), "3"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        for proc in procs:  # every process set up before anyone sends
+            assert proc.stdout.readline().strip() == "ready", proc.communicate(timeout=60)[1][-3000:]
+        start_at = time.time() + 0.3
         outputs = []
         for proc in procs:
-            out, err = proc.communicate(timeout=120)
+            out, err = proc.communicate(f"{start_at}\n", timeout=120)
             assert proc.returncode == 0, err[-3000:]
             outputs.append(json.loads(out.strip().splitlines()[-1]))
         cb_stats, cl_stats = vendors.stats("cleverbridge"), vendors.stats("clever")

@@ -1,11 +1,12 @@
 """One OS process of the multi-process throttle tests (tests/test_throttle.py runs several).
 
-    python -m tests.throttle_worker CLEVERBRIDGE_ID CLEVER_ID START_AT DURATION THREADS
+    python -m tests.throttle_worker CLEVERBRIDGE_ID CLEVER_ID DURATION THREADS
     python -m tests.throttle_worker setup [CLEVERBRIDGE_URL CLEVER_URL]
     python -m tests.throttle_worker steps JSON
 
-The first hammers both connections through the real client until START_AT + DURATION and prints
-a JSON summary of outcomes. `setup` migrates the database and adds the two connections (for a
+The first prints "ready" once set up, reads the start time (Unix seconds) from standard input, and
+hammers both connections through the real client from then for DURATION seconds; it prints a JSON
+summary of outcomes. `setup` migrates the database and adds the two connections (for a
 database the parent test cannot reach itself: the embedded SQLite file) and prints their ids.
 `steps` drives the limiter directly, e.g. [["acquire", "scope", 1, 2.0], ["crash"]], and prints
 one result per step; "crash" exits at once, leaving its leases behind as a killed process does.
@@ -94,9 +95,12 @@ def main() -> None:
     if sys.argv[1] == "steps":
         return steps(json.loads(sys.argv[2]))
     cleverbridge_id, clever_id = int(sys.argv[1]), int(sys.argv[2])
-    start_at, duration, threads = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+    duration, threads = float(sys.argv[3]), int(sys.argv[4])
     counts: Counter = Counter()
     lock = threading.Lock()
+    Connection.objects.filter(pk__in=[cleverbridge_id, clever_id]).count()  # connected and warm
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())  # the same moment for every process
     end = start_at + duration
     time.sleep(max(0.0, start_at - time.time()))
     workers = [threading.Thread(target=hammer, args=(cleverbridge_id, "/connection/test", end, counts, lock))
