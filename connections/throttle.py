@@ -288,8 +288,10 @@ class DatabaseLimiter(Limiter):
         cursor.execute(select, names)
         rows = cursor.fetchall()
         if len(rows) < len(names):
+            present = {row[0] for row in rows}
             cursor.executemany(f"INSERT INTO {self.scopes} (scope, blocked_until, tat, window_number, window_count) "
-                               f"VALUES (%s, 0, 0, 0, 0) ON CONFLICT DO NOTHING", [(name,) for name in names])
+                               f"VALUES (%s, 0, 0, 0, 0) ON CONFLICT DO NOTHING",
+                               [(name,) for name in names if name not in present])
             cursor.execute(select, names)
             rows = cursor.fetchall()
         fields = ("scope", "blocked_until", "tat", "window_number", "window_count")

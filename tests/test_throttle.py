@@ -96,7 +96,8 @@ def _worker(env: dict, *args: str):
 @pytest.fixture
 def processes(request, vendors, tmp_path):
     """(environment, Cleverbridge id, Clever id) for worker processes: on PostgreSQL + Redis (the
-    test database), or on the embedded default (a SQLite file the processes migrate themselves)."""
+    test database), on PostgreSQL without Redis (the database limiter with row locks), or on the
+    embedded default (a SQLite file the processes migrate themselves)."""
     if request.param == "embedded":
         env = embedded_env(tmp_path)
         return (env, *_worker(env, "setup", vendors.base_url("cleverbridge"), vendors.base_url("clever")))
@@ -109,16 +110,20 @@ def processes(request, vendors, tmp_path):
     prefix = django_settings.CACHES["default"].get("KEY_PREFIX", "")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "TEST_DATABASE_URL": url,
            "DATABASE_URL": url, "TEST_KEY_PREFIX": prefix}
+    if request.param == "postgres":
+        env.update(DJANGO_SETTINGS_MODULE="dashboard.settings", SWITCHBOARD_SKIP_DOTENV="1",
+                   CACHE_URL="locmemcache://", CELERY_BROKER_URL="memory://")
     return env, cb.pk, cl.pk
 
 
 @pytest.mark.services
 @pytest.mark.parametrize("processes", [pytest.param("redis", marks=pytest.mark.django_db(transaction=True)),
+                                       pytest.param("postgres", marks=pytest.mark.django_db(transaction=True)),
                                        "embedded"], indirect=True)
 def test_four_processes_share_the_budgets(vendors, processes):
     """4 OS processes (3 threads each on one Cleverbridge connection, 1 on one Clever token) never
     exceed 150/s, 4 in flight or the per-minute window at the vendor, and get no 429: with Redis's
-    limiter, and with the database limiter on the embedded default's SQLite file.
+    limiter, and with the database limiter on PostgreSQL and on the embedded default's SQLite file.
 
     The Clever window is lowered to 300/min (twin and setting alike) so it fills within the run."""
     env, cb_id, cl_id = processes
