@@ -304,6 +304,8 @@ class DatabaseLimiter(Limiter):
             with connections[self.using].cursor() as cursor:
                 left = self._block_left(cursor, scope)
             return (False, "blocked", left) if left else (True, "ok", 0.0)
+        if sem and self.in_flight(sem.scope) >= _effective(sem)[0]:
+            return False, "busy", 0.0  # known from a read: while every slot is taken, polls take no lock
         with fast_commit(self.using), connections[self.using].cursor() as cursor:
             rows = self._locked_rows(cursor, [scope, *(rule.scope for rule in plan.rules)])
             now = self._now(cursor)
@@ -313,8 +315,6 @@ class DatabaseLimiter(Limiter):
                 cursor.execute(f"SELECT COUNT(*) FROM {self.leases} WHERE scope = %s AND expires_at > %s",
                                [sem.scope, now])
                 if cursor.fetchone()[0] >= _effective(sem)[0]:
-                    # Full: a good moment to drop the leases of processes that died holding them.
-                    cursor.execute(f"DELETE FROM {self.leases} WHERE scope = %s AND expires_at <= %s", [sem.scope, now])
                     return False, "busy", 0.0
             changed = set()
             if window:
@@ -347,9 +347,11 @@ class DatabaseLimiter(Limiter):
         return scope
 
     def release(self, permit: Permit) -> None:
+        """Drop the lease, and any of its scope that expired (their processes died holding them)."""
         if permit.lease_key:
             with fast_commit(self.using), connections[self.using].cursor() as cursor:
-                cursor.execute(f"DELETE FROM {self.leases} WHERE id = %s", [permit.lease_id])
+                cursor.execute(f"DELETE FROM {self.leases} WHERE id = %s OR (scope = %s AND expires_at <= %s)",
+                               [permit.lease_id, permit.lease_key, self._now(cursor)])
 
     def block(self, scope: str, seconds: float) -> None:
         if seconds <= 0:
