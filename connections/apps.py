@@ -33,7 +33,7 @@ def _sync_roles(sender, **kwargs) -> None:
     ensure_default_rules()
 
 
-def _create_cache_table(sender, using="default", verbosity=1, **kwargs) -> None:
+def _create_cache_table(sender, using="default", **kwargs) -> None:
     """The embedded default's cache is a database table (settings.py): every migrate creates it if it
     is missing (Django's createcachetable; nothing to do for Redis). A hook rather than a migration,
     so a deployment that switches CACHE_URL to the database later gets its table on the next migrate."""

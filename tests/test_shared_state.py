@@ -85,3 +85,17 @@ class TestEmbeddedDefault:
         shell(env, "from django.core.cache import cache; cache.set('shared-test', 'from another process', 60)")
         out = shell(env, "from django.core.cache import cache; print(cache.get('shared-test'))")
         assert out == "from another process"
+
+    def test_limiter_and_log_commits_skip_the_fsync_and_every_other_commit_stays_durable(self, env):
+        """commits.fast_commit on SQLite: NORMAL for its own commit, then FULL again, so a rotated
+        token committed next on the same connection still waits for the disk."""
+        levels = shell(env, "\n".join([
+            "from django.db import connection",
+            "from connections.commits import fast_commit",
+            "level = lambda: connection.cursor().execute('PRAGMA synchronous').fetchone()[0]",
+            "before = level()",
+            "with fast_commit():",
+            "    inside = level()",
+            "print(before, inside, level())",
+        ]))
+        assert levels == "2 1 2"  # FULL, NORMAL, FULL
