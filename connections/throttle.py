@@ -253,18 +253,15 @@ class RedisLimiter(Limiter):
 
 
 class DatabaseLimiter(Limiter):
-    """The same rules as the Redis script, as one short transaction per decision on the tables of
-    ThrottleScope and ThrottleLease: the embedded default's limiter (SQLite), and PostgreSQL's when
-    there is no Redis.
+    """The Redis script's rules as one short transaction per decision on ThrottleScope and
+    ThrottleLease rows: the embedded default's limiter (SQLite), and PostgreSQL's without Redis.
 
-    SQLite: every transaction opens with BEGIN IMMEDIATE (settings.py), which takes the database's
-    write lock, so decisions are serialised across every process on the machine (waiting at most
-    the 20 s busy timeout). PostgreSQL: the scope rows are locked (SELECT ... FOR UPDATE, in scope
-    order so two plans cannot deadlock) and the clock is the database server's, as Redis's is in
-    its script, so workers on several machines agree. A plan without rules (most vendors: only a
-    block) is one read and takes no lock. Commits do not wait for the disk (commits.py): this
-    state is worth nothing after a power cut. Plain SQL: this runs before every outbound request,
-    and the ORM's query building would be most of its cost.
+    SQLite: BEGIN IMMEDIATE (settings.py) takes the database's write lock, so decisions are
+    serialised across every process on the machine. PostgreSQL: the scope rows are locked (FOR
+    UPDATE, in scope order: no deadlock) and the clock is the server's, as Redis's is in its
+    script. A plan without rules (only a block) is one read. Commits skip the fsync (commits.py):
+    this state is worthless after a power cut. Plain SQL: it runs before every outbound request,
+    and the ORM's query building was most of its cost (docs/decisions.md, "Shared state").
     """
 
     poll = 0.005  # each try is a write transaction: poll a full concurrency scope less eagerly
@@ -273,11 +270,19 @@ class DatabaseLimiter(Limiter):
         self.using = using
         self.scopes, self.leases = ThrottleScope._meta.db_table, ThrottleLease._meta.db_table
 
-    def _now(self, cursor) -> float:
+    def _clock(self) -> tuple[str, list]:
+        """SQL for "now" in Unix seconds, and its parameters: the server's clock on PostgreSQL,
+        this machine's on SQLite (one machine, one clock)."""
         if connections[self.using].vendor == "postgresql":
-            cursor.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())")
-            return float(cursor.fetchone()[0])
-        return time.time()  # SQLite: one machine, one clock
+            return "EXTRACT(EPOCH FROM clock_timestamp())", []
+        return "%s", [time.time()]
+
+    def _now(self, cursor) -> float:
+        clock, params = self._clock()
+        if params:
+            return params[0]
+        cursor.execute(f"SELECT {clock}")
+        return float(cursor.fetchone()[0])
 
     def _locked_rows(self, cursor, scopes) -> dict[str, dict]:
         """The scopes' rows, created when missing, locked until the transaction ends."""
@@ -349,9 +354,10 @@ class DatabaseLimiter(Limiter):
     def release(self, permit: Permit) -> None:
         """Drop the lease, and any of its scope that expired (their processes died holding them)."""
         if permit.lease_key:
+            clock, now = self._clock()
             with fast_commit(self.using), connections[self.using].cursor() as cursor:
-                cursor.execute(f"DELETE FROM {self.leases} WHERE id = %s OR (scope = %s AND expires_at <= %s)",
-                               [permit.lease_id, permit.lease_key, self._now(cursor)])
+                cursor.execute(f"DELETE FROM {self.leases} WHERE id = %s OR (scope = %s AND expires_at <= {clock})",
+                               [permit.lease_id, permit.lease_key, *now])
 
     def block(self, scope: str, seconds: float) -> None:
         if seconds <= 0:
@@ -364,9 +370,10 @@ class DatabaseLimiter(Limiter):
 
     def _block_left(self, cursor, scope: str) -> float:
         """Seconds left of the scope's block (0 when none)."""
-        cursor.execute(f"SELECT blocked_until FROM {self.scopes} WHERE scope = %s", [scope])
+        clock, now = self._clock()
+        cursor.execute(f"SELECT blocked_until - {clock} FROM {self.scopes} WHERE scope = %s", [*now, scope])
         row = cursor.fetchone()
-        return max(0.0, row[0] - self._now(cursor)) if row and row[0] else 0.0
+        return max(0.0, float(row[0])) if row else 0.0
 
     def blocked_until(self, scope: str) -> float | None:
         with connections[self.using].cursor() as cursor:
@@ -374,9 +381,10 @@ class DatabaseLimiter(Limiter):
         return time.time() + left if left else None
 
     def in_flight(self, scope: str) -> int:
+        clock, now = self._clock()
         with connections[self.using].cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {self.leases} WHERE scope = %s AND expires_at > %s",
-                           [scope, self._now(cursor)])
+            cursor.execute(f"SELECT COUNT(*) FROM {self.leases} WHERE scope = %s AND expires_at > {clock}",
+                           [scope, *now])
             return int(cursor.fetchone()[0])
 
 
