@@ -13,6 +13,7 @@ class ConnectionsConfig(AppConfig):
         from . import crypto
 
         post_migrate.connect(_sync_roles, sender=self)
+        post_migrate.connect(_create_cache_table, sender=self)
 
         # Production refuses to start without usable credential keys; a malformed key
         # always stops start-up (ImproperlyConfigured names CREDENTIAL_KEYS).
@@ -30,3 +31,12 @@ def _sync_roles(sender, **kwargs) -> None:
 
     sync_roles(apps, ROLES)
     ensure_default_rules()
+
+
+def _create_cache_table(sender, using="default", **kwargs) -> None:
+    """The embedded default's cache is a database table (settings.py): every migrate creates it if it
+    is missing (Django's createcachetable; nothing to do for Redis). A hook rather than a migration,
+    so a deployment that switches CACHE_URL to the database later gets its table on the next migrate."""
+    from django.core.management import call_command
+
+    call_command("createcachetable", database=using, verbosity=0)

@@ -29,13 +29,13 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from django.conf import settings
 from django.db import Error as DatabaseErrors
-from django.db import transaction
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from . import guard
+from .commits import fast_commit
 from .crypto import SecretUnavailable
 from .models import Connection, Credential, CredentialState, Outcome, RequestLog
 from .providers.base import (
@@ -240,19 +240,14 @@ def storable(value: Any) -> Any:
 
 
 def _insert_log(**fields) -> RequestLog | None:
-    """Write one RequestLog row. On PostgreSQL, outside a caller's transaction, the commit does
-    not wait for the WAL flush (synchronous_commit off for this transaction only): a database
-    crash may lose the last fraction of a second of log rows, never corrupt them, and every
-    send saves the fsync. Credentials and the rotation journal keep durable commits."""
+    """Write one RequestLog row. Outside a caller's transaction the commit does not wait for the
+    disk (commits.fast_commit): a power cut may lose the last fraction of a second of log rows,
+    never corrupt them, and every send saves the fsync. Credentials and the rotation journal keep
+    durable commits."""
     fields = {name: storable(value) for name, value in fields.items()}
-    conn = transaction.get_connection()
-    outer = conn.in_atomic_block
     try:
         # A savepoint inside a caller's transaction, so a failed insert cannot poison it.
-        with transaction.atomic():
-            if conn.vendor == "postgresql" and not outer:
-                with conn.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        with fast_commit():
             return RequestLog.objects.create(**fields)
     except DatabaseErrors as exc:
         # The vendor's answer matters more than its log row: a refresh's new token must reach

@@ -368,3 +368,59 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.state}"
+
+
+# ----------------------------------------------------------------------------- shared state
+# What every process must see, in the database (docs/decisions.md, "Shared state").
+
+
+class BatchRun(models.Model):
+    """One "Test all": progress is counted from its results (services/batch.py)."""
+
+    id = models.CharField(primary_key=True, max_length=32)  # uuid4 hex, part of the progress URL
+    total = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Test all {self.pk}"
+
+
+class BatchRunResult(models.Model):
+    """A finished test of a batch: one row per connection, so a redelivered task counts once."""
+
+    batch = models.ForeignKey(BatchRun, on_delete=models.CASCADE, related_name="results")
+    connection_pk = models.BigIntegerField()  # no foreign key: a connection deleted mid-batch still counts
+    ok = models.BooleanField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["batch", "connection_pk"], name="batch_result_once")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} {self.connection_pk} {'ok' if self.ok else 'failed'}"
+
+
+class ThrottleScope(models.Model):
+    """The database limiter's state of one scope (connections/throttle.py); times in Unix seconds."""
+
+    scope = models.CharField(primary_key=True, max_length=200)
+    blocked_until = models.FloatField(default=0.0)
+    tat = models.FloatField(default=0.0)  # GCRA: when the next request may go
+    window_number = models.BigIntegerField(default=0)
+    window_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.scope
+
+
+class ThrottleLease(models.Model):
+    """A request in flight in a concurrency scope; it expires on its own if its process dies."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    scope = models.CharField(max_length=200)
+    expires_at = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "expires_at"], name="throttle_lease_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.pk}"

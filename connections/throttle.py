@@ -1,4 +1,4 @@
-"""The shared rate limiter: every process and machine draws on one budget through the cache.
+"""The shared rate limiter: every process and machine draws on one budget (Redis or the database).
 
 Three rules, declared by providers (providers/base.py `Rule`):
 
@@ -15,9 +15,10 @@ A request that would wait longer than its caller's `max_wait` is not sent: acqui
 refusal the client records as outcome `throttled`.
 
 With Redis (django.core.cache.backends.redis.RedisCache) every decision is one Lua script, so it
-is atomic across processes and machines and uses Redis's clock (no skew between workers). With
-the local-memory cache (the embedded single-machine default) a lock gives the same rules within
-one process. Why not `limits` or pyrate-limiter: docs/decisions.md.
+is atomic across processes and machines and uses Redis's clock (no skew between workers).
+Without Redis (the embedded default: SQLite) every decision is one short database transaction
+(DatabaseLimiter), atomic across every process that shares the database. Why not `limits` or
+pyrate-limiter: docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.cache import caches
+from django.db import DEFAULT_DB_ALIAS, connections
 
+from .commits import fast_commit
+from .models import ThrottleLease, ThrottleScope
 from .providers.base import ThrottlePlan
 
 PACE_MARGIN = 0.95
 WINDOW_MARGIN = 0.99
-_POLL = 0.002  # seconds between tries while every concurrency slot is taken
 
 
 @dataclass
@@ -57,8 +60,20 @@ def _effective(rule) -> tuple[int, float]:
     return max(1, int(rule.limit)), rule.period
 
 
+def _rules(plan: ThrottlePlan):
+    """The plan's (concurrency, pace, window) rules, None where it has none."""
+    found = {rule.kind: rule for rule in plan.rules}
+    return found.get("concurrency"), found.get("pace"), found.get("window")
+
+
+def _block_scope(plan: ThrottlePlan) -> str:
+    return plan.block_scope or (plan.rules[0].scope if plan.rules else "none")
+
+
 class Limiter:
     """Backend-independent driver: asks `_try` until admitted, refused, or out of time."""
+
+    poll = 0.002  # seconds between tries while every concurrency slot is taken
 
     def acquire(self, plan: ThrottlePlan, *, max_wait: float, lease_seconds: float = 60.0) -> Permit:
         if not plan.rules and not plan.block_scope:
@@ -83,7 +98,7 @@ class Limiter:
                     return Permit(ok=False, waited=time.monotonic() - started, reason="busy",
                                   message=f"{limit} requests already in flight for this vendor's scope; "
                                           f"waited {max_wait:g} s for a free slot")
-                time.sleep(min(remaining, _POLL * (0.5 + random.random())))
+                time.sleep(min(remaining, self.poll * (0.5 + random.random())))
                 continue
             if wait > remaining:
                 until = time.time() + wait
@@ -186,15 +201,8 @@ class RedisLimiter(Limiter):
         return self._key(f"throttle:sem:{scope}")
 
     def _try(self, plan, *, lease_id, lease_seconds, max_delay):
-        sem = pace = window = None
-        for rule in plan.rules:
-            if rule.kind == "concurrency":
-                sem = rule
-            elif rule.kind == "pace":
-                pace = rule
-            elif rule.kind == "window":
-                window = rule
-        scope = plan.block_scope or (plan.rules[0].scope if plan.rules else "none")
+        sem, pace, window = _rules(plan)
+        scope = _block_scope(plan)
         keys = [
             self._key(f"throttle:block:{scope}"),
             self._sem_key(sem.scope if sem else scope),
@@ -240,76 +248,144 @@ class RedisLimiter(Limiter):
         return int(self.client.zcard(key))
 
 
-# ----------------------------------------------------------------------------- local memory
+
+# ----------------------------------------------------------------------------- database
 
 
-class LocalLimiter(Limiter):
-    """One process only (the embedded default uses the local-memory cache): a lock and dicts."""
+class DatabaseLimiter(Limiter):
+    """The Redis script's rules as one short transaction per decision on ThrottleScope and
+    ThrottleLease rows: the embedded default's limiter (SQLite), and PostgreSQL's without Redis.
 
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.blocks: dict[str, float] = {}
-        self.leases: dict[str, dict[str, float]] = {}
-        self.tat: dict[str, float] = {}
-        self.windows: dict[str, tuple[int, int]] = {}
+    SQLite: BEGIN IMMEDIATE (settings.py) takes the database's write lock, so decisions are
+    serialised across every process on the machine. PostgreSQL: the scope rows are locked (FOR
+    UPDATE, in scope order: no deadlock) and the clock is the server's, as Redis's is in its
+    script. A plan without rules (only a block) is one read. Commits skip the fsync (commits.py):
+    this state is worthless after a power cut. Plain SQL: it runs before every outbound request,
+    and the ORM's query building was most of its cost (docs/decisions.md, "Shared state").
+    """
+
+    poll = 0.005  # each try is a write transaction: poll a full concurrency scope less eagerly
+
+    def __init__(self, using: str = DEFAULT_DB_ALIAS):
+        self.using = using
+        self.scopes, self.leases = ThrottleScope._meta.db_table, ThrottleLease._meta.db_table
+
+    def _clock(self) -> tuple[str, list]:
+        """SQL for "now" in Unix seconds, and its parameters: the server's clock on PostgreSQL,
+        this machine's on SQLite (one machine, one clock)."""
+        if connections[self.using].vendor == "postgresql":
+            return "EXTRACT(EPOCH FROM clock_timestamp())", []
+        return "%s", [time.time()]
+
+    def _now(self, cursor) -> float:
+        clock, params = self._clock()
+        if params:
+            return params[0]
+        cursor.execute(f"SELECT {clock}")
+        return float(cursor.fetchone()[0])
+
+    def _locked_rows(self, cursor, scopes) -> dict[str, dict]:
+        """The scopes' rows, created when missing, locked until the transaction ends."""
+        names = sorted(set(scopes))
+        lock = " FOR UPDATE" if connections[self.using].features.has_select_for_update else ""
+        select = (f"SELECT scope, blocked_until, tat, window_number, window_count FROM {self.scopes} "
+                  f"WHERE scope IN ({', '.join(['%s'] * len(names))}) ORDER BY scope{lock}")
+        cursor.execute(select, names)
+        rows = cursor.fetchall()
+        if len(rows) < len(names):
+            present = {row[0] for row in rows}
+            cursor.executemany(f"INSERT INTO {self.scopes} (scope, blocked_until, tat, window_number, window_count) "
+                               f"VALUES (%s, 0, 0, 0, 0) ON CONFLICT DO NOTHING",
+                               [(name,) for name in names if name not in present])
+            cursor.execute(select, names)
+            rows = cursor.fetchall()
+        fields = ("scope", "blocked_until", "tat", "window_number", "window_count")
+        return {row[0]: dict(zip(fields, row, strict=True)) for row in rows}
 
     def _try(self, plan, *, lease_id, lease_seconds, max_delay):
-        now = time.time()
-        with self.lock:
-            scope = plan.block_scope or (plan.rules[0].scope if plan.rules else "none")
-            blocked = self.blocks.get(scope, 0.0)
-            if blocked > now:
-                return False, "blocked", blocked - now
-            sem = next((r for r in plan.rules if r.kind == "concurrency"), None)
+        sem, pace, window = _rules(plan)
+        scope = _block_scope(plan)
+        if not plan.rules:
+            with connections[self.using].cursor() as cursor:
+                left = self._block_left(cursor, scope)
+            return (False, "blocked", left) if left else (True, "ok", 0.0)
+        if sem and self.in_flight(sem.scope) >= _effective(sem)[0]:
+            return False, "busy", 0.0  # known from a read: while every slot is taken, polls take no lock
+        with fast_commit(self.using), connections[self.using].cursor() as cursor:
+            rows = self._locked_rows(cursor, [scope, *(rule.scope for rule in plan.rules)])
+            now = self._now(cursor)
+            if rows[scope]["blocked_until"] > now:
+                return False, "blocked", rows[scope]["blocked_until"] - now
             if sem:
-                leases = self.leases.setdefault(sem.scope, {})
-                for key in [k for k, exp in leases.items() if exp <= now]:
-                    del leases[key]
-                if len(leases) >= _effective(sem)[0]:
+                cursor.execute(f"SELECT COUNT(*) FROM {self.leases} WHERE scope = %s AND expires_at > %s",
+                               [sem.scope, now])
+                if cursor.fetchone()[0] >= _effective(sem)[0]:
                     return False, "busy", 0.0
-            window = next((r for r in plan.rules if r.kind == "window"), None)
+            changed = set()
             if window:
                 limit, period = _effective(window)
-                number = int(now // period)
-                seen, count = self.windows.get(window.scope, (number, 0))
-                count = count if seen == number else 0
+                row, number = rows[window.scope], int(now // period)
+                count = row["window_count"] if row["window_number"] == number else 0
                 if count >= limit:
                     return False, "window", (number + 1) * period - now
-            pace = next((r for r in plan.rules if r.kind == "pace"), None)
+                row.update(window_number=number, window_count=count + 1)
+                changed.add(window.scope)
             delay = 0.0
             if pace:
-                interval = _effective(pace)[1]
-                tat = max(self.tat.get(pace.scope, 0.0), now)
+                row = rows[pace.scope]
+                tat = max(row["tat"], now)
                 delay = tat - now
                 if delay > max_delay:
                     return False, "pace", delay
-                self.tat[pace.scope] = tat + interval
+                row["tat"] = tat + _effective(pace)[1]
+                changed.add(pace.scope)
+            for name in changed:
+                row = rows[name]
+                cursor.execute(f"UPDATE {self.scopes} SET tat = %s, window_number = %s, window_count = %s "
+                               f"WHERE scope = %s", [row["tat"], row["window_number"], row["window_count"], name])
             if sem:
-                self.leases[sem.scope][lease_id] = now + delay + lease_seconds
-            if window:
-                self.windows[window.scope] = (number, count + 1)
+                cursor.execute(f"INSERT INTO {self.leases} (id, scope, expires_at) VALUES (%s, %s, %s)",
+                               [lease_id, sem.scope, now + delay + lease_seconds])
             return True, "ok", delay
 
     def _sem_key(self, scope: str) -> str:
         return scope
 
     def release(self, permit: Permit) -> None:
+        """Drop the lease, and any of its scope that expired (their processes died holding them)."""
         if permit.lease_key:
-            with self.lock:
-                self.leases.get(permit.lease_key, {}).pop(permit.lease_id, None)
+            clock, now = self._clock()
+            with fast_commit(self.using), connections[self.using].cursor() as cursor:
+                cursor.execute(f"DELETE FROM {self.leases} WHERE id = %s OR (scope = %s AND expires_at <= {clock})",
+                               [permit.lease_id, permit.lease_key, *now])
 
     def block(self, scope: str, seconds: float) -> None:
-        with self.lock:
-            self.blocks[scope] = max(self.blocks.get(scope, 0.0), time.time() + seconds)
+        if seconds <= 0:
+            return
+        with fast_commit(self.using), connections[self.using].cursor() as cursor:
+            row = self._locked_rows(cursor, [scope])[scope]
+            until = self._now(cursor) + seconds
+            if until > row["blocked_until"]:
+                cursor.execute(f"UPDATE {self.scopes} SET blocked_until = %s WHERE scope = %s", [until, scope])
+
+    def _block_left(self, cursor, scope: str) -> float:
+        """Seconds left of the scope's block (0 when none)."""
+        clock, now = self._clock()
+        cursor.execute(f"SELECT blocked_until - {clock} FROM {self.scopes} WHERE scope = %s", [*now, scope])
+        row = cursor.fetchone()
+        return max(0.0, float(row[0])) if row else 0.0
 
     def blocked_until(self, scope: str) -> float | None:
-        until = self.blocks.get(scope)
-        return until if until and until > time.time() else None
+        with connections[self.using].cursor() as cursor:
+            left = self._block_left(cursor, scope)
+        return time.time() + left if left else None
 
     def in_flight(self, scope: str) -> int:
-        now = time.time()
-        with self.lock:
-            return sum(1 for exp in self.leases.get(scope, {}).values() if exp > now)
+        clock, now = self._clock()
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {self.leases} WHERE scope = %s AND expires_at > {clock}",
+                           [scope, *now])
+            return int(cursor.fetchone()[0])
 
 
 _limiter: Limiter | None = None
@@ -317,7 +393,7 @@ _limiter_lock = threading.Lock()
 
 
 def get_limiter() -> Limiter:
-    """The process's limiter: Redis-backed when the default cache is Redis, else local."""
+    """The process's limiter: Redis's when the default cache is Redis, else the database's."""
     global _limiter
     if _limiter is None:
         with _limiter_lock:
@@ -325,11 +401,5 @@ def get_limiter() -> Limiter:
                 from django.core.cache.backends.redis import RedisCache
 
                 cache = caches["default"]
-                _limiter = RedisLimiter(cache) if isinstance(cache, RedisCache) else LocalLimiter()
+                _limiter = RedisLimiter(cache) if isinstance(cache, RedisCache) else DatabaseLimiter()
     return _limiter
-
-
-def reset_limiter() -> None:
-    """Forget the process's limiter (tests that switch caches)."""
-    global _limiter
-    _limiter = None

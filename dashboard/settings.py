@@ -1,10 +1,22 @@
 """Switchboard settings, read from the environment (and an optional .env file).
 
 Embedded defaults need no server: SQLite under var/, a filesystem Celery broker
-under var/, a local-memory cache. Production sets DATABASE_URL, CELERY_BROKER_URL
-and CACHE_URL (PostgreSQL and Redis). Every variable is parsed strictly: a bad
-value raises ImproperlyConfigured naming the variable, and manage.py turns that
-into a one-line message instead of a traceback.
+under var/, a cache in a table of the same SQLite file. Production sets DATABASE_URL,
+CELERY_BROKER_URL and CACHE_URL (PostgreSQL and Redis). Every variable is parsed
+strictly: a bad value raises ImproperlyConfigured naming the variable, and manage.py
+turns that into a one-line message instead of a traceback.
+
+`make run` is many processes (web workers, Celery worker processes, beat), so nothing
+another process needs lives in one process's memory. Where each piece of shared state
+lives, embedded and in production (docs/decisions.md, "Shared state"):
+
+- rate-limit budgets, leases and blocks: the database (connections/throttle.py
+  DatabaseLimiter) / Redis (RedisLimiter, chosen when CACHE_URL is Redis);
+- Test all progress: the database (BatchRun, BatchRunResult) on both;
+- rotation claims, vendor sessions, sign-in lockouts (django-axes), web sessions, beat
+  schedules: the database on both;
+- queued rotations' status and outcome, worker pings: the cache, i.e. the SQLite table
+  switchboard_cache / Redis.
 """
 
 from __future__ import annotations
@@ -177,7 +189,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
     VAR_DIR.mkdir(exist_ok=True)
-CACHES = {"default": _cache_url("CACHE_URL", "locmemcache://switchboard")}
+# The embedded default's cache is a table in the same SQLite file, so every process sees it
+# (created by every `migrate`: connections/apps.py). Production: CACHE_URL=redis://...
+CACHES = {"default": _cache_url("CACHE_URL", "dbcache://switchboard_cache")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The request log's covering index is PostgreSQL's; the embedded SQLite keeps the key columns only.

@@ -28,7 +28,13 @@ class Stats:
         self.by_status: Counter[int] = Counter()
         self.dropped = 0  # connections closed without an answer (faults reset / drop_after_refresh)
         self.rate_limited = 0
-        self.in_flight: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}  # per client IP (Cleverbridge's concurrency rule)
+        # In flight at the twin from every client, and the most since reset: from the moment the
+        # twin takes a request (after its body is read) until its answer is ready to be written,
+        # the slow fault's delay included. Not the write itself: a client may already hold the
+        # answer and send its next request before this thread counts the departure, and such an
+        # overlap would be counted though the client never had more in flight.
+        self.total_in_flight = 0
         self.max_in_flight = 0
         self.recent: dict[str, deque[float]] = {}  # per IP: arrival times within the last 1.0 s
         self.max_per_second = 0
@@ -40,7 +46,8 @@ class Stats:
         self.requests += 1
         in_flight = self.in_flight.get(ip, 0) + 1
         self.in_flight[ip] = in_flight
-        self.max_in_flight = max(self.max_in_flight, in_flight)
+        self.total_in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.total_in_flight)
         # Exact sliding window: the max over all 1.0 s windows is reached by one that ends at
         # an arrival, so counting arrivals in (now - 1.0, now] at each arrival is exact.
         window = self.recent.setdefault(ip, deque())
@@ -52,6 +59,7 @@ class Stats:
 
     def depart(self, ip: str, response: Response) -> None:
         self.in_flight[ip] -= 1
+        self.total_in_flight -= 1
         if response.abort:
             self.dropped += 1
             return

@@ -4,7 +4,8 @@
     POST /_sandbox/reset                   every twin back to its defaults
     POST /_sandbox/<vendor>/reset          one twin back to its defaults
     POST /_sandbox/<vendor>/fault          {"fault": name or null, "count": N or null, ...params}
-    GET  /_sandbox/<vendor>/stats          the twin's stats (JSON; by_status keys are strings)
+    GET  /_sandbox/<vendor>/stats          the twin's stats since reset (JSON; by_status keys are strings;
+                                           max_in_flight: most requests in flight at once, all clients)
     POST /_sandbox/<vendor>/credentials    add or replace credentials (shape per vendor)
     GET  /_sandbox/<vendor>/config         the twin's tunable settings
     POST /_sandbox/<vendor>/config         {"setting": value, ...}; answers the new settings

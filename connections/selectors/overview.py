@@ -125,13 +125,13 @@ def _throttle_plan(provider, connection: Connection):
 
 
 def _in_flight(scope: str, memo: dict) -> int | None:
-    """Requests in flight in a throttle scope, from the shared limiter (one cache call per scope)."""
+    """Requests in flight in a throttle scope, from the shared limiter (one call per scope)."""
     if scope not in memo:
         try:
             from ..throttle import get_limiter
 
             memo[scope] = get_limiter().in_flight(scope)
-        except Exception:  # the page renders without the figure when the cache is down
+        except Exception:  # the page renders without the figure when the limiter's store is down
             memo[scope] = None
     return memo[scope]
 

@@ -1,27 +1,25 @@
 """Test all: every enabled connection's test runs as a Celery task; the batch's progress lives in
-the cache (Redis in production), so any web process can report it and any worker can add to it.
+the database (BatchRun, one BatchRunResult per connection), so every web process reports the same
+progress, any worker can add to it, and it survives a restart.
 
-Keys, all expiring after BATCH_TTL: testall:<id>:total, :done, :failed, :started (Unix time),
-and :c<connection id> (counted once, so a task redelivered after a worker crash is not counted twice).
+A connection is counted once per batch (a unique constraint), so a task redelivered after a
+worker crash is not counted twice.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
+from datetime import timedelta
 
-from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
 
-from ..models import Connection
+from ..models import BatchRun, BatchRunResult, Connection
 from .audit import Actor, audit
 
-BATCH_TTL = 3600
+KEEP = timedelta(days=1)  # a new batch deletes those older than this
 STALL_SECONDS = 30  # no task finished after this long: probably no worker running
-
-
-def _key(batch_id: str, part: str) -> str:
-    return f"testall:{batch_id}:{part}"
 
 
 def valid_batch_id(batch_id: str) -> bool:
@@ -33,37 +31,30 @@ def test_all_start(*, actor: Actor) -> dict:
     from ..tasks import run_test_in_batch
 
     ids = list(Connection.objects.filter(enabled=True).order_by("name").values_list("id", flat=True))
-    batch_id = uuid.uuid4().hex
-    cache.set_many({_key(batch_id, "total"): len(ids), _key(batch_id, "done"): 0, _key(batch_id, "failed"): 0,
-                    _key(batch_id, "started"): time.time()}, BATCH_TTL)
+    BatchRun.objects.filter(started_at__lt=timezone.now() - KEEP).delete()
+    batch = BatchRun.objects.create(id=uuid.uuid4().hex, total=len(ids))
     for pk in ids:
-        transaction.on_commit(lambda pk=pk: run_test_in_batch.delay(pk, batch_id, actor.label))
-    audit(actor=actor, action="test_all", details={"batch": batch_id, "connections": len(ids)})
-    return batch_progress(batch_id=batch_id)
+        transaction.on_commit(lambda pk=pk: run_test_in_batch.delay(pk, batch.id, actor.label))
+    audit(actor=actor, action="test_all", details={"batch": batch.id, "connections": len(ids)})
+    return batch_progress(batch_id=batch.id)
 
 
 def batch_record(*, batch_id: str, connection_id: int, ok: bool) -> None:
     """Count one finished test (once per connection, whatever the redeliveries)."""
-    if not cache.add(_key(batch_id, f"c{connection_id}"), 1, BATCH_TTL):
-        return
-    try:
-        cache.incr(_key(batch_id, "done"))
-        if not ok:
-            cache.incr(_key(batch_id, "failed"))
-    except ValueError:  # the batch expired from the cache: nothing to report to anymore
-        pass
+    if BatchRun.objects.filter(pk=batch_id).exists():  # else deleted as old: nothing to report to
+        BatchRunResult.objects.bulk_create([BatchRunResult(batch_id=batch_id, connection_pk=connection_id, ok=ok)],
+                                           ignore_conflicts=True)
 
 
 def batch_progress(*, batch_id: str) -> dict | None:
-    parts = ("total", "done", "failed", "started")
-    values = cache.get_many([_key(batch_id, p) for p in parts])
-    total, done, failed, started = (values.get(_key(batch_id, p)) for p in parts)
-    if total is None:
+    batch = (BatchRun.objects.filter(pk=batch_id)
+             .annotate(done=Count("results"), failed=Count("results", filter=Q(results__ok=False))).first())
+    if batch is None:
         return None
-    done, failed = min(done or 0, total), failed or 0
-    elapsed = time.time() - (started or time.time())
+    total, done, failed = batch.total, min(batch.done, batch.total), batch.failed
+    elapsed = (timezone.now() - batch.started_at).total_seconds()
     return {
-        "id": batch_id,
+        "id": batch.id,
         "total": total,
         "done": done,
         "failed": failed,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from http.client import HTTPConnection
 
 import pytest
 import requests
@@ -174,6 +175,26 @@ class TestCleverbridge:
         assert stats["concurrency_violations"] == 1
         assert stats["max_in_flight"] == 5
         assert stats["blocked_ips"] == {}, "a concurrency violation refuses one request, it does not block"
+
+    def test_max_in_flight_counts_every_client_and_starts_again_at_reset(self, sb, http):
+        """What tests assert "at most 4 in flight at Cleverbridge" with: the most requests the twin
+        held at once since reset, from any client address (here two, each within the per-IP rule)."""
+        sb.set_fault("cleverbridge", "slow", count=4, seconds=0.5)
+        auth = "Basic " + base64.b64encode(":".join(CB_AUTH).encode()).decode()
+
+        def call(i):
+            conn = HTTPConnection(sb.host, sb.port, timeout=T, source_address=(f"127.0.0.{1 + i % 2}", 0))
+            try:
+                conn.request("GET", "/cleverbridge/connection/test", headers={**JSON, "Authorization": auth})
+                return conn.getresponse().status
+            finally:
+                conn.close()
+
+        assert burst(4, call) == [200] * 4
+        stats = http.get(sb.url + "/_sandbox/cleverbridge/stats", timeout=T).json()
+        assert stats["max_in_flight"] == 4 and stats["concurrency_violations"] == 0
+        http.post(sb.url + "/_sandbox/cleverbridge/reset", timeout=T)
+        assert sb.stats("cleverbridge")["max_in_flight"] == 0
 
 
 # --------------------------------------------------------------------------- Clever
