@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connections', '0005_reqlog_stats_cover'),
+        ('connections', '0006_users_manage_users'),
     ]
 
     operations = [
