@@ -65,14 +65,14 @@ _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|\d+)$")
 
 # Never reachable, whatever the settings say: the metadata services of cloud platforms and the
 # networks they live on. (Link-local, unspecified, multicast and reserved are checked by kind.)
-_NEVER = tuple(ipaddress.ip_network(n) for n in (
-    "169.254.0.0/16",      # link-local; AWS, GCP, Azure, OpenStack metadata at 169.254.169.254
-    "fe80::/10",           # IPv6 link-local
-    "fd00:ec2::254/128",   # AWS metadata over IPv6
-    "100.100.100.200/32",  # Alibaba Cloud metadata
-    "168.63.129.16/32",    # Azure wire server
-    "0.0.0.0/8",           # "this network": Linux connects 0.0.0.0 to loopback
-    "255.255.255.255/32",
+_NEVER = tuple((ipaddress.ip_network(n), label) for n, label in (
+    ("169.254.0.0/16", "link-local (the cloud metadata service lives at 169.254.169.254)"),
+    ("fe80::/10", "link-local"),
+    ("fd00:ec2::254/128", "a cloud metadata address (AWS)"),
+    ("100.100.100.200/32", "a cloud metadata address (Alibaba Cloud)"),
+    ("168.63.129.16/32", "a cloud platform address (Azure wire server)"),
+    ("0.0.0.0/8", "unspecified (Linux connects 0.0.0.0 to loopback)"),
+    ("255.255.255.255/32", "broadcast"),
 ))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -99,7 +99,7 @@ def parse(url: str) -> Target | Refusal:
         return _refuse("refused: the URL carries a user name or password before the host (user@host); "
                        "put credentials in the secret, never in the URL")
     if "%" in authority:
-        return _refuse("refused: the URL's host contains percent-escapes; write the host plainly")
+        return _refuse("refused: the URL's host contains percent-escapes or an IPv6 zone id; write the host plainly")
     try:
         parts = parse_url(raw)
     except (LocationParseError, ValueError, UnicodeError):
@@ -163,12 +163,13 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def _never_label(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    if any(ip in net for net in _NEVER if net.version == ip.version):
-        return "link-local or a cloud metadata address"
-    if ip.is_link_local:
-        return "link-local (e.g. the cloud metadata service)"
     if ip.is_unspecified:
         return "unspecified"
+    for net, label in _NEVER:
+        if net.version == ip.version and ip in net:
+            return label
+    if ip.is_link_local:
+        return "link-local"
     if ip.is_multicast:
         return "multicast"
     return ""
@@ -255,16 +256,14 @@ def check_url(url: str) -> Refusal | None:
     target = parse(url)
     if isinstance(target, Refusal):
         return target
-    refusal = scheme_refusal(target.scheme, target.host)
-    if refusal is not None:
-        return refusal
     try:
         resolve(target.host, target.port)
     except Refused as exc:
         return exc.refusal
     except (OSError, UnicodeError):
-        return Refusal("dns_failed", f"could not resolve {target.host} (DNS)")
-    return None
+        return scheme_refusal(target.scheme, target.host) or \
+            Refusal("dns_failed", f"could not resolve {target.host} (DNS)")
+    return scheme_refusal(target.scheme, target.host)
 
 
 def saved_url_problem(url: str) -> str:
