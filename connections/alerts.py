@@ -21,6 +21,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .models import (
     AlertChannel,
@@ -353,6 +354,7 @@ def deliver(delivery_id: int, *, final_attempt: bool) -> str:
     return "sent"
 
 
+@sensitive_variables()
 def _send(delivery: AlertDelivery) -> None:
     config = delivery.channel.config.reveal()
     if delivery.channel.kind == "email":

@@ -28,6 +28,7 @@ from http.cookiejar import DefaultCookiePolicy
 
 import requests
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -177,6 +178,7 @@ _VERIFY = {
     20: "its certificate is issued by an unknown authority",
     21: "its certificate is issued by an unknown authority",
     62: "its certificate is not valid for this host name",
+    64: "its certificate is not valid for this IP address",
 }
 _NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG",
             "UNKNOWN_PROTOCOL", "RECORD_TOO_LARGE"}
@@ -253,6 +255,7 @@ def classify(exc: BaseException, host: str) -> Failure:
 # ----------------------------------------------------------------------------- webhooks
 
 
+@sensitive_variables()
 def post(url: str, *, data: bytes, headers: dict, timeout: tuple[float, float]) -> int:
     """POST `data` to `url` through the guard; the status code, or TransportError (safe words)."""
     target = guard.parse(url)
