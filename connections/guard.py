@@ -216,13 +216,13 @@ def address_refusal(address: str, host: str) -> Refusal | None:
         return None
     if problem == "not an IP address":
         return _refuse(f"refused to send to {host}: {address!r} is not an IP address")
+    what = f"{problem}" if address == host.strip("[]") else f"it resolves to {address}, {problem}"
     if _never(address):
-        return _refuse(f"refused to send to {host}: it resolves to {address}, {problem}. Never reachable, "
-                       "not even with OUTBOUND_ALLOWED_HOSTS.")
+        return _refuse(f"refused to send to {host}: {what}. Never reachable, not even with OUTBOUND_ALLOWED_HOSTS.")
     if settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS or allow_listed(host):
         return None
-    return _refuse(f"refused to send to {host}: it resolves to {address}, {problem}. Outbound requests go to "
-                   "public addresses only; an operator may allow this host with OUTBOUND_ALLOWED_HOSTS.")
+    return _refuse(f"refused to send to {host}: {what}. Outbound requests go to public addresses only; "
+                   "an operator may allow this host with OUTBOUND_ALLOWED_HOSTS.")
 
 
 def scheme_refusal(scheme: str, host: str) -> Refusal | None:
