@@ -316,3 +316,21 @@ class TestWebhookErrors:
             assert "XyZsEcReT" not in text and "B0BBBB" not in text
             for word in LIBRARY_WORDS:
                 assert word not in text.replace("/v3.0", ""), word
+
+    def test_earlier_leaky_errors_are_scrubbed_by_the_migration(self):
+        import importlib
+
+        from django.apps import apps
+
+        scrub = importlib.import_module("connections.migrations.0006_egress_scrub_webhook_errors").scrub
+        hook = alerts.channel_create(name="hook", kind="webhook", target=f"https://hooks.example.net{self.SECRET_PATH}",
+                                     actor=Actor(label="admin"))
+        mail = alerts.channel_create(name="mail", kind="email", target="ops@example.com", actor=Actor(label="admin"))
+        leaky = f"ConnectionError: HTTPSConnectionPool(host='hooks.example.net', port=443): url: {self.SECRET_PATH}"
+        for channel in (hook, mail):
+            [delivery] = alerts._queue(None, subject="s", channels=[channel], body="b")
+            AlertDelivery.objects.filter(pk=delivery.pk).update(last_error=leaky, state="failed")
+        scrub(apps, None)
+        errors = dict(AlertDelivery.objects.values_list("channel__kind", "last_error"))
+        assert "XyZsEcReT" not in errors["webhook"] and "removed" in errors["webhook"]
+        assert errors["email"] == leaky
