@@ -15,13 +15,13 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .formatting import duration_text
 from .models import (
@@ -288,11 +288,17 @@ def _clean_channel(kind: str, target: str) -> tuple[dict, str]:
                 raise SchemaError({"target": f"{address!r} is not an e-mail address"}) from None
         return {"to": addresses}, ", ".join(addresses)
     if kind == "webhook":
-        parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SchemaError({"target": "give the webhook's full http(s) URL, e.g. https://hooks.slack.com/services/…"})
-        # The URL itself is a secret (Slack's carries the token): show only the host.
-        return {"url": target}, f"{parts.scheme}://{parts.hostname}/…"
+        from . import guard
+
+        parsed = guard.parse(target)
+        if isinstance(parsed, guard.Refusal):
+            raise SchemaError({"target": "give the webhook's full http(s) URL, e.g. https://hooks.slack.com/services/…; "
+                                         + parsed.message})
+        problem = guard.saved_url_problem(target)
+        if problem:
+            raise SchemaError({"target": problem})
+        # The URL itself is a secret (Slack's carries the token): show only the scheme and host.
+        return {"url": target}, guard.display_url(parsed)
     raise SchemaError({"kind": "choose e-mail or webhook"})
 
 
@@ -352,17 +358,13 @@ def deliver(delivery_id: int, *, final_attempt: bool) -> str:
     return "sent"
 
 
+@sensitive_variables()
 def _send(delivery: AlertDelivery) -> None:
     config = delivery.channel.config.reveal()
     if delivery.channel.kind == "email":
         send_mail(delivery.subject, delivery.body, settings.DEFAULT_FROM_EMAIL, config["to"], fail_silently=False)
         return
-    from . import guard
-
-    refusal = guard.check_url(config["url"])
-    if refusal is not None:
-        raise DeliveryFailed(refusal.message)
-    import requests
+    from . import transport
 
     event = delivery.event
     payload = {
@@ -375,19 +377,23 @@ def _send(delivery: AlertDelivery) -> None:
         "transition": event.transition if event else "test",
         "at": (event.at if event else delivery.created_at).isoformat(),
     }
-    response = requests.post(config["url"], data=json.dumps(payload), timeout=WEBHOOK_TIMEOUT,
-                             headers={"Content-Type": "application/json"}, allow_redirects=False)
-    if not 200 <= response.status_code < 300:
-        raise DeliveryFailed(f"the webhook answered HTTP {response.status_code}")
+    # The guard, pinning and "no redirects" of vendor calls apply here too (transport.post).
+    status = transport.post(config["url"], data=json.dumps(payload).encode(), timeout=WEBHOOK_TIMEOUT,
+                            headers={"Content-Type": "application/json"})
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"the webhook at {delivery.channel.display_target} answered HTTP {status}")
 
 
 def _safe_error(exc: Exception, channel: AlertChannel) -> str:
-    message = f"{type(exc).__name__}: {exc}"
+    """What the alerts page and the worker log may show. A webhook URL is a secret (Slack's path is
+    its token): its errors are ours (category + scheme://host), never a library's text."""
+    from .transport import TransportError
+
+    if isinstance(exc, TransportError | DeliveryFailed):
+        return str(exc)[:1000]
     if channel.kind == "webhook":
-        url = channel.config.reveal().get("url", "")
-        if url:
-            message = message.replace(url, channel.display_target)
-    return message[:1000]
+        return f"{type(exc).__name__} while sending to {channel.display_target}"
+    return f"{type(exc).__name__}: {exc}"[:1000]
 
 
 # -- maintenance windows -------------------------------------------------------------------

@@ -9,20 +9,18 @@ provider's error parsing -> retry or stop as the provider's policy says. Nothing
 exception except programming errors: refusals, timeouts, resets, malformed or oversized bodies
 all come back as a Result with a clear outcome, and each has its RequestLog row.
 
-No other module imports requests.
+Sockets are opened by connections/transport.py, pinned to addresses the guard checked; only
+these two modules import requests.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,11 +28,10 @@ import requests
 from django.conf import settings
 from django.db import Error as DatabaseErrors
 from django.utils import timezone
-from requests.adapters import HTTPAdapter
+from django.views.decorators.debug import sensitive_variables
 from requests.structures import CaseInsensitiveDict
-from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
-from . import guard
+from . import guard, transport
 from .commits import fast_commit
 from .crypto import SecretUnavailable
 from .models import Connection, Credential, CredentialState, Outcome, RequestLog
@@ -55,7 +52,6 @@ __all__ = ["RequestSpec", "Result", "send"]
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "Switchboard/0.1 (+connections dashboard)"
 RESPONSE_HEADERS_LOGGED = ("content-type", "content-length", "retry-after", "location", "www-authenticate",
                            "x-request-id", "request-id")
 # Tests replace this to observe backoff without waiting.
@@ -106,26 +102,6 @@ class Result:
             "vendor_request_id": self.vendor_request_id,
             "error": None if self.ok else {"code": self.error_code, "message": self.error_message},
         }
-
-
-# ----------------------------------------------------------------------------- the HTTP session
-
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    """One keep-alive session per thread (requests.Session is not documented thread-safe)."""
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.trust_env = False  # no ~/.netrc credentials, no proxy from the environment
-        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # never replay vendor cookies
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=8, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        session.headers["User-Agent"] = USER_AGENT
-        _local.session = session
-    return session
 
 
 # ----------------------------------------------------------------------------- one send
@@ -267,6 +243,7 @@ def _active_credential(connection: Connection) -> Credential | None:
     return Credential.objects.filter(connection_id=connection.pk, state=CredentialState.ACTIVE).first()
 
 
+@sensitive_variables()
 def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "call",
          credential: Credential | None = None, retry: bool = True, task_id: str = "",
          max_wait: float | None = None) -> Result:
@@ -291,7 +268,8 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         return finish()
     refusal = guard.check_url(call.url)
     if refusal is not None:
-        tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, refusal.code, refusal.message))
+        tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, refusal.code, refusal.message,
+                                   details={"category": "dns" if refusal.code == "dns_failed" else "refused"}))
         return finish()
 
     explicit = credential is not None
@@ -415,56 +393,7 @@ def _read_body(resp: requests.Response, cap: int, deadline: float) -> tuple[byte
     return b"".join(chunks), False
 
 
-def _network_failure(exc: Exception) -> tuple[str, str, bool, str]:
-    """(outcome, code, maybe_delivered, message) for an exception from requests."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return Outcome.TIMEOUT, "connect_timeout", False, \
-            f"no connection within {settings.OUTBOUND_CONNECT_TIMEOUT:g} s (the request was not sent)"
-    if isinstance(exc, requests.exceptions.ReadTimeout) or (
-            isinstance(exc, requests.exceptions.ConnectionError) and _caused_by(exc, ReadTimeoutError)):
-        # (requests wraps a read timeout while streaming the body in a ConnectionError)
-        return Outcome.TIMEOUT, "read_timeout", True, \
-            f"no answer within {settings.OUTBOUND_READ_TIMEOUT:g} s; the vendor may have processed the request"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return Outcome.NETWORK_ERROR, "tls_error", False, f"TLS handshake failed: {_reason(exc)}"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if _caused_by(exc, NewConnectionError) or "Failed to establish" in str(exc):
-            return Outcome.NETWORK_ERROR, "connect_failed", False, \
-                f"could not connect (the request was not sent): {_reason(exc)}"
-        return Outcome.NETWORK_ERROR, "connection_reset", True, \
-            f"the connection was dropped before an answer arrived; the vendor may have processed the request ({_reason(exc)})"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return Outcome.NETWORK_ERROR, "connection_reset", True, f"the answer was cut off: {_reason(exc)}"
-    return Outcome.NETWORK_ERROR, "request_failed", False, f"{type(exc).__name__}: {_reason(exc)}"
-
-
-def _caused_by(exc: BaseException, kind: type) -> bool:
-    seen = set()
-    stack = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, kind):
-            return True
-        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
-        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
-    return False
-
-
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
-
-
-def _reason(exc: BaseException) -> str:
-    """The operating system's words where there are some ("Connection refused"), not urllib3's wrapping."""
-    text = str(exc)
-    found = _ERRNO.findall(text)
-    if found:
-        return found[-1].strip().rstrip(".")
-    return text[:300] if text else type(exc).__name__
-
-
+@sensitive_variables()
 def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
     provider, spec, connection = call.provider, call.spec, call.connection
     plan = provider.throttle_plan(connection_id=connection.pk, fingerprint=cred.fingerprint)
@@ -487,7 +416,7 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
                        params=dict(spec.params or {}), json=copy.deepcopy(spec.json),
                        data=copy.deepcopy(spec.data), auth=spec.auth)
         provider.authenticate(out, secret, call.options)
-        session = _session()
+        session = transport.session()
         prepared = session.prepare_request(requests.Request(
             out.method, out.url, headers=out.headers, params=out.params or None, json=out.json,
             data=out.data if out.data not in ({}, None) else None))
@@ -501,10 +430,13 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
                                      message=f"the answer was still arriving after {read_timeout:g} s; gave up"))
             t.duration_ms = int((time.monotonic() - t0) * 1000)
             return call.record(number, t, started_at=started_at, request_excerpt=_request_excerpt(call, prepared))
-    except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+    except (requests.exceptions.RequestException, OSError, ValueError, guard.Refused) as exc:
         # ValueError/UnicodeError: a header value http.client cannot encode (never sent).
-        outcome, code, maybe, message = _network_failure(exc)
-        t = _Try(outcome=outcome, maybe_delivered=maybe, error=ErrorInfo(code=code, message=message),
+        # guard.Refused: the name resolved to a refused address when the socket opened (rebinding).
+        target = guard.parse(call.url)
+        failure = transport.classify(exc, target.host if isinstance(target, guard.Target) else "the vendor")
+        t = _Try(outcome=failure.outcome, maybe_delivered=failure.maybe_delivered, sent=failure.category != "refused",
+                 error=ErrorInfo(code=failure.code, message=failure.message, details={"category": failure.category}),
                  duration_ms=int((time.monotonic() - t0) * 1000))
         return call.record(number, t, started_at=started_at,
                            request_excerpt=_request_excerpt(call, prepared) if prepared is not None else "")

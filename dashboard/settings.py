@@ -81,6 +81,8 @@ def _cache_url(name: str, default: str) -> dict:
 
 
 DEBUG = _bool("DEBUG", False)
+# Secrets are hidden from error reports even with DEBUG on (connections/debugfilter.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "connections.debugfilter.AlwaysSafeExceptionReporterFilter"
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
@@ -299,5 +301,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", env.str, "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
+    # urllib3 logs request lines with the full path at DEBUG: a webhook's path is its secret.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"},
+                "urllib3": {"level": "WARNING"}},
 }

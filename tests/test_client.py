@@ -12,7 +12,7 @@ from time import time
 
 import pytest
 
-from connections import client
+from connections import client, transport
 from connections.client import RequestSpec, send
 from connections.models import Credential, CredentialState, Outcome, RequestLog
 from connections.providers.base import parse_retry_after
@@ -260,7 +260,7 @@ class TestNetwork:
         result = send(connection, RequestSpec("GET", "/executions"), actor=WORKER)
         assert result.error_code == "connect_failed" and not result.maybe_delivered
         # The operating system's words, not urllib3's wrapping of them.
-        assert result.error_message == "could not connect (the request was not sent): Connection refused"
+        assert result.error_message == "connect: could not connect to 127.0.0.1 (connection refused) (the request was not sent)"
         assert result.attempts == 5 and len(sleeps) == 4  # 5 tries in all, backoff with jitter
 
     def test_no_active_credential(self, vendors):
@@ -331,12 +331,12 @@ class TestRetries:
 
 
 def test_one_keep_alive_session_per_thread():
-    assert client._session() is client._session()
+    assert transport.session() is transport.session()
     other = []
-    threading.Thread(target=lambda: other.append(client._session())).start()
+    threading.Thread(target=lambda: other.append(transport.session())).start()
     while not other:
         pass
-    assert other[0] is not client._session()
+    assert other[0] is not transport.session()
 
 
 @pytest.mark.services

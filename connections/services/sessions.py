@@ -14,12 +14,14 @@ import datetime as dt
 import time
 
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from ..crypto import Sealed, encrypt_json
 from ..models import Credential
 from ..providers.base import RefreshError
 
 
+@sensitive_variables()
 def session_login(*, connection, credential: Credential, actor, task_id: str = ""):
     """Log in and store the session. Returns (Result of the login, the new secret or None)."""
     from .. import client
@@ -39,6 +41,7 @@ def session_login(*, connection, credential: Credential, actor, task_id: str = "
     return result, session_store(credential=credential, session=secret["session"])
 
 
+@sensitive_variables()
 def session_store(*, credential: Credential, session: dict) -> dict:
     """Merge a session into the credential's stored secret (row-locked; never an older copy)."""
     with transaction.atomic():

@@ -10,7 +10,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
+from django.views.decorators.debug import sensitive_variables
 
+from .. import guard
 from ..crypto import fingerprint
 from ..models import Connection, Credential, CredentialState
 from ..providers import UnknownProvider, get_provider
@@ -46,6 +48,10 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
     cleaned["provider"] = provider
     try:
         cleaned["base_url"] = prov.clean_base_url(base_url or prov.default_base_url)
+        # The outbound guard's check, now rather than at the first request (DESIGN.md, "Outbound safety").
+        problem = guard.saved_url_problem(cleaned["base_url"])
+        if problem:
+            errors["base_url"] = problem
     except SchemaError as exc:
         errors.update(exc.errors)
     try:
@@ -70,6 +76,7 @@ def _next_version(connection: Connection) -> int:
     return (connection.credentials.aggregate(v=Max("version"))["v"] or 0) + 1
 
 
+@sensitive_variables("secret", "secret_clean")
 def credential_add(*, connection: Connection, secret: dict, actor: Actor, state: str = CredentialState.STAGED,
                    source: str = "operator", meta: dict | None = None) -> Credential:
     """Store a new credential version (already validated). Must run inside a transaction."""
@@ -112,6 +119,7 @@ def active_credential(connection: Connection) -> Credential | None:
     return connection.credentials.filter(state=CredentialState.ACTIVE).first()
 
 
+@sensitive_variables("secret", "secret_clean")
 def connection_create(*, name: str, provider: str, base_url: str | None, secret: object, actor: Actor,
                       options: dict | None = None, test_interval: int | None = None,
                       refresh_interval: int | None = None, enabled: bool = True) -> Connection:
@@ -158,6 +166,7 @@ def connection_update(*, connection: Connection, actor: Actor, base_url: str | N
     return connection
 
 
+@sensitive_variables("secret", "secret_clean")
 def secret_replace(*, connection: Connection, secret: object, actor: Actor) -> Credential:
     """Store a new secret version as active and retire the previous one (no verification).
 

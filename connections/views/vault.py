@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import selectors
@@ -38,6 +39,7 @@ def connection_detail(request, name: str):
 
 @require_http_methods(["GET", "POST"])
 @can("manage_secrets")
+@sensitive_post_parameters()
 def connection_create(request):
     provider = request.POST.get("provider") or request.GET.get("provider")
     form = ConnectionForm(request.POST or None, provider=provider, initial={"provider": provider})
@@ -89,6 +91,7 @@ def connection_edit(request, name: str):
 
 @require_http_methods(["GET", "POST"])
 @can("manage_secrets")
+@sensitive_post_parameters()
 def connection_secret(request, name: str):
     connection = get_connection(name)
     form = SecretForm(request.POST or None, provider=connection.provider)
