@@ -13,5 +13,5 @@ def scrub(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("connections", "0005_reqlog_stats_cover")]
+    dependencies = [("connections", "0007_shared_state")]
     operations = [migrations.RunPython(scrub, migrations.RunPython.noop)]
