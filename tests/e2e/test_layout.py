@@ -1,0 +1,194 @@
+"""Every page fits: at 1366x768 and 390x844, with a crowded data set (tests/e2e/crowded.py).
+
+For each page in PAGES, as the role that can see it, at both sizes:
+- the page does not scroll sideways (document.scrollingElement.scrollWidth <= the viewport width);
+- nothing hides content behind a sideways scroll inside its box (a table-wrap, a pre, a card);
+- no table sticks out of its card, and every link and button in a table is inside the viewport;
+- on phones, tables are cards: the header row is hidden and each cell carries its column's label;
+- a screenshot lands in tests/e2e/screenshots/layout-<size>-<page>.png (gitignored) to look at.
+
+PAGES lists every GET page of connections/urls.py and dashboard/urls.py (plus the error pages);
+test_every_get_route_is_listed fails when a route is added without a line here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from tests import factories
+from tests.e2e import crowded
+from tests.e2e.conftest import CHROMIUM_ARGS, sign_in, take_screenshot  # noqa: F401 (CHROMIUM_ARGS: same launch)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+
+# (page, role that can see it, path from the crowded data set). Anonymous pages have role None.
+PAGES = [
+    ("overview", "operator", lambda c: "/"),
+    ("test-all-progress-unknown", "operator", lambda c: "/test-all/00000000000000000000000000000000/"),
+    ("connection-list", "admin", lambda c: "/connections/"),
+    ("connection-create", "admin", lambda c: "/connections/new/"),
+    ("connection-detail", "admin", lambda c: f"/connections/{c.first.name}/"),
+    ("connection-detail-viewer", "viewer", lambda c: f"/connections/{c.first.name}/"),
+    ("connection-edit", "admin", lambda c: f"/connections/{c.first.name}/edit/"),
+    ("connection-secret", "admin", lambda c: f"/connections/{c.first.name}/secret/"),
+    ("connection-errors", "viewer", lambda c: f"/connections/{c.first.name}/errors/"),
+    ("connection-headroom", "viewer", lambda c: f"/connections/{c.first.name}/headroom/"),
+    ("connection-rotation", "operator", lambda c: f"/connections/{c.first.name}/rotation/"),
+    ("connection-rotations", "operator", lambda c: f"/connections/{c.first.name}/rotations/"),
+    ("connection-rotation-status", "operator",
+     lambda c: f"/connections/{c.rotation.connection.name}/rotations/{c.rotation.id}/"),
+    ("request-log", "viewer", lambda c: "/log/"),
+    ("request-log-filtered", "viewer", lambda c: "/log/?outcome=http_error"),
+    ("request-detail", "viewer", lambda c: f"/log/{c.log.pk}/"),
+    ("error-history", "viewer", lambda c: "/errors/"),
+    ("audit", "viewer", lambda c: "/audit/"),
+    ("alerts", "admin", lambda c: "/alerts/"),
+    ("alerts-viewer", "viewer", lambda c: "/alerts/"),
+    ("forbidden-403", "viewer", lambda c: "/connections/new/"),
+    ("not-found-404", "viewer", lambda c: "/connections/no-such-connection/"),
+    ("sign-in", None, lambda c: "/accounts/login/"),
+]
+# The routes PAGES covers, by URL name; POST-only routes are listed apart (they have no page).
+ROUTES_COVERED = {
+    "overview", "test_all_progress", "connection_list", "connection_create", "connection_detail", "connection_edit",
+    "connection_secret", "connection_errors", "connection_headroom", "connection_rotation", "connection_rotations",
+    "connection_rotation_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
+    "login",
+}
+POST_ONLY = {
+    "test_all", "connection_delete", "connection_test", "connection_resume_tests", "alert_channel_create",
+    "alert_channel_test", "alert_channel_delete", "alert_rules_update", "connection_alert_rules",
+    "maintenance_create", "maintenance_end", "connection_rotate", "connection_replace", "logout",
+}
+
+# Runs in the page: a list of what breaks the layout rules, empty when the page fits.
+MEASURE = r"""(phone) => {
+  const problems = [];
+  const vw = window.innerWidth;
+  const where = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\s+/).join(".") : "");
+  const doc = document.scrollingElement.scrollWidth;
+  if (doc > vw) {
+    let widest = null;
+    for (const el of document.querySelectorAll("main *, header *")) {
+      const r = el.getBoundingClientRect();
+      if (r.right > vw + 1 && (!widest || r.right > widest.r)) widest = {el, r: r.right};
+    }
+    problems.push(`page scrolls sideways: ${doc} px > ${vw} px` + (widest ? ` (widest: ${where(widest.el)}, ${Math.round(widest.r)} px)` : ""));
+  }
+  for (const el of document.querySelectorAll("main *")) {
+    const style = getComputedStyle(el);
+    if (!["auto", "scroll"].includes(style.overflowX)) continue;
+    if (el.scrollWidth > el.clientWidth + 1) {
+      const edge = el.getBoundingClientRect().right;
+      const cut = [...el.querySelectorAll("td, th")].find((cell) => cell.getBoundingClientRect().right > edge + 1);
+      problems.push(`${where(el)} hides ${el.scrollWidth - el.clientWidth} px behind a sideways scroll` +
+                    (cut ? ` (from "${cut.textContent.trim().replace(/\s+/g, " ").slice(0, 60)}")` : ""));
+    }
+  }
+  for (const table of document.querySelectorAll("main table")) {
+    if (!table.offsetParent) continue;
+    const box = table.parentElement.getBoundingClientRect();
+    const r = table.getBoundingClientRect();
+    if (r.right > box.right + 1) problems.push(`${where(table)} sticks out of its box by ${Math.round(r.right - box.right)} px`);
+    for (const control of table.querySelectorAll("a, button, input, select")) {
+      if (!control.offsetParent) continue;
+      const c = control.getBoundingClientRect();
+      if (c.right > vw + 1 || c.left < -1) {
+        problems.push(`${where(table)}: ${where(control)} "${control.textContent.trim().slice(0, 30)}" is outside the viewport`);
+        break;
+      }
+    }
+    if (phone && table.classList.contains("table")) {
+      const head = table.tHead;
+      if (head && head.getBoundingClientRect().height > 1) problems.push(`${where(table)}: header row still shown on a phone`);
+      for (const td of table.querySelectorAll("tbody td")) {
+        if (td.classList.contains("empty") || td.colSpan > 1 || !td.textContent.trim()) continue;
+        if (td.hasAttribute("data-label") || td.classList.contains("actions")) continue;
+        problems.push(`${where(table)}: a cell without its column label ("${td.textContent.trim().slice(0, 30)}")`);
+        break;
+      }
+    }
+  }
+  return problems;
+}"""
+
+
+def _routes(resolver=None, prefix=""):
+    for p in (resolver or get_resolver()).url_patterns:
+        if isinstance(p, URLResolver):
+            yield from _routes(p)
+        elif isinstance(p, URLPattern) and p.name:
+            yield p.name
+
+
+def test_every_get_route_is_listed():
+    """A new page must be added to PAGES (and ROUTES_COVERED), or to POST_ONLY if it has no page."""
+    missing = set(_routes()) - ROUTES_COVERED - POST_ONLY
+    assert not missing, f"routes with no layout check: {sorted(missing)}"
+
+
+def _context(browser, live_server, size, errors):
+    options = {"viewport": SIZES[size], "base_url": live_server.url}
+    if size == "phone":
+        options.update(is_mobile=True, has_touch=True)
+    context = browser.new_context(**options)
+    context.set_default_timeout(60_000)  # full-page screenshots of 50 cards are tall
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
+    page.on("console", lambda msg: errors.append(f"{page.url}: {msg.text}")
+            if msg.type == "error" and "404" not in msg.text and "403" not in msg.text else None)
+    return context, page
+
+
+def _visit_all(browser, live_server, size: str, data, prefix: str) -> list[str]:
+    users = {role: factories.user(role) for role in ("viewer", "operator", "admin")}
+    pages, contexts, errors, problems = {}, [], [], []
+    try:
+        for name, role, path_of in PAGES:
+            if role not in pages:
+                context, page = _context(browser, live_server, size, errors)
+                contexts.append(context)
+                if role:
+                    sign_in(page, users[role].username)
+                    page.wait_for_url(re.compile(re.escape(live_server.url) + r"/(\?.*)?$"))
+                pages[role] = page
+            page = pages[role]
+            path = path_of(data)
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            found = page.evaluate(MEASURE, size == "phone")
+            problems += [f"{size} {name} ({path}): {p}" for p in found]
+            take_screenshot(page, f"{prefix}-{size}-{name}")
+    finally:
+        for context in contexts:
+            context.close()
+    return problems + [f"JS: {e}" for e in errors]
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_page_fits_with_crowded_data(browser, live_server, size):
+    data = crowded.seed()
+    problems = _visit_all(browser, live_server, size, data, "layout")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_page_fits_when_empty(browser, live_server, size):
+    """Empty states: one fresh connection, no log, no alerts, no rotations."""
+    first = factories.connection("clever", name="clever-prod", secret={"token": "t"})
+
+    class Empty:
+        pass
+
+    data = Empty()
+    data.first = first
+    data.rotation = type("R", (), {"connection": first, "id": "00000000-0000-0000-0000-000000000000"})
+    data.log = type("L", (), {"pk": 999999})
+    problems = _visit_all(browser, live_server, size, data, "empty")
+    assert not problems, "\n".join(problems)
