@@ -53,6 +53,10 @@ PAGES = [
     ("not-found-404", "viewer", lambda c: "/connections/no-such-connection/"),
     ("sign-in", None, lambda c: "/accounts/login/"),
 ]
+# Fragment URLs that, opened directly, still answer the bare fragment (issue 11 item 10, fixed on the
+# "ui" branch): tolerated only while they have no <main>; once they render in the layout they are
+# checked like every other page. Empty this set when that fix is merged.
+FRAGMENT_PENDING = {"connection-headroom", "connection-rotation", "connection-rotations"}
 # The routes PAGES covers, by URL name; POST-only routes are listed apart (they have no page).
 ROUTES_COVERED = {
     "overview", "test_all_progress", "connection_list", "connection_create", "connection_detail", "connection_edit",
@@ -67,9 +71,8 @@ POST_ONLY = {
 }
 
 # Runs in the page: a list of what breaks the layout rules, empty when the page fits.
-MEASURE = r"""(phone) => {
-  const problems = [];
-  const vw = window.innerWidth;
+MEASURE = r"""([phone, vw]) => {
+  const problems = [];  // vw: the viewport asked for (a phone's layout viewport widens to fit what overflows)
   const where = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
     (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\s+/).join(".") : "");
   const doc = document.scrollingElement.scrollWidth;
@@ -89,6 +92,21 @@ MEASURE = r"""(phone) => {
       const cut = [...el.querySelectorAll("td, th")].find((cell) => cell.getBoundingClientRect().right > edge + 1);
       problems.push(`${where(el)} hides ${el.scrollWidth - el.clientWidth} px behind a sideways scroll` +
                     (cut ? ` (from "${cut.textContent.trim().replace(/\s+/g, " ").slice(0, 60)}")` : ""));
+    }
+  }
+  // Nothing spills out of its card (unless an ancestor inside the card clips it on purpose, e.g. .truncate).
+  const clipped = (el, card) => {
+    for (let a = el.parentElement; a && a !== card; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== "visible") return true;
+    }
+    return false;
+  };
+  for (const card of document.querySelectorAll("main .card")) {
+    const edge = card.getBoundingClientRect().right;
+    for (const el of card.querySelectorAll("a, button, input, select, textarea, span, strong, code, time, p, li, h1, h2, h3, td, img, svg, meter, pre, dd")) {
+      if (!el.offsetParent || el.getBoundingClientRect().right <= edge + 1 || clipped(el, card)) continue;
+      problems.push(`${where(el)} "${el.textContent.trim().slice(0, 40)}" spills out of its card by ${Math.round(el.getBoundingClientRect().right - edge)} px`);
+      break;
     }
   }
   for (const table of document.querySelectorAll("main table")) {
@@ -162,7 +180,9 @@ def _visit_all(browser, live_server, size: str, data, prefix: str) -> list[str]:
             path = path_of(data)
             page.goto(path)
             page.wait_for_load_state("networkidle")
-            found = page.evaluate(MEASURE, size == "phone")
+            if name in FRAGMENT_PENDING and not page.locator("main").count():
+                continue
+            found = page.evaluate(MEASURE, [size == "phone", SIZES[size]["width"]])
             problems += [f"{size} {name} ({path}): {p}" for p in found]
             take_screenshot(page, f"{prefix}-{size}-{name}")
     finally:
