@@ -18,9 +18,10 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from connections.models import Connection
 from tests import factories
 from tests.e2e import crowded
-from tests.e2e.conftest import CHROMIUM_ARGS, sign_in, take_screenshot  # noqa: F401 (CHROMIUM_ARGS: same launch)
+from tests.e2e.conftest import sign_in, take_screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -164,11 +165,11 @@ def _context(browser, live_server, size, errors):
     return context, page
 
 
-def _visit_all(browser, live_server, size: str, data, prefix: str) -> list[str]:
+def _visit_all(browser, live_server, size: str, data, prefix: str, visit=PAGES) -> list[str]:
     users = {role: factories.user(role) for role in ("viewer", "operator", "admin")}
-    pages, contexts, errors, problems = {}, [], [], []
+    pages, contexts, errors, problems, measured = {}, [], [], [], 0
     try:
-        for name, role, path_of in PAGES:
+        for name, role, path_of in visit:
             if role not in pages:
                 context, page = _context(browser, live_server, size, errors)
                 contexts.append(context)
@@ -185,9 +186,11 @@ def _visit_all(browser, live_server, size: str, data, prefix: str) -> list[str]:
             found = page.evaluate(MEASURE, [size == "phone", SIZES[size]["width"]])
             problems += [f"{size} {name} ({path}): {p}" for p in found]
             take_screenshot(page, f"{prefix}-{size}-{name}")
+            measured += 1
     finally:
         for context in contexts:
             context.close()
+    assert measured >= len(visit) - len(FRAGMENT_PENDING), f"only {measured} of {len(visit)} pages measured"
     return problems + [f"JS: {e}" for e in errors]
 
 
@@ -211,4 +214,7 @@ def test_every_page_fits_when_empty(browser, live_server, size):
     data.rotation = type("R", (), {"connection": first, "id": "00000000-0000-0000-0000-000000000000"})
     data.log = type("L", (), {"pk": 999999})
     problems = _visit_all(browser, live_server, size, data, "empty")
+    Connection.objects.all().delete()  # no connection at all: the overview's and the list's first-run states
+    first_run = [p for p in PAGES if p[0] in ("overview", "connection-list", "request-log", "audit", "alerts")]
+    problems += _visit_all(browser, live_server, size, data, "first-run", visit=first_run)
     assert not problems, "\n".join(problems)
