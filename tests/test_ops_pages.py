@@ -370,7 +370,8 @@ class TestOverview:
                       rl_observed_at=timezone.now() - timedelta(seconds=5))
         r = viewer_client.get(f"/connections/{c.name}/headroom/", headers=HX)
         html = r.content.decode()
-        assert "180 of 1200 left" in text(r)
+        assert "1,020 / 1,200 per min" in text(r)  # used / limit per window, like every other headroom
+        assert "180 left" in text(r)
         assert f'data-countdown="{int(reset.timestamp())}"' in html
         assert re.search(r'<meter class="meter-bar" min="0" max="1200" low="840.0" high="1080.0" optimum="0" '
                          r'value="1020"', html)
@@ -396,7 +397,7 @@ class TestOverview:
         RequestLog.objects.bulk_create([row(c, ago=timedelta(minutes=m)) for m in range(1, 31)]
                                        + [row(c, status_code=429, outcome="http_error", ago=timedelta(minutes=2))])
         page = text(viewer_client.get(f"/connections/{c.name}/headroom/", headers=HX))
-        assert "0.5 req/min observed" in page and "1 × 429 in 1 h" in page and "publishes no limit" in page
+        assert "0.5 per min observed" in page and "1 × 429 in 1 h" in page and "publishes no limit" in page
 
     def test_detail_page_includes_the_headroom_card(self, viewer_client):
         c = make_conn("clever-d", rl_limit=1200, rl_remaining=1000)

@@ -12,10 +12,11 @@ from .vault import (
     connection_alerts,
     connection_detail,
     connection_list,
+    firing_alerts,
 )
 
 __all__ = [
     "ERROR_RANGES", "LOG_PAGE_SIZE", "LogFilters", "active_of", "alert_rule_rows", "audit_page",
-    "connection_alerts", "connection_detail", "connection_headroom", "connection_list", "error_history",
+    "connection_alerts", "connection_detail", "connection_headroom", "connection_list", "error_history", "firing_alerts",
     "headroom_for", "overview", "request_detail", "request_log_page",
 ]

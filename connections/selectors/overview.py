@@ -109,6 +109,11 @@ def _thresholds(limit: int) -> dict:
     return {"low": round(limit * 0.7, 2), "high": round(limit * 0.9, 2)}
 
 
+def _unit(period: float) -> str:
+    """The window a limit is counted in, as the pages say it: "per s", "per min", "per h"."""
+    return "s" if period <= 1 else "min" if period <= 60 else "h"
+
+
 def _throttle_plan(provider, connection: Connection):
     """The provider's throttle rules for this connection, and whether their scope is shared by
     every connection of the vendor (e.g. a per-egress-IP budget) rather than per connection or token."""
@@ -153,6 +158,9 @@ def headroom_for(connection: Connection, stats: LogStats, *, vendor_stats: LogSt
     base = {"blocked_until": blocked, "blocked_unix": int(blocked.timestamp()) if blocked else None,
             "throttled_last_hour": stats.throttled_last_hour, "last_hour": stats.last_hour,
             "rate_per_minute": stats.last_hour / 60 if stats.last_hour else 0}
+    plan, shared = _throttle_plan(provider, connection) if provider else (None, False)
+    rules = {r.kind: r for r in plan.rules} if plan else {}
+    rate = rules.get("pace") or rules.get("window")
     if connection.rl_limit:
         remaining = connection.rl_remaining if connection.rl_remaining is not None else connection.rl_limit
         reset = connection.rl_reset_at
@@ -163,18 +171,12 @@ def headroom_for(connection: Connection, stats: LogStats, *, vendor_stats: LogSt
                 "remaining": connection.rl_limit if expired else remaining, "used": used, "fraction": fraction,
                 "level": "danger" if blocked else _level(fraction), "reset_at": reset,
                 "reset_unix": int(reset.timestamp()) if reset else None, "window_reset": expired,
-                "bucket": connection.rl_bucket, "observed_at": connection.rl_observed_at}
-    plan, shared = _throttle_plan(provider, connection) if provider else (None, False)
-    rules = {r.kind: r for r in plan.rules} if plan else {}
-    rate = rules.get("pace") or rules.get("window")
+                "bucket": connection.rl_bucket, "observed_at": connection.rl_observed_at,
+                "unit": _unit(rate.period) if rate else ""}
     if rate:
         source = vendor_stats if shared else stats
-        if rate.period <= 1:
-            used, unit = source.last_second, "s"
-        elif rate.period <= 60:
-            used, unit = source.last_minute, "min"
-        else:
-            used, unit = source.last_hour, "h"
+        unit = _unit(rate.period)
+        used = {"s": source.last_second, "min": source.last_minute, "h": source.last_hour}[unit]
         fraction = used / rate.limit
         concurrency = rules.get("concurrency")
         return {**base, **_thresholds(rate.limit), "kind": "limit", "limit": rate.limit, "unit": unit, "used": used,
@@ -193,6 +195,10 @@ def _rotation_annotations() -> dict:
 
 
 _PLACEHOLDER = "name-placeholder"
+# Triage order on the overview: what needs a person first, healthy connections last.
+TRIAGE_ORDER = {Health.NEEDS_ATTENTION: 0, Health.FAILING: 1, Health.DEGRADED: 2, Health.SUSPENDED: 3,
+                Health.UNKNOWN: 4, Health.OK: 5}
+PROBLEMS = (Health.NEEDS_ATTENTION, Health.FAILING, Health.DEGRADED)
 ROTATION_LABELS = dict(RotationState.choices)
 HEALTH_LABELS = dict(Health.choices)
 
@@ -210,7 +216,12 @@ def _url_templates() -> dict[str, str]:
 
 
 def overview(*, now: datetime | None = None) -> dict:
-    """Every connection with health, 24 h error rate and trend, headroom and rotation state. Two queries."""
+    """Every connection with health, 24 h error rate and trend, headroom and rotation state. Two queries.
+
+    Rows come in triage order (needs attention, failing, degraded, then the rest, healthy last); a
+    row in trouble carries `problem_since`: when its health last changed (tests and rotations stamp
+    health_changed_at), or else the last passing test, the last moment it was known to work.
+    """
     now = now or timezone.now()
     connections = list(Connection.objects.order_by("name").annotate(**_rotation_annotations()))
     stats = _log_stats(now=now)
@@ -242,9 +253,12 @@ def overview(*, now: datetime | None = None) -> dict:
         urls = {key: url.replace(_PLACEHOLDER, c.name) for key, url in url_templates.items()}
         urls["log"] = f"{log_url}?connection={c.name}"
         rows.append({"connection": c, "stats": s, "headroom": headroom, "urls": urls,
-                     "maintenance": maintenance.get(c.pk)})
+                     "maintenance": maintenance.get(c.pk),
+                     "problem_since": (c.health_changed_at or c.last_ok_at) if c.health in PROBLEMS else None})
         counts[c.health] = counts.get(c.health, 0) + 1
-    return {"rows": rows, "health_counts": counts, "now": now, "poll_seconds": 15}
+    rows.sort(key=lambda row: TRIAGE_ORDER.get(row["connection"].health, len(TRIAGE_ORDER)))  # stable: by name within
+    return {"rows": rows, "health_counts": counts, "now": now, "poll_seconds": 15,
+            "problem_count": sum(counts.get(h, 0) for h in PROBLEMS)}
 
 
 def connection_headroom(*, connection: Connection, now: datetime | None = None) -> dict:

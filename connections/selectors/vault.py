@@ -93,3 +93,20 @@ def connection_alerts(*, connection: Connection) -> dict:
         "alert_rules": alert_rule_rows(connection),
         "maintenance_now": connection.maintenance_windows.filter(starts_at__lte=now, ends_at__gt=now).first(),
     }
+
+
+def firing_alerts(*, now=None) -> list:
+    """What is firing now, apart from the history: every active alert state, newest first, each
+    marked `silenced` when a maintenance window is in force for its connection. Two queries."""
+    from ..models import AlertCondition, AlertState, MaintenanceWindow
+
+    now = now or timezone.now()
+    states = list(AlertState.objects.filter(active=True).select_related("connection").order_by("-since", "-id"))
+    silenced = set(MaintenanceWindow.objects.filter(starts_at__lte=now, ends_at__gt=now,
+                                                    connection__in=[s.connection_id for s in states])
+                   .values_list("connection_id", flat=True))
+    labels = dict(AlertCondition.choices)
+    for s in states:
+        s.label = labels.get(s.condition, s.condition)
+        s.silenced = s.connection_id in silenced
+    return states

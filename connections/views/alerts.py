@@ -40,6 +40,7 @@ def alert_list(request):
     events = list(AlertEvent.objects.select_related("connection").prefetch_related("deliveries__channel")
                   .order_by("-at", "-id")[:EVENTS_SHOWN])
     context = {
+        "firing": selectors.firing_alerts(),
         "events": events,
         "channels": AlertChannel.objects.order_by("name"),
         "recent_tests": AlertDelivery.objects.filter(event=None).select_related("channel")[:10],

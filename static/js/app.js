@@ -8,6 +8,7 @@
  *   htmx errors               5xx/403/404/network failures shown in #messages instead of failing silently
  *   [data-health-of=name]     a health badge that follows the "connection-health" event (HX-Trigger of a Test)
  *   focus                     the control that sent an htmx request keeps the keyboard focus afterwards
+ *   table.table td[data-label] each cell labelled with its column header (cards on phones; app.css)
  */
 (function () {
   "use strict";
@@ -294,4 +295,38 @@
   /* ---------- Start ---------- */
   tick();
   setInterval(tick, TICK_MS);
+})();
+
+/* Table cells labelled with their column's header (data-label), so that on phones, where app.css
+ * turns each row into a card, every value says what it is. Runs at load and after every htmx swap;
+ * a cell that already has a data-label keeps it; colspans are followed. */
+(function () {
+  function labelTables(root) {
+    var tables = (root.matches && root.matches("table.table")) ? [root] : root.querySelectorAll("table.table");
+    for (var t = 0; t < tables.length; t++) {
+      var table = tables[t];
+      var head = table.tHead && table.tHead.rows[0];
+      if (!head) { continue; }
+      var labels = [];
+      for (var h = 0; h < head.cells.length; h++) {
+        for (var span = 0; span < (head.cells[h].colSpan || 1); span++) { labels.push(head.cells[h].textContent.trim()); }
+      }
+      for (var b = 0; b < table.tBodies.length; b++) {
+        var rows = table.tBodies[b].rows;
+        for (var r = 0; r < rows.length; r++) {
+          var column = 0;
+          for (var c = 0; c < rows[r].cells.length; c++) {
+            var cell = rows[r].cells[c];
+            if (!cell.hasAttribute("data-label") && cell.colSpan === 1) { cell.setAttribute("data-label", labels[column] || ""); }
+            column += cell.colSpan || 1;
+          }
+        }
+      }
+    }
+  }
+  labelTables(document);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var table = event.target.closest ? event.target.closest("table.table") : null;
+    labelTables(table || event.target);
+  });
 })();

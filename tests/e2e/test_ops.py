@@ -80,7 +80,7 @@ class TestOpsPages:
         page = signed_in_page("operator")
         table = page.get_by_test_id("overview-table")
         expect(table).to_contain_text("clever-district")
-        expect(table).to_contain_text("310 of 1200 left")
+        expect(table).to_contain_text("890 / 1,200 per min")
         expect(table).to_contain_text("Failing")
         screenshot(page, "ops-overview")
         Connection.objects.filter(pk=tele.pk).update(health="ok", health_reason="")
