@@ -30,7 +30,7 @@ def samples(db):
                                     path="/v3.0/districts", outcome="ok", status_code=200)
     attempt = RotationAttempt.objects.create(connection=c, state="succeeded")
     return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "attempt_id": str(attempt.pk),
-            "channel": 1, "window": 1}
+            "channel": 1, "window": 1, "user_id": 1, "uidb64": "MA", "token": "x"}
 
 
 def _get_urls(samples) -> dict[str, str]:

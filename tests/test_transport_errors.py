@@ -322,7 +322,7 @@ class TestWebhookErrors:
 
         from django.apps import apps
 
-        scrub = importlib.import_module("connections.migrations.0006_egress_scrub_webhook_errors").scrub
+        scrub = importlib.import_module("connections.migrations.0008_egress_scrub_webhook_errors").scrub
         hook = alerts.channel_create(name="hook", kind="webhook", target=f"https://hooks.example.net{self.SECRET_PATH}",
                                      actor=Actor(label="admin"))
         mail = alerts.channel_create(name="mail", kind="email", target="ops@example.com", actor=Actor(label="admin"))
