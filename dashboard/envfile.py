@@ -26,8 +26,8 @@ def main(path: Path = BASE_DIR / ".env") -> int:
         "HTTPS_ONLY=false\n"
         "ALLOWED_HOSTS=127.0.0.1,localhost\n"
         "SITE_URL=http://127.0.0.1:8000\n"
+        "# Demo mode also lets vendor URLs point at loopback (the demo vendors); off, they must be public.\n"
         "DEMO_MODE=true\n"
-        "OUTBOUND_ALLOW_PRIVATE_NETWORKS=true\n"
     )
     path.chmod(0o600)
     print(f"Created {path.name} with a new SECRET_KEY and a new credential key (CREDENTIAL_KEYS). "

@@ -97,7 +97,9 @@ CREDENTIAL_KEYS = _read("CREDENTIAL_KEYS", env.list, [])
 # Demo mode: `make run` starts the sandbox vendors and points five demo connections at them.
 DEMO_MODE = _bool("DEMO_MODE", False)
 SANDBOX_PORT = _read("SANDBOX_PORT", env.int, 8765)
-OUTBOUND_ALLOW_PRIVATE_NETWORKS = _bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", False)
+# The demo's vendors listen on loopback: demo mode allows private networks unless this says otherwise,
+# so turning DEMO_MODE off turns the permission off with it (`make run` no longer writes it to .env).
+OUTBOUND_ALLOW_PRIVATE_NETWORKS = _bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", DEMO_MODE)
 OUTBOUND_ALLOWED_HOSTS = _read("OUTBOUND_ALLOWED_HOSTS", env.list, [])
 LOG_RETENTION_DAYS = _read("LOG_RETENTION_DAYS", env.int, 30)
 ERROR_LOG_RETENTION_DAYS = _read("ERROR_LOG_RETENTION_DAYS", env.int, 90)

@@ -66,3 +66,27 @@ def test_check_deploy_is_clean_with_production_settings():
                     CREDENTIAL_KEYS=GOOD_KEY, ALLOWED_HOSTS="switchboard.example.com")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+class TestDemoLoopbackPermission:
+    """`make run`'s .env turns demo mode on; private networks are allowed only while it stays on."""
+
+    SHOW = ["shell", "-c", "from django.conf import settings; print(settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS)"]
+    BASE = {"DEBUG": "true", "SECRET_KEY": "x" * 50, "CREDENTIAL_KEYS": GOOD_KEY}
+
+    def test_env_file_does_not_pin_the_permission(self, tmp_path):
+        from dashboard import envfile
+
+        envfile.main(tmp_path / ".env")
+        text = (tmp_path / ".env").read_text()
+        assert "DEMO_MODE=true" in text and "OUTBOUND_ALLOW_PRIVATE_NETWORKS" not in text
+
+    @pytest.mark.parametrize("demo, explicit, allowed", [
+        ("true", None, "True"), ("false", None, "False"), ("true", "false", "False"), ("false", "true", "True")])
+    def test_permission_follows_demo_mode_unless_set(self, demo, explicit, allowed):
+        env = {**self.BASE, "DEMO_MODE": demo}
+        if explicit:
+            env["OUTBOUND_ALLOW_PRIVATE_NETWORKS"] = explicit
+        result = manage(*self.SHOW, **env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == allowed
