@@ -4,7 +4,8 @@ Fixtures:
   product            the running tree, once per session per backend (embedded; postgres = PostgreSQL + Redis)
   signed_in(role)    a fresh Chromium page signed in as "viewer", "operator" or "admin" on that tree; it
                      records every 4xx/5xx response and every console error or uncaught exception, and the
-                     test fails on any of them except the 403s it declared with `expect_403(path)`
+                     test fails on any of them except the 403s it declared with `expect_403(path)` (and
+                     other statuses with `expect_status(422, path)`); a declared one never seen fails too
 
 When a test fails, the tail of each process's output (runall, web, worker, beat, sandbox) is added to
 its report.
@@ -55,19 +56,23 @@ class Browsing:
     page: object
     role: str
     problems: list[str] = field(default_factory=list)
-    allowed_403: set[str] = field(default_factory=set)
-    seen_403: set[str] = field(default_factory=set)
+    allowed: set[tuple[int, str]] = field(default_factory=set)
+    seen: set[tuple[int, str]] = field(default_factory=set)
 
     def expect_403(self, path: str) -> None:
         """Declare a 403 this test means to provoke (a role without the permission)."""
-        self.allowed_403.add(path)
+        self.expect_status(403, path)
+
+    def expect_status(self, status: int, path: str) -> None:
+        """Declare another 4xx the test means to provoke (e.g. 422, a form's answer to bad input)."""
+        self.allowed.add((status, path))
 
     def on_response(self, response) -> None:
         if response.status < 400:
             return
         path = urlsplit(response.url).path
-        if response.status == 403 and path in self.allowed_403:
-            self.seen_403.add(path)
+        if (response.status, path) in self.allowed:
+            self.seen.add((response.status, path))
             return
         self.problems.append(f"HTTP {response.status} {response.request.method} {path}")
 
@@ -107,4 +112,4 @@ def signed_in(browser, product):  # noqa: F811 (the fixture imported above)
     problems = [f"{s.role}: {p}" for s in sessions for p in s.problems]
     assert not problems, "The browser saw errors:\n" + "\n".join(problems)
     for s in sessions:
-        assert s.seen_403 == s.allowed_403, f"{s.role}: expected 403s not seen: {s.allowed_403 - s.seen_403}"
+        assert s.seen == s.allowed, f"{s.role}: declared answers never seen: {s.allowed - s.seen}"
