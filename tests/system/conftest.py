@@ -14,6 +14,7 @@ its report.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -109,7 +110,8 @@ def signed_in(browser, product):  # noqa: F811 (the fixture imported above)
     yield _sign_in
     for context in contexts:
         context.close()
-    problems = [f"{s.role}: {p}" for s in sessions for p in s.problems]
+    problems = [f"{s.role}: {p}" + (f" (x{n})" if n > 1 else "")
+                for s in sessions for p, n in Counter(s.problems).items()]
     assert not problems, "The browser saw errors:\n" + "\n".join(problems)
     for s in sessions:
         assert s.seen == s.allowed, f"{s.role}: declared answers never seen: {s.allowed - s.seen}"

@@ -27,6 +27,7 @@ import pytest
 from playwright.sync_api import expect
 
 from connections.sandbox import DEMO_CREDENTIALS
+from tests.system.harness import OK
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 
@@ -152,7 +153,7 @@ class TestOperator:
         product.sandbox("POST", "cloverdx/fault", b'{"fault": "html502", "count": 2}')
         page.goto("/connections/demo-cloverdx/")
         page.locator("#test-panel-demo-cloverdx").get_by_role("button", name="Test", exact=True).click()
-        expect(page.locator("#test-result-demo-cloverdx")).to_contain_text("ok", timeout=SLOW_MS)
+        expect(page.locator("#test-result-demo-cloverdx")).to_contain_text(OK, timeout=SLOW_MS)
         page.goto("/log/?connection=demo-cloverdx&status=502")
         page.get_by_test_id("log-row").first.get_by_role("link").first.click()
         expect(page.get_by_test_id("retry-chain")).to_contain_text("#3")
@@ -160,7 +161,7 @@ class TestOperator:
         # The connections list has a Test per row.
         page.goto("/connections/")
         page.locator("#test-panel-demo-teletracker").get_by_role("button", name="Test", exact=True).click()
-        expect(page.locator("#test-result-demo-teletracker")).to_contain_text("ok")
+        expect(page.locator("#test-result-demo-teletracker")).to_contain_text(OK)
 
         # Verify and replace: a wrong token changes nothing; the right one becomes the next version.
         page.goto("/connections/demo-clever/")
@@ -212,7 +213,7 @@ class TestAdmin:
         page.get_by_role("button", name="Create connection").click()
         expect(_h1(page)).to_contain_text(name)
         page.locator(f"#test-panel-{name}").get_by_role("button", name="Test", exact=True).click()
-        expect(page.locator(f"#test-result-{name}")).to_contain_text("ok")
+        expect(page.locator(f"#test-result-{name}")).to_contain_text(OK)
 
         # Edit settings (Cancel, then Save settings) and Replace secret (Cancel, then Verify and store).
         page.get_by_role("link", name="Edit settings").click()

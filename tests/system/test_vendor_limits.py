@@ -17,7 +17,7 @@ import pytest
 pytestmark = [pytest.mark.system]
 
 PROCESSES = 8
-REPEAT = 8
+REPEAT = 6
 VENDOR_MAX_CONCURRENT = 4
 # Each request is held 0.2 s at the vendor so that the processes' requests overlap for certain.
 SLOW_SECONDS = 0.2
