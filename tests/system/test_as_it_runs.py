@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import take_screenshot
-from tests.system.harness import OK
+from tests.system.pages import OK, press_test
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 
@@ -54,10 +55,11 @@ class TestAsItRuns:
         row = page.locator("#overview-demo-clever")
         before = product.sandbox("GET", "clever/stats")["requests"]
         for attempt in (1, 2):
-            with page.expect_response(lambda r: r.request.method == "POST"
-                                      and r.url.endswith("/connections/demo-clever/test/")) as answer:
-                row.get_by_role("button", name="Test", exact=True).click()
-            assert answer.value.status == 200, f"press {attempt}: HTTP {answer.value.status}"
+            try:
+                answer = press_test(page, "demo-clever", within=row, timeout=10_000)
+            except PlaywrightTimeoutError:
+                pytest.fail(f"press {attempt} of the row's Test sent nothing")
+            assert answer.status == 200, f"press {attempt}: HTTP {answer.status}"
             expect(row).to_contain_text(OK)
             after = product.sandbox("GET", "clever/stats")["requests"]
             assert after > before, f"press {attempt} reached no vendor"
@@ -89,6 +91,6 @@ class TestAsItRuns:
         expect(page.locator("#credential-card dd.mono").first).not_to_have_text(fingerprint)
         expect(page.locator("#rotation-history")).to_contain_text(re.compile("succeeded", re.I))
         # The new token works: a Test right after passes.
-        page.locator("#test-panel-demo-cleanlist").get_by_role("button", name="Test", exact=True).click()
+        press_test(page, "demo-cleanlist")
         expect(page.locator("#test-result-demo-cleanlist")).to_contain_text(OK)
         take_screenshot(page, f"system-{product.backend}-rotate-detail")

@@ -27,7 +27,7 @@ import pytest
 from playwright.sync_api import expect
 
 from connections.sandbox import DEMO_CREDENTIALS
-from tests.system.harness import OK
+from tests.system.pages import OK, SLOW_MS, press_test
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 
@@ -36,7 +36,6 @@ PAGES = {"/": "Overview", "/connections/": "Connections", "/connections/demo-cle
          "/log/": "Request log", "/errors/": "Error history", "/connections/demo-cloverdx/errors/": "Error history",
          "/alerts/": "Alerts", "/audit/": "Audit trail"}
 ADMIN_PAGES = ("/connections/new/", "/connections/demo-clever/edit/", "/connections/demo-clever/secret/")
-SLOW_MS = 30_000  # a vendor test with retries and backoff
 
 
 def _h1(page):
@@ -152,7 +151,7 @@ class TestOperator:
         # Detail page Test, with CloverDX answering 502 twice first: retried, then ok; the log has the chain.
         product.sandbox("POST", "cloverdx/fault", b'{"fault": "html502", "count": 2}')
         page.goto("/connections/demo-cloverdx/")
-        page.locator("#test-panel-demo-cloverdx").get_by_role("button", name="Test", exact=True).click()
+        press_test(page, "demo-cloverdx")
         expect(page.locator("#test-result-demo-cloverdx")).to_contain_text(OK, timeout=SLOW_MS)
         page.goto("/log/?connection=demo-cloverdx&status=502")
         page.get_by_test_id("log-row").first.get_by_role("link").first.click()
@@ -160,7 +159,7 @@ class TestOperator:
 
         # The connections list has a Test per row.
         page.goto("/connections/")
-        page.locator("#test-panel-demo-teletracker").get_by_role("button", name="Test", exact=True).click()
+        press_test(page, "demo-teletracker")
         expect(page.locator("#test-result-demo-teletracker")).to_contain_text(OK)
 
         # Verify and replace: a wrong token changes nothing; the right one becomes the next version.
@@ -185,7 +184,7 @@ class TestOperator:
                         b'{"username": "switchboard", "password": "changed-at-the-vendor-0000"}')
         try:
             page.goto("/connections/demo-cloverdx/")
-            page.locator("#test-panel-demo-cloverdx").get_by_role("button", name="Test", exact=True).click()
+            press_test(page, "demo-cloverdx")
             resume = page.get_by_role("button", name="Resume scheduled tests")
             expect(resume).to_be_visible(timeout=SLOW_MS)
         finally:
@@ -212,7 +211,7 @@ class TestAdmin:
         page.locator("[name=secret_token]").fill(DEMO_CREDENTIALS["clever"]["token"])
         page.get_by_role("button", name="Create connection").click()
         expect(_h1(page)).to_contain_text(name)
-        page.locator(f"#test-panel-{name}").get_by_role("button", name="Test", exact=True).click()
+        press_test(page, name)
         expect(page.locator(f"#test-result-{name}")).to_contain_text(OK)
 
         # Edit settings (Cancel, then Save settings) and Replace secret (Cancel, then Verify and store).
