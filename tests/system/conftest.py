@@ -20,12 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.conftest import (
-    DESKTOP,
-    TIMEOUT_MS,
-    browser,  # noqa: F401  (the one Chromium of the session)
-    sign_in,
-)
+from tests.e2e.conftest import DESKTOP, TIMEOUT_MS, sign_in
 from tests.system import harness
 
 BACKENDS = [
@@ -88,7 +83,7 @@ class Browsing:
 
 
 @pytest.fixture
-def signed_in(browser, product):  # noqa: F811 (the fixture imported above)
+def signed_in(browser, product):  # browser: tests/conftest.py
     contexts = []
     sessions: list[Browsing] = []
 
