@@ -28,11 +28,13 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 if not os.environ.get("SWITCHBOARD_SKIP_DOTENV"):
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Local state of the embedded set-up (SQLite file, filesystem broker, collected static files, spool).
+# SWITCHBOARD_VAR_DIR moves it, e.g. for a second instance on one machine (tests/system does).
+VAR_DIR = Path(os.environ.get("SWITCHBOARD_VAR_DIR") or BASE_DIR / "var")
 
 
 def _read(name: str, parse, default):
@@ -196,6 +198,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # The embedded default's cache is a table in the same SQLite file, so every process sees it
 # (created by every `migrate`: connections/apps.py). Production: CACHE_URL=redis://...
 CACHES = {"default": _cache_url("CACHE_URL", "dbcache://switchboard_cache")}
+# django-environ reads ?key_prefix= from CACHE_URL under a lower-case name Django ignores.
+if "key_prefix" in CACHES["default"]:
+    CACHES["default"]["KEY_PREFIX"] = CACHES["default"].pop("key_prefix")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The request log's covering index is PostgreSQL's; the embedded SQLite keeps the key columns only.
@@ -249,8 +254,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Exchange tables (broadcasts, pidbox); kombu's default is ./control in the working directory.
+        "control_folder": str(_broker_dir / "control"),
     }
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = _read("CELERY_RESULT_BACKEND", env.str, "") or None
 CELERY_TASK_SERIALIZER = "json"

@@ -82,6 +82,24 @@ def sandbox():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session, for tests/e2e and tests/system alike (Playwright's sync
+    API allows one instance per process). Skipped when Chromium is missing."""
+    from pathlib import Path
+
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set E2E_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture
 def vendors(sandbox):
     """The sandbox, reset to defaults before the test (credentials, counters, faults)."""

@@ -1,5 +1,6 @@
 """Bad configuration stops start-up with one line naming the variable, not a traceback."""
 
+import json
 import os
 import subprocess
 import sys
@@ -90,3 +91,20 @@ class TestDemoLoopbackPermission:
         result = manage(*self.SHOW, **env)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip().splitlines()[-1] == allowed
+
+
+def test_var_dir_and_cache_key_prefix_come_from_the_environment(tmp_path):
+    """A second instance on one machine keeps its state apart: SWITCHBOARD_VAR_DIR holds the SQLite
+    file, the filesystem broker (kombu's control folder included) and static files; CACHE_URL's
+    ?key_prefix= reaches Django (django-environ names it in lower case, which Django ignores)."""
+    code = ("from django.conf import settings as s; import json; print(json.dumps([str(s.VAR_DIR), s.DATABASES['default']"
+            "['NAME'], s.CELERY_BROKER_TRANSPORT_OPTIONS['control_folder'], str(s.STATIC_ROOT), "
+            "s.CACHES['default'].get('KEY_PREFIX')]))")
+    result = manage("shell", "-c", code, DEBUG="true", SWITCHBOARD_VAR_DIR=str(tmp_path),
+                    CACHE_URL="redis://127.0.0.1:6379/5?key_prefix=second")
+    assert result.returncode == 0, result.stderr
+    var_dir, db, control, static, prefix = json.loads(result.stdout.strip().splitlines()[-1])
+    assert var_dir == str(tmp_path)
+    assert all(path.startswith(str(tmp_path)) for path in (db, control, static))
+    assert prefix == "second"
+    assert (tmp_path / "broker" / "control").is_dir()

@@ -1,7 +1,8 @@
 """Browser tests: Playwright driving Debian's Chromium against pytest-django's live_server.
 
 Fixtures:
-  browser                  one headless Chromium for the session (skipped when Chromium is missing)
+  browser                  one headless Chromium for the session (skipped when Chromium is missing);
+                           defined in tests/conftest.py, shared with tests/system (one Playwright per process)
   page                     a fresh page (own cookies) at 1280x800 whose base URL is the live server, so
                            page.goto("/connections/") works; fails the test on uncaught JS errors or
                            console errors (clear `js_errors` in a test that expects some)
@@ -39,18 +40,6 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 TIMEOUT_MS = 10_000
 LOGIN_PATH = "/accounts/login/"
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set E2E_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

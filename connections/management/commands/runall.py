@@ -19,6 +19,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--bind", default=os.environ.get("SWITCHBOARD_BIND", "127.0.0.1:8000"))
         parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--log-dir", help="write each process's output to DIR/<name>.log instead of this "
+                                              "terminal (tests/system reads them)")
 
     def handle(self, *args, **options):
         python = sys.executable
@@ -43,9 +45,14 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        log_dir = options.get("log_dir")
         for name, cmd in commands.items():
+            out = open(os.path.join(log_dir, f"{name}.log"), "ab") if log_dir else None  # noqa: SIM115
             # Own process groups: Ctrl-C reaches us once, and we stop each child in order.
-            procs[name] = subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
+            procs[name] = subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True,
+                                           stdout=out, stderr=subprocess.STDOUT if out else None)
+            if out:
+                out.close()  # the child holds its own copy
         self.stdout.write(self.style.SUCCESS(
             f"Switchboard is running on http://{options['bind']} "
             f"({', '.join(procs)}). Press Ctrl-C to stop."
