@@ -361,6 +361,19 @@ class TestOverview:
         assert body.strip().startswith('<tbody id="overview-rows"') and "<html" not in body
         assert "clever-ok" in body
 
+    def test_summary_tiles_refresh_themselves_after_tests(self, viewer_client):
+        """The tiles follow a Test, a Test all and the poll (they used to wait for a reload)."""
+        c = make_conn("clever-new", health="unknown")
+        html = viewer_client.get("/").content.decode()
+        assert re.search(r'<div class="stats" id="health-summary" data-testid="health-summary" hx-get="/\?part=summary" '
+                         r'hx-trigger="poll, connections-tested from:body, connection-health from:body"', html)
+        Connection.objects.filter(pk=c.pk).update(health="ok")
+        body = viewer_client.get("/?part=summary", headers=HX).content.decode()
+        assert body.strip().startswith('<div class="stats" id="health-summary"') and "<html" not in body
+        tiles = re.findall(r'<span class="stat-value">(\d+)</span><span class="stat-label">([^<]+)</span>', body)
+        assert {label: int(n) for n, label in tiles} == {
+            "OK": 1, "Degraded": 0, "Failing": 0, "Needs attention": 0, "Suspended": 0, "Not tested yet": 0}
+
     def test_empty_state(self, viewer_client):
         assert "No connections yet" in text(viewer_client.get("/"))
 

@@ -4,7 +4,7 @@ One module per area; this package re-exports what views, the CLI and tests use.
 """
 
 from .log import ERROR_RANGES, LOG_PAGE_SIZE, LogFilters, error_history, request_detail, request_log_page
-from .overview import connection_headroom, headroom_for, overview
+from .overview import connection_headroom, headroom_for, health_counts, overview
 from .vault import (
     active_of,
     alert_rule_rows,
@@ -18,5 +18,5 @@ from .vault import (
 __all__ = [
     "ERROR_RANGES", "LOG_PAGE_SIZE", "LogFilters", "active_of", "alert_rule_rows", "audit_page",
     "connection_alerts", "connection_detail", "connection_headroom", "connection_list", "error_history", "firing_alerts",
-    "headroom_for", "overview", "request_detail", "request_log_page",
+    "headroom_for", "health_counts", "overview", "request_detail", "request_log_page",
 ]

@@ -261,6 +261,11 @@ def overview(*, now: datetime | None = None) -> dict:
             "problem_count": sum(counts.get(h, 0) for h in PROBLEMS)}
 
 
+def health_counts() -> dict[str, int]:
+    """How many connections are in each health state: the overview's summary tiles (one query)."""
+    return dict(Connection.objects.values_list("health").annotate(n=Count("id")).order_by())
+
+
 def connection_headroom(*, connection: Connection, now: datetime | None = None) -> dict:
     """The headroom of one connection, for its detail page. One aggregate query (the vendor's rows)."""
     now = now or timezone.now()

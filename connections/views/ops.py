@@ -22,6 +22,10 @@ from .common import HtmxHttpRequest, can, detail_url, fragment_or_page, get_conn
 @require_GET
 @can("view_connection")
 def overview(request: HtmxHttpRequest):
+    if request.GET.get("part") == "summary" and wants_fragment(request):
+        # The summary tiles refresh on their own (after a Test, Test all or the periodic poll).
+        return render(request, "connections/overview.html", "health-summary",
+                      {"health_counts": selectors.health_counts(), "poll_seconds": 15})
     context = selectors.overview()
     batch_id = request.GET.get("batch", "")
     if batch_services.valid_batch_id(batch_id):

@@ -45,6 +45,9 @@ class TestAsItRuns:
         page.on("request", lambda r: polls.append(r.url) if re.search(r"/test-all/[^/]+/$", r.url) else None)
         page.wait_for_timeout(2_500)
         assert not polls, f"still polling after completion: {polls}"
+        # The summary tiles follow without a reload: nothing is left "Not tested yet".
+        untested = page.get_by_test_id("health-summary").locator(".stat", has_text="Not tested yet")
+        expect(untested.locator(".stat-value")).to_have_text("0", timeout=10_000)
         # Every row has been tested: none is left "Unknown" (not tested yet).
         page.reload()
         for name in DEMO:
