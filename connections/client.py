@@ -554,7 +554,7 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
         if found:
             call.redactor = call.redactor.extend(found)
     return call.record(number, t, started_at=started_at, request_excerpt=_request_excerpt(call, prepared),
-                       response_excerpt=_response_excerpt(call, resp, body, truncated))
+                       response_excerpt=_response_excerpt(call, resp, body, truncated, parsed=t.data is not None))
 
 
 def _classify(call: _Call, resp: requests.Response, body: bytes, truncated: bool) -> _Try:
@@ -614,9 +614,17 @@ def _request_excerpt(call: _Call, prepared: requests.PreparedRequest) -> str:
     return excerpt(head, header_lines(prepared.headers, call.redactor), prepared.body, call.redactor)
 
 
-def _response_excerpt(call: _Call, resp: requests.Response, body: bytes, truncated: bool) -> str:
+# Answers that carry new secrets: when such a body cannot be parsed, the secrets in it cannot be
+# found and redacted, so its text is not logged at all (only its size).
+SECRET_BEARING_OPERATIONS = ("refresh", "login")
+
+
+def _response_excerpt(call: _Call, resp: requests.Response, body: bytes, truncated: bool, parsed: bool) -> str:
     head = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
     lines = header_lines(resp.headers, call.redactor, only=RESPONSE_HEADERS_LOGGED)
+    if call.operation in SECRET_BEARING_OPERATIONS and not parsed and body.strip():
+        return excerpt(head, lines, f"[{len(body)} bytes not shown: an unreadable {call.operation} answer may "
+                                    "carry a secret]", call.redactor)
     return excerpt(head, lines, body, call.redactor, total=len(body) if not truncated else None)
 
 

@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 
 from connections.client import RequestSpec, send
-from connections.models import CredentialState, Health, RotationAttempt, RotationState
+from connections.models import CredentialState, Health, RequestLog, RotationAttempt, RotationState
 from connections.rotation import rotate, staged_replace
 from connections.sandbox import DEMO_CREDENTIALS
 from connections.services.audit import Actor
@@ -134,6 +134,9 @@ class TestGarbledRefreshAnswer:
         connection.refresh_from_db()
         assert connection.health == Health.NEEDS_ATTENTION
         assert len(vendors.stats("cleanlist")["refresh_calls"]) == 1
+        # An unreadable refresh answer may hold a token the redactor cannot find: not logged.
+        row = RequestLog.objects.get(connection=connection, operation="refresh")
+        assert "not shown" in row.response_excerpt and '"ok"' not in row.response_excerpt
 
     def test_garbled_answer_without_a_rotation_is_probed_and_fails_harmlessly(self, vendors):
         connection = cleanlist(vendors)
