@@ -152,7 +152,8 @@ class TestSessionsFromThePage:
         detail = reverse("connection_detail", args=[connection.name])
         page = operator_client.get(detail).content.decode()
         assert "Start session" in page and "none yet" in page
-        for _button, step in (("Start session", "session_started"), ("Rotate now", "verified")):
+        for button, step in (("Start session", "session_started"), ("Rotate now", "verified")):
+            assert f">{button}</button>" in operator_client.get(detail).content.decode()
             with mock.patch("connections.tasks.rotate_credentials.delay") as delay, \
                     django_capture_on_commit_callbacks(execute=True):
                 operator_client.post(reverse("connection_rotate", args=[connection.name]), headers=HX)
