@@ -146,6 +146,22 @@ class TestGarbledRefreshAnswer:
         assert "did not rotate" in outcome.message and "still accepted" in outcome.message
 
 
+class TestNoRefreshWithASecretThatMayBeRescinded:
+    def test_rotate_after_a_lost_answer_refuses_without_calling_the_vendor(self, vendors):
+        connection = cleanlist(vendors)
+        vendors.set_fault("cleanlist", "drop_after_refresh", count=1)
+        first = rotate(connection=connection, actor=ACTOR)
+        assert first.state == RotationState.OUTCOME_UNKNOWN
+        again = rotate(connection=connection, actor=ACTOR)
+        assert again.exit_code == 3 and "Paste the secret" in again.message
+        stats = vendors.stats("cleanlist")
+        assert len(stats["refresh_calls"]) == 1 and stats["rescinded_token_uses"] == 1  # the probe only
+        vendors.vendor("cleanlist").add_credentials({"token": "support-issued-token"})
+        assert staged_replace(connection=connection, secret={"token": "support-issued-token"},
+                              actor=ACTOR).state == RotationState.SUCCEEDED
+        assert rotate(connection=connection, actor=ACTOR).state == RotationState.SUCCEEDED
+
+
 class TestCleanlistLostAnswerWording:
     def test_no_retention_figure_cleanlist_does_not_document(self, vendors):
         """13.4: "about 14 days" is TeleTracker's figure."""

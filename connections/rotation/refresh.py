@@ -202,6 +202,17 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
             state=UNSUPPORTED, kind="refresh", connection=connection.name,
             message=f"This {provider.label} credential has no refresh; rotate it by pasting a new secret "
                     "(staged replacement).")
+    lost = _unsettled_loss(old, provider, secret)
+    if lost is not None:
+        # The vendor may have rescinded this secret: a refresh with it would be refused and counted
+        # against the account (VENDORS.md: never retry _refresh blindly). Only a paste gets out.
+        return RotationOutcome(
+            state=RotationState.OUTCOME_UNKNOWN, kind="refresh", connection=connection.name,
+            attempt_id=str(lost.id), old_fingerprint=lost.old_fingerprint,
+            message=f"Not refreshed: the refresh at {utc(lost.started_at)} lost its answer and this secret may "
+                    f"have been rescinded by {provider.label}, so refreshing with it again is refused. Paste the "
+                    f"secret {provider.label} support issues (Rotate → \"Paste a new secret instead\", or "
+                    f"`connections rotate {connection.name} --stdin`).")
     with transaction.atomic():
         attempt = journal_start(connection=connection, actor=actor, kind="refresh", old=old, attempt_id=attempt_id,
                                 old_fingerprint=secret_print(provider, old, secret))
@@ -269,6 +280,15 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                                  "is unchanged and still active" + (
                                      "; the vendor rejected it, so it may have been revoked: test the connection."
                                      if result.status_code in (401, 403) else "."), result)
+
+
+def _unsettled_loss(credential: Credential, provider, secret: dict) -> RotationAttempt | None:
+    """A refresh with this very secret whose outcome is unknown (its answer lost; the probe found the
+    secret rejected, or could not tell). Sessions log in again instead, so they are never blocked."""
+    if provider.recovers_by_login(secret):
+        return None
+    return RotationAttempt.objects.filter(old_credential=credential, kind="refresh",
+                                          state=RotationState.OUTCOME_UNKNOWN).order_by("-started_at").first()
 
 
 def _error_of(result) -> dict:
