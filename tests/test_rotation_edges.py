@@ -12,6 +12,7 @@ import time
 from unittest import mock
 
 import pytest
+from django.utils import timezone
 
 from connections.client import RequestSpec, send
 from connections.models import CredentialState, Health, RequestLog, RotationAttempt, RotationState
@@ -159,6 +160,48 @@ class TestNoRefreshWithASecretThatMayBeRescinded:
         vendors.vendor("cleanlist").add_credentials({"token": "support-issued-token"})
         assert staged_replace(connection=connection, secret={"token": "support-issued-token"},
                               actor=ACTOR).state == RotationState.SUCCEEDED
+        assert rotate(connection=connection, actor=ACTOR).state == RotationState.SUCCEEDED
+
+
+class TestARefreshThatLandsAfterItsTimeout:
+    """Found by the model-based test: the vendor still processes a refresh after the client gave up,
+    so an immediate "still accepted" probe proves nothing; Switchboard probes again later."""
+
+    def test_late_refresh_is_caught_by_the_recheck(self, vendors, settings):
+        from datetime import timedelta
+
+        from connections.rotation import reconcile_rotations
+        from connections.rotation.late import late_grace
+
+        settings.OUTBOUND_READ_TIMEOUT = 0.5
+        connection = cleanlist(vendors)
+        vendors.set_fault("cleanlist", "slow", count=1, seconds=1.0)
+        first = rotate(connection=connection, actor=ACTOR)
+        assert first.state == RotationState.FAILED and "probes again" in first.message
+        again = rotate(connection=connection, actor=ACTOR)  # within the grace: nothing is sent
+        assert again.state == "busy" and "may still land" in again.message
+        deadline = time.monotonic() + 5
+        while vendors.stats("cleanlist")["in_flight_now"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(vendors.stats("cleanlist")["refresh_calls"]) == 1  # it landed, late
+        reconcile_rotations(now=timezone.now() + late_grace() + timedelta(seconds=1))
+        connection.refresh_from_db()
+        assert connection.health == Health.NEEDS_ATTENTION and "ask Cleanlist support" in connection.health_reason
+        assert RotationAttempt.objects.get(pk=first.attempt_id).state == RotationState.OUTCOME_UNKNOWN
+        assert all(c["token_was_current"] for c in vendors.stats("cleanlist")["refresh_calls"])
+
+    def test_a_timeout_the_vendor_never_acted_on_settles_as_not_rotated(self, vendors, settings):
+        from datetime import timedelta
+
+        from connections.rotation import reconcile_rotations
+        from connections.rotation.late import late_grace
+
+        connection = cleanlist(vendors)
+        vendors.set_fault("cleanlist", "reset", count=1)  # dropped before the vendor acted
+        first = rotate(connection=connection, actor=ACTOR)
+        assert first.state == RotationState.FAILED
+        reconcile_rotations(now=timezone.now() + late_grace() + timedelta(seconds=1))
+        assert RotationAttempt.objects.get(pk=first.attempt_id).step == "probed_alive"
         assert rotate(connection=connection, actor=ACTOR).state == RotationState.SUCCEEDED
 
 

@@ -46,7 +46,7 @@ RETRY_AFTER_FAILURE = 300
 
 def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Credential | None, actor: Actor,
                     task_id: str = "", when: datetime | None = None, what: str = "",
-                    probe=None) -> RotationOutcome:
+                    probe=None, late: bool = False) -> RotationOutcome:
     """Decide an attempt whose refresh may or may not have happened, by asking the OLD secret.
 
     Never repeats the refresh. The probe itself is safe to repeat (it rotates nothing), so a
@@ -83,8 +83,14 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
     if probe.verdict == "alive":
         message = (f"{provider.label} did not rotate: {what}, and the current secret is still accepted "
                    f"({probe.detail}). Nothing changed; the current secret stays active. Try again later.")
+        if late:
+            from .late import RECHECK, late_grace
+
+            message += (f" The refresh may still land at {provider.label}: Switchboard probes again in "
+                        f"{int(late_grace().total_seconds())} s and refreshes nothing until then.")
         with transaction.atomic():
-            journal_finish(attempt, state=RotationState.FAILED, actor=actor, step="probed_alive", error=message)
+            journal_finish(attempt, state=RotationState.FAILED, actor=actor,
+                           step=RECHECK if late else "probed_alive", error=message)
         return outcome_from(attempt, message)
 
     # The secret may be gone. A token the vendor issued may still be on this machine's disk.
@@ -166,6 +172,9 @@ def reconcile_rotations(*, now: datetime | None = None, actor: Actor = RECONCILE
             log.exception("settling rotation %s failed; the next run tries again", attempt.pk)
         finally:
             release_claim(attempt.connection_id, claim)
+    from .late import recheck_late
+
+    report.extend(recheck_late(now=now, actor=actor))
     released = release_stale_claims(now=now)
     if released:
         report.append({"released_claims": released})

@@ -186,6 +186,16 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                 message="An earlier rotation that a stopped worker left unfinished had to be settled first: "
                         + settled.message)
         connection.refresh_from_db()
+    from .late import late_grace, pending_recheck, recheck, wait_message
+
+    timed_out = pending_recheck(connection)
+    if timed_out is not None:
+        if (timed_out.finished_at or timed_out.started_at) + late_grace() > timezone.now():
+            return RotationOutcome(state=BUSY, kind="refresh", connection=connection.name,
+                                   attempt_id=str(timed_out.id), message=wait_message(connection, timed_out))
+        landed = recheck(timed_out, actor=actor, task_id=task_id)
+        if landed is not None:
+            return landed
     old = active_credential(connection)
     if old is None:
         return RotationOutcome(state=UNSUPPORTED, kind="refresh", connection=connection.name,
@@ -258,7 +268,7 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
         if result.maybe_delivered:
             return _settle_unknown(connection, attempt, old, actor, task_id, started,
                                    f"the refresh got no answer ({result.outcome}: "
-                                   f"{result.error_message or 'connection dropped'})")
+                                   f"{result.error_message or 'connection dropped'})", late=True)
         # Never reached the vendor (connect refused, DNS, throttled before sending): nothing rotated.
         return _fail(attempt, actor, f"The refresh was not sent: {describe_result(result)}. The current secret is "
                                      "unchanged and still active.", result)
@@ -450,13 +460,14 @@ def _verify(connection, attempt, credential, actor, task_id, message) -> Rotatio
     return outcome_from(attempt, message + " " + verification, verified=verified, verification=verification)
 
 
-def _settle_unknown(connection, attempt, old, actor, task_id, started, what: str, probe: Probe | None = None
-                    ) -> RotationOutcome:
-    """No definite answer: never retry; ask the old secret whether the vendor rotated."""
+def _settle_unknown(connection, attempt, old, actor, task_id, started, what: str, probe: Probe | None = None,
+                    late: bool = False) -> RotationOutcome:
+    """No definite answer: never retry; ask the old secret whether the vendor rotated. `late`: the
+    vendor has the request and may still act on it (rotation/late.py)."""
     from .reconcile import settle_by_probe
 
     return settle_by_probe(attempt, connection=connection, old=old, actor=actor, task_id=task_id, when=started,
-                           what=what, probe=probe)
+                           what=what, probe=probe, late=late)
 
 
 __all__ = ["rotate", "supports_refresh", "rotation_mode", "refresh_warning", "probe_old", "Probe", "lost_answer_advice",

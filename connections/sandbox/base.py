@@ -68,6 +68,7 @@ class Stats:
             "by_status": dict(sorted(self.by_status.items())),
             "dropped": self.dropped,
             "max_in_flight": self.max_in_flight,
+            "in_flight_now": sum(self.in_flight.values()),
             "max_per_second": self.max_per_second,
             "rate_limited": self.rate_limited,
         }
