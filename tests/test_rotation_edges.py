@@ -205,6 +205,19 @@ class TestARefreshThatLandsAfterItsTimeout:
         assert rotate(connection=connection, actor=ACTOR).state == RotationState.SUCCEEDED
 
 
+class TestProbeVerdicts:
+    def test_a_garbled_answer_to_the_probe_is_not_proof_the_secret_works(self, vendors):
+        """Found by the model-based test: a garbled 200 to the probe was read as "still accepted"."""
+        from connections.rotation.refresh import probe_old
+
+        connection = cleanlist(vendors)
+        vendors.set_fault("cleanlist", "malformed_json", count=1)
+        probe = probe_old(connection=connection, credential=active_credential(connection), actor=ACTOR)
+        assert probe.verdict == "inconclusive", probe.detail
+        assert probe_old(connection=connection, credential=active_credential(connection),
+                         actor=ACTOR).verdict == "alive"
+
+
 class TestCleanlistLostAnswerWording:
     def test_no_retention_figure_cleanlist_does_not_document(self, vendors):
         """13.4: "about 14 days" is TeleTracker's figure."""

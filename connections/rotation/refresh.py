@@ -109,7 +109,9 @@ def probe_old(*, connection: Connection, credential: Credential, actor: Actor, t
     where = f"{spec.method} {spec.path}"
     if provider.rejects_secret(status, _error_info(result)):
         return Probe("rejected", f"{where} with the old secret answered {status}", result.vendor_request_id)
-    if status is not None and status < 500 and status != 429:
+    # Accepted: a success, or a readable vendor answer past authentication (e.g. a 400 about the body).
+    # A 2xx or 4xx whose body cannot be read (a proxy's page, a garbled answer) proves nothing.
+    if result.ok or (status is not None and status < 500 and status != 429 and result.data is not None):
         return Probe("alive", f"{where} with the old secret answered {status}", result.vendor_request_id)
     return Probe("inconclusive", f"{where} with the old secret: {describe_result(result)}", result.vendor_request_id)
 
