@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 RESPONSE_HEADERS_LOGGED = ("content-type", "content-length", "retry-after", "location", "www-authenticate",
                            "x-request-id", "request-id")
+# A try (or a retry's wait) is not started with less than this left of the operation's deadline.
+MIN_TRY_SECONDS = 0.2
 # Tests replace this to observe backoff without waiting.
 _sleep = time.sleep
 
@@ -146,11 +148,16 @@ class _Call:
         interactive = getattr(actor, "via", "system") in ("user", "cli")
         default_wait = settings.OUTBOUND_MAX_WAIT if interactive else settings.OUTBOUND_MAX_WAIT_BACKGROUND
         self.max_wait = default_wait if max_wait is None else max_wait
+        self.deadline_s = settings.OUTBOUND_DEADLINE if interactive else settings.OUTBOUND_DEADLINE_BACKGROUND
+        self.deadline = time.monotonic() + self.deadline_s  # for all tries of this send
         self.slept = 0.0
         self.started = time.monotonic()
         self.url = ""
         self.sent_url = ""  # with the query string, once prepared
         self.redactor = Redactor()
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
 
     # -- recording ------------------------------------------------------------
     def path_for_log(self) -> str:
@@ -303,9 +310,10 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         tries.append(t)
         if t.ok or not t.sent:
             break
-        if t.status == 401 and not explicit and not swapped:
+        if not explicit and not swapped and provider.rejects_secret(t.status, t.error):
             # A rotation may have finished while this request was in flight with the old secret:
-            # retry ONCE with the new active one (DESIGN.md, rotation). Any other 401: never.
+            # retry ONCE with the new active one (DESIGN.md, rotation). A rejection without a new
+            # secret to try (a wrong password, a 403 for a service the token may not use): never.
             fresh = _active_credential(connection)
             if fresh is not None and fresh.pk != cred.pk:
                 try:
@@ -327,6 +335,15 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
             time.time(),
         )
         if delay is None:
+            break
+        if call.remaining() - delay < MIN_TRY_SECONDS:
+            t.error.details["retry_stopped"] = (
+                f"the next try would start {delay:.1f} s from now, too close to this operation's "
+                f"{call.deadline_s:g} s deadline; stopped instead")
+            t.error.message = (t.error.message + f" Gave up at the operation's {call.deadline_s:g} s deadline "
+                               f"after {number} {'try' if number == 1 else 'tries'}.").strip()
+            if t.log_id:
+                RequestLog.objects.filter(pk=t.log_id).update(error_details=call.redactor.obj(t.error.details))
             break
         if delay > call.max_wait or call.slept + delay > 2 * call.max_wait:
             t.error.details["retry_stopped"] = (
@@ -398,8 +415,12 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
     provider, spec, connection = call.provider, call.spec, call.connection
     plan = provider.throttle_plan(connection_id=connection.pk, fingerprint=cred.fingerprint)
     limiter = get_limiter()
-    connect_timeout, read_timeout = settings.OUTBOUND_CONNECT_TIMEOUT, settings.OUTBOUND_READ_TIMEOUT
-    permit = limiter.acquire(plan, max_wait=call.max_wait,
+    # Each try gets the configured timeouts, cut to what is left of the operation's deadline.
+    left = max(call.remaining(), MIN_TRY_SECONDS)
+    connect_timeout = min(settings.OUTBOUND_CONNECT_TIMEOUT, left)
+    read_timeout = min(settings.OUTBOUND_READ_TIMEOUT, left)
+    cut = read_timeout < settings.OUTBOUND_READ_TIMEOUT
+    permit = limiter.acquire(plan, max_wait=min(call.max_wait, max(0.0, left - MIN_TRY_SECONDS)),
                              lease_seconds=connect_timeout + 2 * read_timeout + call.max_wait + 5)
     if not permit.ok:
         t = call.not_sent(number, Outcome.THROTTLED, "throttled", permit.message, blocked_until=permit.blocked_until,
@@ -435,8 +456,12 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
         # guard.Refused: the name resolved to a refused address when the socket opened (rebinding).
         target = guard.parse(call.url)
         failure = transport.classify(exc, target.host if isinstance(target, guard.Target) else "the vendor")
+        message = failure.message
+        if cut and failure.code == "read_timeout":
+            message = (f"no answer within {read_timeout:.1f} s, what was left of this operation's "
+                       f"{call.deadline_s:g} s deadline; the vendor may have processed the request")
         t = _Try(outcome=failure.outcome, maybe_delivered=failure.maybe_delivered, sent=failure.category != "refused",
-                 error=ErrorInfo(code=failure.code, message=failure.message, details={"category": failure.category}),
+                 error=ErrorInfo(code=failure.code, message=message, details={"category": failure.category}),
                  duration_ms=int((time.monotonic() - t0) * 1000))
         return call.record(number, t, started_at=started_at,
                            request_excerpt=_request_excerpt(call, prepared) if prepared is not None else "")
@@ -461,7 +486,7 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
         if found:
             call.redactor = call.redactor.extend(found)
     return call.record(number, t, started_at=started_at, request_excerpt=_request_excerpt(call, prepared),
-                       response_excerpt=_response_excerpt(call, resp, body, truncated))
+                       response_excerpt=_response_excerpt(call, resp, body, truncated, parsed=t.data is not None))
 
 
 def _classify(call: _Call, resp: requests.Response, body: bytes, truncated: bool) -> _Try:
@@ -521,9 +546,17 @@ def _request_excerpt(call: _Call, prepared: requests.PreparedRequest) -> str:
     return excerpt(head, header_lines(prepared.headers, call.redactor), prepared.body, call.redactor)
 
 
-def _response_excerpt(call: _Call, resp: requests.Response, body: bytes, truncated: bool) -> str:
+# Answers that carry new secrets: when such a body cannot be parsed, the secrets in it cannot be
+# found and redacted, so its text is not logged at all (only its size).
+SECRET_BEARING_OPERATIONS = ("refresh", "login")
+
+
+def _response_excerpt(call: _Call, resp: requests.Response, body: bytes, truncated: bool, parsed: bool) -> str:
     head = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
     lines = header_lines(resp.headers, call.redactor, only=RESPONSE_HEADERS_LOGGED)
+    if call.operation in SECRET_BEARING_OPERATIONS and not parsed and body.strip():
+        return excerpt(head, lines, f"[{len(body)} bytes not shown: an unreadable {call.operation} answer may "
+                                    "carry a secret]", call.redactor)
     return excerpt(head, lines, body, call.redactor, total=len(body) if not truncated else None)
 
 

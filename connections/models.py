@@ -93,6 +93,8 @@ class CredentialState(models.TextChoices):
     ACTIVE = "active", "Active"
     RETIRED = "retired", "Retired"
     RESCINDED = "rescinded", "Rescinded"
+    # A pasted (staged) secret the vendor refused during verification: it was never active.
+    REJECTED = "rejected", "Rejected"
 
 
 class Credential(models.Model):

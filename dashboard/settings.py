@@ -114,6 +114,10 @@ OUTBOUND_READ_TIMEOUT = _read("OUTBOUND_READ_TIMEOUT", env.float, 20.0)
 # throttled instead: interactive (pages, CLI) and background (scheduler, workers).
 OUTBOUND_MAX_WAIT = _read("OUTBOUND_MAX_WAIT", env.float, 5.0)
 OUTBOUND_MAX_WAIT_BACKGROUND = _read("OUTBOUND_MAX_WAIT_BACKGROUND", env.float, 60.0)
+# One overall deadline per operation (a test, a call, a refresh: all its tries, waits and
+# backoff): a stalled vendor cannot hold a page or the CLI for tries x timeout.
+OUTBOUND_DEADLINE = _read("OUTBOUND_DEADLINE", env.float, 30.0)
+OUTBOUND_DEADLINE_BACKGROUND = _read("OUTBOUND_DEADLINE_BACKGROUND", env.float, 120.0)
 OUTBOUND_MAX_BODY_BYTES = _read("OUTBOUND_MAX_BODY_BYTES", env.int, 1024 * 1024)
 # Names this deployment's egress IP: Cleverbridge's limit is per IP, shared by all its connections.
 OUTBOUND_EGRESS_ID = _read("OUTBOUND_EGRESS_ID", env.str, "default")

@@ -109,6 +109,22 @@ def vendors(sandbox):
 
 
 @pytest.fixture
+def tune(vendors):
+    """Change a twin's settings for one test (reset() keeps settings, so restore them after)."""
+    saved: list[tuple[str, dict]] = []
+
+    def apply(vendor: str, **values):
+        twin = vendors.vendor(vendor)
+        saved.append((vendor, {k: getattr(twin, k) for k in values}))
+        twin.configure(**values)
+        return twin
+
+    yield apply
+    for vendor, values in reversed(saved):
+        vendors.vendor(vendor).configure(**values)
+
+
+@pytest.fixture
 def empty_spool():
     """The rotation recovery spool, empty before and after the test (used by the rotation tests)."""
     from connections.rotation import spool

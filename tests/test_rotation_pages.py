@@ -137,3 +137,51 @@ class TestVerifiedReplacement:
         connection = factories.connection("clever", sandbox=vendors)
         page = operator_client.get(reverse("connection_detail", args=[connection.name])).content.decode()
         assert "Verify and replace" in page and "Rotate now" not in page
+
+
+class TestSessionsFromThePage:
+    """Issue 11 items 8 and 13: a TeleTracker bearer-session connection starts its session from
+    the page, and the card's session fingerprint is the one the history shows."""
+
+    def session_connection(self, vendors):
+        secret = {**DEMO_CREDENTIALS["teletracker"], "auth_scheme": "bearer_session"}
+        return factories.connection("teletracker", sandbox=vendors, secret=secret)
+
+    def test_start_session_then_rotate(self, operator_client, vendors, django_capture_on_commit_callbacks):
+        connection = self.session_connection(vendors)
+        detail = reverse("connection_detail", args=[connection.name])
+        page = operator_client.get(detail).content.decode()
+        assert "Start session" in page and "none yet" in page
+        for button, step in (("Start session", "session_started"), ("Rotate now", "verified")):
+            assert f">{button}</button>" in operator_client.get(detail).content.decode()
+            with mock.patch("connections.tasks.rotate_credentials.delay") as delay, \
+                    django_capture_on_commit_callbacks(execute=True):
+                operator_client.post(reverse("connection_rotate", args=[connection.name]), headers=HX)
+            run_inline(delay.call_args.args[0], **delay.call_args.kwargs)
+            attempt = RotationAttempt.objects.get(pk=delay.call_args.kwargs["attempt_id"])
+            assert attempt.state == RotationState.SUCCEEDED and attempt.step == step, attempt.error
+            card = operator_client.get(detail + "?part=credential-card", headers=HX).content.decode()
+            history = operator_client.get(reverse("connection_rotations", args=[connection.name]),
+                                          headers=HX).content.decode()
+            # The card shows the session fingerprint that the history's "after" column shows.
+            assert attempt.new_fingerprint in card and attempt.new_fingerprint in history
+        page = operator_client.get(detail).content.decode()
+        assert "Rotate now" in page and "Start session" not in page
+        assert active_credential(connection).reveal()["password"] not in page
+
+    def test_pages_do_not_decrypt_to_decide(self, operator_client, vendors):
+        connection = self.session_connection(vendors)
+        with mock.patch("connections.models.Credential.reveal", side_effect=AssertionError("decrypted")), \
+                mock.patch("connections.crypto.Sealed.reveal", side_effect=AssertionError("decrypted")):
+            page = operator_client.get(reverse("connection_detail", args=[connection.name])).content.decode()
+        assert "Start session" in page
+
+
+class TestRejectedSecret:
+    def test_a_pasted_secret_the_vendor_refused_is_listed_as_rejected(self, operator_client, vendors):
+        connection = factories.connection("clever", sandbox=vendors)
+        operator_client.post(reverse("connection_replace", args=[connection.name]), {"token": "wrong"}, headers=HX)
+        versions = operator_client.get(reverse("connection_detail", args=[connection.name])
+                                       + "?part=credential-versions", headers=HX).content.decode()
+        assert "badge-cred-rejected" in versions and ">Rejected<" in versions
+        assert "Retired" not in versions

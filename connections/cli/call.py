@@ -4,6 +4,7 @@ import json
 
 from ..formatting import took_text
 from ..services.audit import Actor
+from ..services.testing import MAX_REPEAT, CallError, connection_call
 from . import BAD_INPUT, OK, VENDOR_SAID_NO
 from .common import CLIError, dump, get_connection
 
@@ -15,13 +16,12 @@ def add_arguments(parser):
     parser.add_argument("method", help="GET, POST, PUT, PATCH or DELETE")
     parser.add_argument("path", help="relative to the connection's base URL, e.g. /connection/test")
     parser.add_argument("--data", help="a JSON value: the query for GET/DELETE, the JSON body otherwise")
-    parser.add_argument("--repeat", type=int, default=1, help="send it N times, one after another (throttled)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help=f"send it N times, one after another (throttled); at most {MAX_REPEAT}")
     parser.add_argument("--json", action="store_true")
 
 
 def run(options, stdin, stdout, stderr) -> int:
-    from ..services.testing import CallError, connection_call
-
     connection = get_connection(options["name"])
     data = None
     if options.get("data") is not None:

@@ -586,6 +586,12 @@ class Provider:
         return None
 
     probe_hint: str = ""  # what an operator can change so a probe becomes possible
+    # Shown before a refresh runs (rotation/refresh.py; empty: a generic sentence).
+    refresh_warning: str = ""
+    # After a lost refresh answer: what to ask support for (empty: "issue a new <label> secret").
+    lost_refresh_advice: str = ""
+    # How long the vendor's support keeps a request's data, where the vendor documents it (days).
+    support_keeps_days: int | None = None
     # Paths an ad-hoc call must never reach (a refresh would rescind the secret without storing
     # the new one): only rotation.py calls them.
     protected_paths: tuple[str, ...] = ()
@@ -594,9 +600,21 @@ class Provider:
         target = self.url_for(base_url, path.split("?", 1)[0]).rstrip("/")
         return any(self.url_for(base_url, p).rstrip("/") == target for p in self.protected_paths)
 
+    def rotation_mode(self, secret: dict) -> str:
+        """How this secret rotates: "refresh" (the vendor issues the next one), "login" (a
+        bearer-session credential with no session yet: rotating starts one) or "replace" (an
+        operator pastes a new one). Stored in Credential.meta, so pages never decrypt to decide."""
+        return "refresh" if self.rescinds_on_refresh and self.can_refresh(secret) else "replace"
+
+    def recovers_by_login(self, secret: dict) -> bool:
+        """After a refresh whose outcome is unknown, does logging in again with the stored
+        credential replace whatever the refresh consumed? (TeleTracker sessions: the refresh
+        token cannot be checked without consuming it, but the password is untouched.)"""
+        return False
+
     def credential_meta(self, secret: dict) -> dict:
-        """Non-secret facts stored with a credential (e.g. a session's expiry)."""
-        return {}
+        """Non-secret facts stored with a credential: how it rotates (and e.g. a session's expiry)."""
+        return {"rotation": self.rotation_mode(secret)}
 
     # -- answers -----------------------------------------------------------------
     def accepts(self, options: dict) -> tuple[str, ...]:
@@ -647,6 +665,12 @@ class Provider:
 
     def is_auth_failure(self, status: int | None, error: ErrorInfo) -> bool:
         """Did the vendor reject the credential? (Pauses scheduled tests: accounts lock.)"""
+        return status == 401
+
+    def rejects_secret(self, status: int | None, error: ErrorInfo) -> bool:
+        """Does this answer say the secret itself is invalid or rescinded? A request in flight
+        while a rotation finished is then retried once with the new secret (client.py), and a
+        probe after a refresh reads it as "rejected" (rotation/refresh.py)."""
         return status == 401
 
     # -- rate limits, blocks and retries ---------------------------------------------

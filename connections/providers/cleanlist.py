@@ -126,6 +126,10 @@ class Cleanlist(Provider):
         return self.test_request(options)
 
     # -- answers ----------------------------------------------------------------
+    def rejects_secret(self, status: int | None, error: ErrorInfo) -> bool:
+        # VENDORS.md: what a rescinded token gets is undocumented: treat 401 and 403 alike.
+        return status in (401, 403)
+
     def is_success(self, reply: Reply) -> bool:
         # VENDORS.md edge case 9: the status and the body's ok flag together.
         return 200 <= reply.status < 300 and isinstance(reply.data, dict) and reply.data.get("ok") is True

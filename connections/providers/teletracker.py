@@ -9,6 +9,7 @@ import datetime as dt
 import time
 from typing import Any
 
+from ..crypto import fingerprint
 from .base import (
     ErrorInfo,
     Field,
@@ -51,6 +52,7 @@ class TeleTracker(Provider):
         Field("account_id", "Account id", required=False,
               help="Overrides the account id stored with the credential."),
     )
+    support_keeps_days = SUPPORT_RETENTION_DAYS
     test_proves = "POST /auth/login with auth_only=1: the user name and password are valid (no session is created)."
     # VENDORS.md: nothing documented beyond "a 5xx may have no body": back off with jitter, 5 tries.
     retry_policy = RetryPolicy(max_attempts=5)
@@ -171,11 +173,22 @@ class TeleTracker(Provider):
         today = dt.date.today().isoformat()
         return RequestSpec("GET", "/reports/call-data", params={"start": today}, auth="session")
 
+    def rotation_mode(self, secret: dict) -> str:
+        if self.scheme(secret) != "bearer_session":
+            return "replace"
+        return "refresh" if self.can_refresh(secret) else "login"
+
+    def recovers_by_login(self, secret: dict) -> bool:
+        # A refresh consumes the refresh token; the old access token may still answer, so it
+        # proves nothing. The user name and password are untouched: a new login is a new session.
+        return self.scheme(secret) == "bearer_session" and bool(secret.get("username") and secret.get("password"))
+
     def credential_meta(self, secret: dict) -> dict:
-        if not self.has_session(secret):
-            return {}
-        expires = dt.datetime.fromtimestamp(float(secret["session"]["expires_at"]), dt.UTC)
-        return {"session_expires_at": expires.isoformat()}
+        meta = super().credential_meta(secret)
+        if self.has_session(secret):
+            expires = dt.datetime.fromtimestamp(float(secret["session"]["expires_at"]), dt.UTC)
+            meta.update(session_expires_at=expires.isoformat(), session_fingerprint=fingerprint(secret["session"]))
+        return meta
 
     # -- the connection test ------------------------------------------------------
     def test_request(self, options: dict) -> RequestSpec:

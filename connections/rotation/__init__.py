@@ -9,12 +9,12 @@ docs/rotation.md has the state machine and what an operator sees and does at eac
 
 from .core import BUSY, SPOOLED, UNSUPPORTED, RotationOutcome, claim_connection, release_claim
 from .reconcile import connections_due_for_refresh, next_refresh_time, reconcile_rotations, settle_attempt
-from .refresh import refresh_warning, rotate, supports_refresh
+from .refresh import refresh_warning, rotate, rotation_mode, supports_refresh
 from .spool import recover_spool
 from .staged import staged_replace
 
 __all__ = [
     "BUSY", "SPOOLED", "UNSUPPORTED", "RotationOutcome", "claim_connection", "release_claim",
     "connections_due_for_refresh", "next_refresh_time", "reconcile_rotations", "settle_attempt",
-    "refresh_warning", "rotate", "supports_refresh", "recover_spool", "staged_replace",
+    "refresh_warning", "rotate", "rotation_mode", "supports_refresh", "recover_spool", "staged_replace",
 ]

@@ -46,13 +46,13 @@ RETRY_AFTER_FAILURE = 300
 
 def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Credential | None, actor: Actor,
                     task_id: str = "", when: datetime | None = None, what: str = "",
-                    probe=None) -> RotationOutcome:
+                    probe=None, late: bool = False) -> RotationOutcome:
     """Decide an attempt whose refresh may or may not have happened, by asking the OLD secret.
 
     Never repeats the refresh. The probe itself is safe to repeat (it rotates nothing), so a
     flaky answer is asked again a couple of times before giving up.
     """
-    from .refresh import lost_answer_advice, probe_old
+    from .refresh import lost_answer_advice, probe_hint_text, probe_old
 
     when = when or attempt.started_at
     provider = connection.provider_obj
@@ -62,6 +62,16 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
             journal_finish(attempt, state=RotationState.OUTCOME_UNKNOWN, actor=actor, error=message)
         set_health(connection.pk, Health.NEEDS_ATTENTION, message)
         return outcome_from(attempt, message)
+    if provider.recovers_by_login(old.reveal()):
+        # The probe would ask the old access token, which says nothing about the consumed refresh
+        # token: import a spooled session if this machine has one, else log in again.
+        from .sessions import recover_by_login
+
+        spooled = _import_spooled(attempt, actor)
+        if spooled:
+            return outcome_from(attempt, f"{what}; the new session was in the recovery spool: {spooled}")
+        return recover_by_login(attempt, connection=connection, old=old, actor=actor, task_id=task_id, when=when,
+                                what=what)
     for n in range(PROBE_TRIES):
         if probe is None or probe.verdict == "inconclusive":
             if n:
@@ -73,33 +83,22 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
     if probe.verdict == "alive":
         message = (f"{provider.label} did not rotate: {what}, and the current secret is still accepted "
                    f"({probe.detail}). Nothing changed; the current secret stays active. Try again later.")
+        if late:
+            from .late import RECHECK, late_grace
+
+            message += (f" The refresh may still land at {provider.label}: Switchboard probes again in "
+                        f"{int(late_grace().total_seconds())} s and refreshes nothing until then.")
         with transaction.atomic():
-            journal_finish(attempt, state=RotationState.FAILED, actor=actor, step="probed_alive", error=message)
+            journal_finish(attempt, state=RotationState.FAILED, actor=actor,
+                           step=RECHECK if late else "probed_alive", error=message)
         return outcome_from(attempt, message)
 
     # The secret may be gone. A token the vendor issued may still be on this machine's disk.
-    path = spool.spooled_for(attempt.id)
-    if path is not None:
-        recovered = spool.recover_spool(actor=actor)
-        attempt.refresh_from_db()
-        mine = [r for r in recovered if r.attempt_id == str(attempt.id)]
-        if mine and mine[0].status in ("imported", "already_stored", "conflict"):
-            return outcome_from(attempt, f"{what}; the new secret was in the recovery spool: {mine[0].message}")
+    spooled = _import_spooled(attempt, actor)
+    if spooled:
+        return outcome_from(attempt, f"{what}; the new secret was in the recovery spool: {spooled}")
 
     if probe.verdict == "rejected":
-        if provider.has_session(old.reveal()):
-            # TeleTracker: the refresh token is gone but the password is not. Drop the session; the
-            # next call logs in again (services/sessions.py).
-            from ..services.sessions import session_forget
-
-            message = (f"{what}; the old session is rejected ({probe.detail}), so the refresh probably "
-                       "happened and its answer was lost. The session was dropped; the next call logs in "
-                       "again with the stored password. Nothing for an operator to do.")
-            with transaction.atomic():
-                session_forget(credential=old)
-                journal_finish(attempt, state=RotationState.RECOVERED, actor=actor, step="session_dropped",
-                               error=message)
-            return outcome_from(attempt, message)
         message = lost_answer_advice(connection=connection, attempt=attempt, when=when, probe=probe)
         with transaction.atomic():
             journal_finish(attempt, state=RotationState.OUTCOME_UNKNOWN, actor=actor, step="probed_rejected",
@@ -111,7 +110,7 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
     # unavailable or still inconclusive: we cannot tell, and must not guess.
     req = f" (request id {attempt.vendor_request_id})" if attempt.vendor_request_id else ""
     message = (f"The {provider.label} refresh at {utc(when)}{req} got no answer and Switchboard cannot tell "
-               f"whether it rotated the secret{_hint(connection)}. Action: test with a call that checks the "
+               f"whether it rotated the secret{probe_hint_text(connection)}. Action: test with a call that checks the "
                f"secret; if it is rejected, ask {provider.label} support for a new one quoting that time, "
                "then paste it. Do not refresh again until then.")
     with transaction.atomic():
@@ -121,20 +120,23 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
     return outcome_from(attempt, message)
 
 
-def _hint(connection: Connection) -> str:
-    hint = getattr(connection.provider_obj, "probe_hint", "")
-    return f" ({hint})" if hint else ""
+def _import_spooled(attempt: RotationAttempt, actor: Actor) -> str:
+    """Import this machine's spool if it holds the attempt's new secret; the import's message, or ""."""
+    if spool.spooled_for(attempt.id) is None:
+        return ""
+    mine = [r for r in spool.recover_spool(actor=actor) if r.attempt_id == str(attempt.id)]
+    attempt.refresh_from_db()
+    if mine and mine[0].status in ("imported", "already_stored", "conflict"):
+        return mine[0].message
+    return ""
 
 
 def settle_attempt(attempt: RotationAttempt, *, actor: Actor = RECONCILER, task_id: str = "") -> RotationOutcome:
     """Settle an attempt left `started` by a worker that stopped. The caller holds the claim."""
     connection = attempt.connection
-    if spool.spooled_for(attempt.id) is not None:
-        results = [r for r in spool.recover_spool(actor=actor) if r.attempt_id == str(attempt.id)]
-        attempt.refresh_from_db()
-        if results and results[0].status in ("imported", "already_stored", "conflict"):
-            return outcome_from(attempt, "A stopped worker's new secret was in the recovery spool: "
-                                         + results[0].message)
+    spooled = _import_spooled(attempt, actor)
+    if spooled:
+        return outcome_from(attempt, "A stopped worker's new secret was in the recovery spool: " + spooled)
     if attempt.kind == "staged":
         # A staged replacement only tests the new secret; nothing changed at the vendor.
         message = ("The worker stopped before the new secret was verified; it was not promoted. "
@@ -170,6 +172,9 @@ def reconcile_rotations(*, now: datetime | None = None, actor: Actor = RECONCILE
             log.exception("settling rotation %s failed; the next run tries again", attempt.pk)
         finally:
             release_claim(attempt.connection_id, claim)
+    from .late import recheck_late
+
+    report.extend(recheck_late(now=now, actor=actor))
     released = release_stale_claims(now=now)
     if released:
         report.append({"released_claims": released})

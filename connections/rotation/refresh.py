@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from ..crypto import fingerprint
 from ..models import Connection, Credential, CredentialState, Health, RotationAttempt, RotationState
-from ..providers.base import RefreshError
+from ..providers.base import ErrorInfo, RefreshError
 from ..services.audit import Actor
 from ..services.vault import active_credential, credential_activate, credential_add
 from . import spool
@@ -53,29 +53,29 @@ from .core import (
 
 log = logging.getLogger(__name__)
 
-# How long the vendor's support keeps a request's debug data (TeleTracker: about two weeks).
-SUPPORT_KEEPS_DAYS = 14
+def rotation_mode(credential: Credential | None) -> str:
+    """"refresh", "login" (start a session) or "replace", from the credential's non-secret meta
+    (providers' credential_meta(); kept current by vault, sessions and refresh): no decrypting."""
+    if credential is None:
+        return "replace"
+    return (credential.meta or {}).get("rotation") or "replace"
 
 
 def supports_refresh(connection: Connection, credential: Credential | None = None) -> bool:
-    """Does this connection rotate by calling the vendor's refresh (rather than a pasted secret)?"""
-    provider = connection.provider_obj
-    if not provider.rescinds_on_refresh:
+    """Does `rotate` act at the vendor (a refresh, or a login that starts a session) rather than
+    take a pasted secret? Reads metadata only, so pages may ask."""
+    if not connection.provider_obj.rescinds_on_refresh:
         return False
-    credential = credential or active_credential(connection)
-    if credential is None:
-        return False
-    try:
-        return bool(provider.can_refresh(credential.reveal()))
-    except NotImplementedError:
-        return False
+    return rotation_mode(credential or active_credential(connection)) in ("refresh", "login")
 
 
 def refresh_warning(connection: Connection) -> str:
     """What a refresh does, in the provider's words, for the confirmation before it runs."""
     provider = connection.provider_obj
-    text = getattr(provider, "refresh_warning", "")
-    return text or (f"{provider.label} invalidates the current secret the moment it answers; "
+    if rotation_mode(active_credential(connection)) == "login":
+        return (f"No {provider.label} session yet: this logs in with the stored user name and password and "
+                "stores the session; Switchboard refreshes it before it expires.")
+    return provider.refresh_warning or (f"{provider.label} invalidates the current secret the moment it answers; "
                     "Switchboard stores the new one at once.")
 
 
@@ -93,34 +93,39 @@ def probe_old(*, connection: Connection, credential: Credential, actor: Actor, t
     """Is the OLD secret still accepted? A cheap authenticated call that does not rotate anything.
 
     The provider names the call (`probe_request`); the refresh endpoint is never a probe, nor is a
-    call that does not check the secret (Cleanlist's pub_echo). 401 and 403 both mean rejected
-    (VENDORS.md: what Cleanlist answers a rescinded token is undocumented).
+    call that does not check the secret (Cleanlist's pub_echo). The provider's rejects_secret()
+    says which answers mean "rejected" (Cleanlist: 401 and 403 alike, VENDORS.md).
     """
     from ..client import send
 
     provider = connection.provider_obj
-    hook = getattr(provider, "probe_request", None)
-    spec = hook(credential.reveal(), connection.effective_options()) if hook else None
+    spec = provider.probe_request(credential.reveal(), connection.effective_options())
     if spec is None:
         return Probe("unavailable", f"{provider.label} has no call that checks this secret without rotating it "
-                                    "for this connection" + _probe_hint(connection))
+                                    "for this connection" + probe_hint_text(connection))
     result = send(connection, spec, actor=actor, operation="probe", credential=credential, retry=False,
                   task_id=task_id)
     status = result.status_code
     where = f"{spec.method} {spec.path}"
-    if status in (401, 403):
+    if provider.rejects_secret(status, _error_info(result)):
         return Probe("rejected", f"{where} with the old secret answered {status}", result.vendor_request_id)
-    if status is not None and status < 500 and status != 429:
+    # Accepted: a success, or a readable vendor answer past authentication (e.g. a 400 about the body).
+    # A 2xx or 4xx whose body cannot be read (a proxy's page, a garbled answer) proves nothing.
+    if result.ok or (status is not None and status < 500 and status != 429 and result.data is not None):
         return Probe("alive", f"{where} with the old secret answered {status}", result.vendor_request_id)
-    return Probe("inconclusive", f"{where} with the old secret: {_describe(result)}", result.vendor_request_id)
+    return Probe("inconclusive", f"{where} with the old secret: {describe_result(result)}", result.vendor_request_id)
 
 
-def _probe_hint(connection: Connection) -> str:
-    hint = getattr(connection.provider_obj, "probe_hint", "")
+def _error_info(result) -> ErrorInfo:
+    return ErrorInfo(code=result.error_code, message=result.error_message, request_id=result.vendor_request_id)
+
+
+def probe_hint_text(connection: Connection) -> str:
+    hint = connection.provider_obj.probe_hint
     return f" ({hint})" if hint else ""
 
 
-def _describe(result) -> str:
+def describe_result(result) -> str:
     if result.status_code is None:
         return f"no answer ({result.outcome}: {result.error_message or 'network error'})"
     bits = [f"HTTP {result.status_code}"]
@@ -139,11 +144,14 @@ def lost_answer_advice(*, connection: Connection, attempt: RotationAttempt, when
         ids.append(f"refresh request id {attempt.vendor_request_id}")
     if probe is not None and probe.vendor_request_id:
         ids.append(f"probe request id {probe.vendor_request_id}")
-    ask = getattr(provider, "lost_refresh_advice", "") or f"issue a new {provider.label} secret"
-    keep_until = (when + timedelta(days=SUPPORT_KEEPS_DAYS)).strftime("%Y-%m-%d")
+    ask = provider.lost_refresh_advice or f"issue a new {provider.label} secret"
+    keeps = ""
+    if provider.support_keeps_days:  # only a figure the vendor documents (TeleTracker: about two weeks)
+        keep_until = (when + timedelta(days=provider.support_keeps_days)).strftime("%Y-%m-%d")
+        keeps = f" (they keep request data until about {keep_until})"
     return (f"The {provider.label} refresh at {utc(when)} rotated the secret but its answer was lost: the old "
             f"secret is now rejected{' (' + '; '.join(ids) + ')' if ids else ''}. Action: ask {provider.label} "
-            f"support to {ask}, quoting that time (they keep request data until about {keep_until}), then "
+            f"support to {ask}, quoting that time{keeps}, then "
             f"paste it (Rotate, or `connections rotate {connection.name} --stdin`). Do not refresh again.")
 
 
@@ -180,17 +188,43 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                 message="An earlier rotation that a stopped worker left unfinished had to be settled first: "
                         + settled.message)
         connection.refresh_from_db()
+    from .late import late_grace, pending_recheck, recheck, wait_message
+
+    timed_out = pending_recheck(connection)
+    if timed_out is not None:
+        if (timed_out.finished_at or timed_out.started_at) + late_grace() > timezone.now():
+            return RotationOutcome(state=BUSY, kind="refresh", connection=connection.name,
+                                   attempt_id=str(timed_out.id), message=wait_message(connection, timed_out))
+        landed = recheck(timed_out, actor=actor, task_id=task_id)
+        if landed is not None:
+            return landed
     old = active_credential(connection)
     if old is None:
         return RotationOutcome(state=UNSUPPORTED, kind="refresh", connection=connection.name,
                                message=f"{connection.name} has no active credential to refresh; store one first.")
     provider = connection.provider_obj
     secret = old.reveal()
-    if not supports_refresh(connection, old):
+    mode = provider.rotation_mode(secret)  # from the secret itself: the meta may predate a change
+    if mode == "login":
+        from .sessions import start_session
+
+        return start_session(connection=connection, old=old, actor=actor, task_id=task_id, attempt_id=attempt_id)
+    if mode != "refresh":
         return RotationOutcome(
             state=UNSUPPORTED, kind="refresh", connection=connection.name,
             message=f"This {provider.label} credential has no refresh; rotate it by pasting a new secret "
                     "(staged replacement).")
+    lost = _unsettled_loss(old, provider, secret)
+    if lost is not None:
+        # The vendor may have rescinded this secret: a refresh with it would be refused and counted
+        # against the account (VENDORS.md: never retry _refresh blindly). Only a paste gets out.
+        return RotationOutcome(
+            state=RotationState.OUTCOME_UNKNOWN, kind="refresh", connection=connection.name,
+            attempt_id=str(lost.id), old_fingerprint=lost.old_fingerprint,
+            message=f"Not refreshed: the refresh at {utc(lost.started_at)} lost its answer and this secret may "
+                    f"have been rescinded by {provider.label}, so refreshing with it again is refused. Paste the "
+                    f"secret {provider.label} support issues (Rotate → \"Paste a new secret instead\", or "
+                    f"`connections rotate {connection.name} --stdin`).")
     with transaction.atomic():
         attempt = journal_start(connection=connection, actor=actor, kind="refresh", old=old, attempt_id=attempt_id,
                                 old_fingerprint=secret_print(provider, old, secret))
@@ -225,26 +259,48 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                                    f"the refresh answered {result.status_code} without a new secret ({exc})")
         return _store_new_secret(connection, attempt, old, new_secret, actor, task_id)
 
+    if result.status_code is not None and 200 <= result.status_code < 300 and result.data is None:
+        # An answer arrived but its body could not be read (malformed, cut off, not JSON): the vendor
+        # may well have rotated. Same as a lost answer: probe, never "unchanged".
+        return _settle_unknown(connection, attempt, old, actor, task_id, started,
+                               f"the refresh answered {result.status_code} with a body that could not be read "
+                               f"({result.error_message or result.error_code})")
+
     if result.status_code is None:
         if result.maybe_delivered:
             return _settle_unknown(connection, attempt, old, actor, task_id, started,
                                    f"the refresh got no answer ({result.outcome}: "
-                                   f"{result.error_message or 'connection dropped'})")
+                                   f"{result.error_message or 'connection dropped'})", late=True)
         # Never reached the vendor (connect refused, DNS, throttled before sending): nothing rotated.
-        return _fail(attempt, actor, f"The refresh was not sent: {_describe(result)}. The current secret is "
+        return _fail(attempt, actor, f"The refresh was not sent: {describe_result(result)}. The current secret is "
                                      "unchanged and still active.", result)
+    if provider.recovers_by_login(secret) and (
+            result.status_code >= 500 or provider.rejects_secret(result.status_code, _error_info(result))):
+        # A session refresh that failed, or whose refresh token is refused: the old access token
+        # cannot tell whether the refresh token was consumed. Log in again (rotation/sessions.py).
+        return _settle_unknown(connection, attempt, old, actor, task_id, started,
+                               f"the refresh answered {describe_result(result)}")
     if result.status_code >= 500:
         # A 5xx is an answer, but not proof that nothing rotated: ask the old secret.
         probe = probe_old(connection=connection, credential=old, actor=actor, task_id=task_id)
         if probe.verdict == "rejected":
             return _settle_unknown(connection, attempt, old, actor, task_id, started,
-                                   f"the refresh answered {_describe(result)}", probe=probe)
-        return _fail(attempt, actor, f"{provider.label} refused the refresh: {_describe(result)}. The current "
+                                   f"the refresh answered {describe_result(result)}", probe=probe)
+        return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current "
                                      f"secret is unchanged and still active ({probe.detail}).", result)
-    return _fail(attempt, actor, f"{provider.label} refused the refresh: {_describe(result)}. The current secret "
+    return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current secret "
                                  "is unchanged and still active" + (
                                      "; the vendor rejected it, so it may have been revoked: test the connection."
                                      if result.status_code in (401, 403) else "."), result)
+
+
+def _unsettled_loss(credential: Credential, provider, secret: dict) -> RotationAttempt | None:
+    """A refresh with this very secret whose outcome is unknown (its answer lost; the probe found the
+    secret rejected, or could not tell). Sessions log in again instead, so they are never blocked."""
+    if provider.recovers_by_login(secret):
+        return None
+    return RotationAttempt.objects.filter(old_credential=credential, kind="refresh",
+                                          state=RotationState.OUTCOME_UNKNOWN).order_by("-started_at").first()
 
 
 def _error_of(result) -> dict:
@@ -281,8 +337,7 @@ def secret_print(provider, credential: Credential, secret: dict) -> str:
 def _store_new_secret(connection: Connection, attempt: RotationAttempt, old: Credential, new_secret: dict,
                       actor: Actor, task_id: str) -> RotationOutcome:
     provider = connection.provider_obj
-    meta_hook = getattr(provider, "credential_meta", None)
-    meta = meta_hook(new_secret) if meta_hook else {}
+    meta = provider.credential_meta(new_secret)
     in_place = session_mode(provider, old.reveal(), new_secret)
     new_print = fingerprint(new_secret["session"]) if in_place else fingerprint(new_secret)
     # Write-ahead: the token is on disk before anything else can fail.
@@ -390,7 +445,7 @@ def _verify(connection, attempt, credential, actor, task_id, message) -> Rotatio
         result = run_connection_test(connection=connection, actor=actor, task_id=task_id)
         verified = bool(result.ok)
         text = connection.provider_obj.describe_test(connection.effective_options())
-        checks.append(f"Test passed: {text}" if result.ok else f"Test failed: {_describe(result)}. ({text})")
+        checks.append(f"Test passed: {text}" if result.ok else f"Test failed: {describe_result(result)}. ({text})")
     except Exception as exc:  # the rotation is committed; a failing test must not hide that
         log.exception("testing %s after its rotation failed", connection.name)
         checks.append(f"The test could not run: {exc}.")
@@ -407,14 +462,15 @@ def _verify(connection, attempt, credential, actor, task_id, message) -> Rotatio
     return outcome_from(attempt, message + " " + verification, verified=verified, verification=verification)
 
 
-def _settle_unknown(connection, attempt, old, actor, task_id, started, what: str, probe: Probe | None = None
-                    ) -> RotationOutcome:
-    """No definite answer: never retry; ask the old secret whether the vendor rotated."""
+def _settle_unknown(connection, attempt, old, actor, task_id, started, what: str, probe: Probe | None = None,
+                    late: bool = False) -> RotationOutcome:
+    """No definite answer: never retry; ask the old secret whether the vendor rotated. `late`: the
+    vendor has the request and may still act on it (rotation/late.py)."""
     from .reconcile import settle_by_probe
 
     return settle_by_probe(attempt, connection=connection, old=old, actor=actor, task_id=task_id, when=started,
-                           what=what, probe=probe)
+                           what=what, probe=probe, late=late)
 
 
-__all__ = ["rotate", "supports_refresh", "refresh_warning", "probe_old", "Probe", "lost_answer_advice",
+__all__ = ["rotate", "supports_refresh", "rotation_mode", "refresh_warning", "probe_old", "Probe", "lost_answer_advice",
            "BUSY", "SPOOLED"]

@@ -5,8 +5,10 @@
     store the secret as a `staged` credential + journal row `started` (one commit)
     the provider's connection test WITH THE STAGED credential (the active one is not touched)
       passes -> promote in one transaction (credential_activate: the old one is retired) -> `succeeded`
-      fails  -> the staged credential is retired (kept, so the history shows what was tried, by
+      fails  -> the staged credential is `rejected` (kept, so the history shows what was tried, by
                 fingerprint), the old one stays active and untouched -> `failed` with the vendor's error
+    (promoted after a lost refresh whose probe found the old secret rejected: the old one is
+    `rescinded`, not `retired`, so nobody tries it again)
     release the claim
 
 Used for every vendor without a refresh, and for a Cleanlist token pasted by an operator
@@ -20,7 +22,7 @@ import logging
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from ..models import Connection, Credential, CredentialState, RotationState
+from ..models import Connection, Credential, CredentialState, RotationAttempt, RotationState
 from ..services.audit import Actor
 from ..services.vault import active_credential, credential_activate, credential_add
 from .core import (
@@ -91,8 +93,12 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
     with transaction.atomic():
         Connection.objects.select_for_update().get(pk=connection.pk)
         credential_activate(credential=staged)
+        gone = old is not None and _rescinded_by_vendor(old)
+        if gone:
+            Credential.objects.filter(pk=old.pk).update(state=CredentialState.RESCINDED)
         message = (f"Replaced: v{staged.version} (fingerprint {staged.fingerprint}) is active"
-                   + (f"; v{old.version} is retired." if old else ".") + f" Verified — {proves}")
+                   + (f"; v{old.version} is {'rescinded (the vendor had already rejected it)' if gone else 'retired'}."
+                      if old else ".") + f" Verified — {proves}")
         journal_finish(attempt, state=RotationState.SUCCEEDED, actor=actor, step="promoted",
                        vendor_request_id=(result.vendor_request_id or "")[:200], error="")
         clear_rotation_attention(connection.pk, f"A verified secret was stored at {utc(timezone.now())}.")
@@ -100,11 +106,17 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
     return outcome_from(attempt, message, verified=True, verification=f"Test passed: {proves}")
 
 
+def _rescinded_by_vendor(credential: Credential) -> bool:
+    """Did a refresh with this credential end with the vendor rejecting it (a lost answer, probed)?"""
+    return RotationAttempt.objects.filter(old_credential=credential, kind="refresh",
+                                          state=RotationState.OUTCOME_UNKNOWN, step="probed_rejected").exists()
+
+
 def _reject(attempt, staged: Credential, actor: Actor, why: str, error: dict, vendor_request_id: str = ""):
     message = f"{why} Nothing changed: the current secret is still active; the new one was not stored as active."
     with transaction.atomic():
         Credential.objects.filter(pk=staged.pk, state=CredentialState.STAGED).update(
-            state=CredentialState.RETIRED, retired_at=timezone.now())
+            state=CredentialState.REJECTED, retired_at=timezone.now())
         journal_finish(attempt, state=RotationState.FAILED, actor=actor, step="verify_failed", error=message,
                        vendor_request_id=vendor_request_id[:200])
     return outcome_from(attempt, message, verified=False, verification=why, error=error)

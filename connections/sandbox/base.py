@@ -17,6 +17,9 @@ from collections import Counter, deque
 from .faults import Fault, fault_response, make_fault
 from .messages import Request, Response, new_secret
 
+# Faults that let a refresh happen for real and then spoil its answer (refresh calls only).
+AFTER_REFRESH = ("drop_after_refresh", "garble_after_refresh")
+
 # --------------------------------------------------------------------------- stats
 
 
@@ -73,6 +76,7 @@ class Stats:
             "by_status": dict(sorted(self.by_status.items())),
             "dropped": self.dropped,
             "max_in_flight": self.max_in_flight,
+            "in_flight_now": sum(self.in_flight.values()),
             "max_per_second": self.max_per_second,
             "rate_limited": self.rate_limited,
         }
@@ -195,7 +199,7 @@ class Vendor:
 
     def _answer(self, req: Request, fault: Fault | None) -> Response:
         name = fault.name if fault else None
-        if name not in (None, "slow", "drop_after_refresh"):
+        if name not in (None, "slow", *AFTER_REFRESH):
             return self.fault_response(fault, req)  # the fault answers instead of the twin
         if name == "slow":
             time.sleep(fault.params["seconds"])  # outside the lock: other requests go on
@@ -203,6 +207,11 @@ class Vendor:
             resp = self.handle(req)
         if name == "drop_after_refresh":
             return Response.aborted("close")  # the refresh really happened; the answer never leaves
+        if name == "garble_after_refresh":
+            # The refresh really happened; its answer is cut off before the new token (so no part of
+            # a live secret is in it) and does not parse.
+            cut = resp.body.find(b"token")
+            return Response(200, resp.body[: cut if cut > 0 else 1], {"Content-Type": "application/json"})
         return resp
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
@@ -210,7 +219,7 @@ class Vendor:
 
     def _take_fault(self, req: Request) -> Fault | None:
         fault = self._fault
-        if fault is None or (fault.name == "drop_after_refresh" and not self.is_refresh(req)):
+        if fault is None or (fault.name in AFTER_REFRESH and not self.is_refresh(req)):
             return None
         if fault.remaining is not None:
             fault.remaining -= 1

@@ -1,8 +1,8 @@
 """Faults an operator or a test can inject into any twin (the edge cases of shared/VENDORS.md).
 
 A fault is active until cleared, or for the next `count` requests it applies to. Most faults
-apply to every request of the twin; drop_after_refresh only to its refresh calls, so `count`
-counts refreshes there.
+apply to every request of the twin; drop_after_refresh and garble_after_refresh only to its refresh
+calls, so `count` counts refreshes there.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ VENDOR_FAULTS: dict[str, dict] = {
     # Refresh performed for real (token rotated), then the socket is closed without an answer
     # (VENDORS.md edge case 6). Cleanlist and TeleTracker only.
     "drop_after_refresh": {},
+    # Refresh performed for real (token rotated), then answered 200 with a body that does not
+    # parse: the new token is lost although an answer arrived. Cleanlist and TeleTracker only.
+    "garble_after_refresh": {},
     # CloverDX only: accessibilityTest.jsp answers 503 SUSPENDED, REST calls 503 (edge case 8).
     "suspended": {},
 }

@@ -3,14 +3,14 @@
 A bearer-session credential logs in (POST /auth/login) before its first call; the session
 (token, refresh token, expiry computed from tokenLifetime) is stored encrypted in the same
 credential's secret under "session". The fingerprint is left alone: it identifies the
-operator's secret, which a login does not change. Refreshing a session rescinds the old refresh
+operator's secret, which a login does not change; the session's own fingerprint (the one the
+rotation history shows), its expiry and how the credential rotates are kept in its meta. Refreshing a session rescinds the old refresh
 token, so that is rotation's job (connections/rotation.py), built on the provider's
 refresh_request()/parse_refresh() hooks.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 from django.db import transaction
@@ -48,8 +48,7 @@ def session_store(*, credential: Credential, session: dict) -> dict:
         row = Credential.objects.select_for_update().get(pk=credential.pk)
         secret = {**row.secret.reveal(), "session": session}
         sealed = Sealed(encrypt_json(secret))
-        meta = {**(row.meta or {}),
-                "session_expires_at": dt.datetime.fromtimestamp(session["expires_at"], dt.UTC).isoformat()}
+        meta = {**(row.meta or {}), **row.connection.provider_obj.credential_meta(secret)}
         Credential.objects.filter(pk=row.pk).update(secret=sealed, meta=meta)
     credential.secret, credential.meta = sealed, meta
     return secret
@@ -66,6 +65,7 @@ def session_forget(*, credential: Credential) -> None:
             return
         secret.pop("session")
         sealed = Sealed(encrypt_json(secret))
-        meta = {k: v for k, v in (row.meta or {}).items() if k != "session_expires_at"}
+        meta = {**{k: v for k, v in (row.meta or {}).items() if not k.startswith("session_")},
+                **row.connection.provider_obj.credential_meta(secret)}
         Credential.objects.filter(pk=row.pk).update(secret=sealed, meta=meta)
     credential.secret, credential.meta = sealed, meta

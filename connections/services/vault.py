@@ -90,7 +90,7 @@ def credential_add(*, connection: Connection, secret: dict, actor: Actor, state:
         created_by=actor.user,
         created_by_label=actor.label,
         activated_at=timezone.now() if state == CredentialState.ACTIVE else None,
-        meta=meta or {},
+        meta={**connection.provider_obj.credential_meta(secret), **(meta or {})},
     )
 
 

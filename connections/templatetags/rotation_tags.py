@@ -12,17 +12,18 @@ def rotation_context(connection, outcome=None, attempt_id: str = "", form=None) 
     """What the panel shows: how this connection rotates, the warning, a running attempt, the history."""
     from connections.forms import SecretForm
     from connections.models import RotationState
-    from connections.rotation import refresh_warning, supports_refresh
+    from connections.rotation import refresh_warning, rotation_mode, supports_refresh
+    from connections.services.vault import active_credential
 
-    try:
-        refreshes = supports_refresh(connection)
-    except Exception:  # an undecryptable secret must not break the detail page
-        refreshes = False
+    # From the credential's non-secret meta: nothing is decrypted to draw the page.
+    credential = active_credential(connection)
+    refreshes = supports_refresh(connection, credential)
     history = list(connection.rotations.select_related("old_credential", "new_credential")
                    .order_by("-started_at")[:HISTORY_ROWS])
     running = next((a for a in history if a.state == RotationState.STARTED), None)
     return {
         "refreshes": refreshes,
+        "starts_session": refreshes and rotation_mode(credential) == "login",
         "rescinds": connection.provider_obj.rescinds_on_refresh,
         "warning": refresh_warning(connection) if connection.provider_obj.rescinds_on_refresh else "",
         "history": history,

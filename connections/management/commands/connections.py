@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from connections.cli import BAD_INPUT
+from connections.cli import BAD_INPUT, NEEDS_ATTENTION, VENDOR_SAID_NO
 from connections.cli.common import CLIError
 from connections.crypto import SecretUnavailable
+
+# exit code -> the "code" of a --json error
+ERROR_CODES = {VENDOR_SAID_NO: "vendor_said_no", BAD_INPUT: "bad_input", NEEDS_ATTENTION: "needs_attention"}
 
 # verb -> module in connections/cli/
 VERBS = {
@@ -48,11 +52,12 @@ class Command(BaseCommand):
         stdin = options.get("stdin") or sys.stdin
         try:
             code = module.run(options, stdin, self.stdout, self.stderr)
-        except CLIError as exc:
-            self.stderr.write(f"error: {exc}")
-            code = exc.code
-        except SecretUnavailable as exc:
-            self.stderr.write(f"error: {exc}")
-            code = BAD_INPUT
+        except (CLIError, SecretUnavailable) as exc:
+            code = exc.code if isinstance(exc, CLIError) else BAD_INPUT
+            if options.get("json"):
+                # --json: every error is JSON on stdout, like the answers (scripts parse one stream).
+                self.stdout.write(json.dumps({"error": {"code": ERROR_CODES.get(code, "error"), "message": str(exc)}}))
+            else:
+                self.stderr.write(f"error: {exc}")
         if code:
             sys.exit(code)

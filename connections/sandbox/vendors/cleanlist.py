@@ -7,7 +7,8 @@ old token at once and for good.
 
 Choices where the sheet is silent: pub_echo ignores the token entirely (a green pub_echo
 proves nothing about the token); an invalid, missing or rescinded token gets 401
-"invalid_token"; checks run 405 -> 404 unknown service -> 401 token -> 403 service -> 400 body.
+"invalid_token" (the setting rescinded_status makes it 403, as some Cleanlist deployments answer:
+VENDORS.md says to treat 401 and 403 alike); checks run 405 -> 404 unknown service -> 401 token -> 403 service -> 400 body.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 class Cleanlist(Vendor):
     name = "cleanlist"
     refreshes = True
-    extra_faults = frozenset({"drop_after_refresh"})
+    extra_faults = frozenset({"drop_after_refresh", "garble_after_refresh"})
     routes = (("POST", r"/api/(?P<service>[A-Za-z0-9_]+)/", "service"),)  # [doc] every call is a POST
+    settings = ("rescinded_status",)
+
+    rescinded_status = 401  # [infer] undocumented: what a rescinded token gets (401 or 403)
 
     def reset_state(self) -> None:
         # The demo token may use email_verify but not phone_verify; pub_echo needs no token.
@@ -75,7 +79,10 @@ class Cleanlist(Vendor):
         if service != "pub_echo":  # [infer] the doc's pub_echo example sends no token
             grant = self.tokens.get(req.ctx["token"]) if req.ctx["token"] else None
             if grant is None:
-                return self.error(req, 401, "Invalid or rescinded token.")
+                rescinded = bool(req.ctx["token"]) and self.tokens.is_rescinded(req.ctx["token"])
+                status = int(self.rescinded_status) if rescinded else 401
+                return self.error(req, status, "Invalid or rescinded token.",
+                                  code="invalid_token" if status == 401 else "token_rescinded")
             req.ctx["grant"] = grant
             if service != "_refresh" and service not in grant["services"]:
                 return self.error(req, 403, f"This token may not use {service}.")  # [doc] 403

@@ -7,7 +7,8 @@ data endpoints: Basic (account_id optional: without it an arbitrary account is u
 returns a new token and a new refresh token; the old refresh token is dead at once.
 
 Choices where the sheet is silent: refreshing also kills the old session token (counted as a
-rescinded token if used again); "the arbitrary account" is the user's first one, so a client
+rescinded token if used again) unless the setting refresh_rescinds_session is false (the old
+access token then lives until it expires: only the refresh token is consumed); "the arbitrary account" is the user's first one, so a client
 that omits account_id visibly lands on the wrong account; a bad date is 422.
 """
 
@@ -66,17 +67,18 @@ def read_params(req: Request) -> dict[str, str]:
 class TeleTracker(Vendor):
     name = "teletracker"
     refreshes = True
-    extra_faults = frozenset({"drop_after_refresh"})
+    extra_faults = frozenset({"drop_after_refresh", "garble_after_refresh"})
     routes = (
         ("POST", r"/auth/login", "login"),
         ("POST", r"/auth/refresh", "refresh"),
         ("GET", r"/reports/call-data", "call_data"),
         ("GET", r"/accounts", "accounts"),
     )
-    settings = ("token_lifetime", "refresh_token_lifetime")
+    settings = ("token_lifetime", "refresh_token_lifetime", "refresh_rescinds_session")
 
     token_lifetime = 3600  # [pub] tokenLifetime (3600 s)
     refresh_token_lifetime = 14 * 86400
+    refresh_rescinds_session = True  # [infer] the sheet only says the old refresh token dies
 
     def reset_state(self) -> None:
         demo = DEMO_CREDENTIALS["teletracker"]
@@ -186,7 +188,8 @@ class TeleTracker(Vendor):
             return self.error(req, 401, "Invalid or expired refresh token.")
         # [pub] new token AND new refresh token; the old refresh token no longer works.
         self.refresh_tokens.rescind(presented)
-        self.sessions.rescind(grant["session"])
+        if self.refresh_rescinds_session:
+            self.sessions.rescind(grant["session"])
         return self.envelope(200, self.new_session(grant["user"], grant["account"]))
 
     def call_data(self, req: Request) -> Response:
