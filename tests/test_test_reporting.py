@@ -42,15 +42,15 @@ class TestHeadroomAfter429:
     def test_429_without_rate_headers_shows_none_left(self, vendors, viewer_client):
         conn = factories.connection("clever", name="clever-429", sandbox=vendors)
         assert connection_test(connection=conn, actor=USER).ok
-        assert "1199 of 1200 left" in text(viewer_client.get(f"/connections/{conn.name}/headroom/", headers=HX))
+        assert "1 / 1,200 per min" in text(viewer_client.get(f"/connections/{conn.name}/headroom/", headers=HX))
         vendors.set_fault("clever", "429_no_headers", count=9)
         for _ in range(9):
             client.send(conn, RequestSpec("GET", "/v3.0/districts"), actor=USER, retry=False)
         page = text(viewer_client.get(f"/connections/{conn.name}/headroom/", headers=HX))
-        assert "0 of 1200 left" in page, page
+        assert "1,200 / 1,200 per min" in page and "0 left" in page, page
         conn.refresh_from_db()
         assert conn.rl_remaining == 0
-        assert "1200 of 1200 left" not in text(viewer_client.get("/"))
+        assert "1,200 / 1,200 per min" in text(viewer_client.get("/"))  # the overview too, not "nothing used"
 
     def test_the_vendors_own_429_shows_none_left_and_the_block(self, vendors, viewer_client):
         conn = factories.connection("clever", name="clever-window", sandbox=vendors)
@@ -60,7 +60,8 @@ class TestHeadroomAfter429:
         client.send(conn, RequestSpec("GET", "/v3.0/districts"), actor=USER, retry=False)
         assert RequestLog.objects.filter(connection=conn, status_code=429).exists()
         page = text(viewer_client.get(f"/connections/{conn.name}/headroom/", headers=HX))
-        assert "0 of 1200 left" in page and "Blocked by the vendor until" in page
+        assert "1,200 / 1,200 per min" in page and "0 left" in page and "Blocked by the vendor until" in page
+        assert "0 minutes" not in page  # a block ending within the minute says so
 
     def test_a_later_answer_with_headers_replaces_the_zero(self, vendors):
         conn = factories.connection("clever", name="clever-back", sandbox=vendors)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django import template
 from django.utils import timezone
-from django.utils.timesince import timesince
+from django.utils.timesince import timesince, timeuntil
 
 from connections.formatting import duration_text
 
@@ -24,6 +24,17 @@ def ago(value: datetime | None) -> str:
     if timezone.now() - value < JUST_NOW:
         return "just now"
     return f"{timesince(value)} ago"
+
+
+@register.filter
+def until(value: datetime | None) -> str:
+    """How long until a moment: "under a minute" (never "0 minutes"), else "3 minutes"; app.js's
+    countdown takes over from this text."""
+    if not value:
+        return ""
+    if value - timezone.now() < JUST_NOW:
+        return "under a minute"
+    return timeuntil(value)
 
 
 @register.filter
