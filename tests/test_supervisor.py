@@ -82,10 +82,10 @@ def site_answers() -> bool:
 
 
 class Tree:
-    def __init__(self, env: dict, log: Path):
+    def __init__(self, env: dict, log: Path, bind: str = f"127.0.0.1:{PORT}"):
         self.env, self.log = env, log
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runall", "--bind", f"127.0.0.1:{PORT}", "--web-workers", "1"],
+            [sys.executable, "manage.py", "runall", "--bind", bind, "--web-workers", "1"],
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def output(self) -> str:
@@ -103,12 +103,16 @@ class Tree:
             raise
 
 
+def tree_env(tmp: Path) -> dict:
+    return {**embedded_env(tmp), "CELERY_BROKER_URL": "filesystem://", "BROKER_DIR": str(tmp / "broker"),
+           "RECOVERY_SPOOL_DIR": str(tmp / "spool"), "DEMO_MODE": "false", "DEBUG": "true", "OUTBOUND_ALLOW_PRIVATE_NETWORKS": "true",
+           "PYTHONUNBUFFERED": "1"}
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runall")
-    env = {**embedded_env(tmp), "CELERY_BROKER_URL": "filesystem://", "BROKER_DIR": str(tmp / "broker"),
-           "RECOVERY_SPOOL_DIR": str(tmp / "spool"), "DEMO_MODE": "false", "DEBUG": "true", "OUTBOUND_ALLOW_PRIVATE_NETWORKS": "true",
-           "PYTHONUNBUFFERED": "1"}
+    env = tree_env(tmp)
     run(env, "manage.py", "migrate", "--no-input")
     tree = Tree(env, tmp / "runall.log")
     try:
@@ -130,8 +134,8 @@ def test_a_killed_worker_and_web_server_are_restarted_within_seconds(tree):
     os.kill(worker, signal.SIGKILL)
     os.kill(web, signal.SIGKILL)
     for name, pid in (("worker", worker), ("web", web)):
-        wait_for(lambda: f"{name} (pid {pid}) was killed by SIGKILL; restarting it in 1 s" in tree.output(), 10,
-                 f"runall to notice the {name} died")
+        line = f"{name} (pid {pid}) was killed by SIGKILL; restarting it in 1 s"
+        wait_for(lambda line=line: line in tree.output(), 10, f"runall to notice the {name} died")
 
     new_worker = wait_for(lambda: tree.pid(" worker "), 30, "the worker to be restarted")
     new_web = wait_for(lambda: tree.pid("gunicorn"), 30, "the web server to be restarted")
@@ -210,3 +214,37 @@ def test_a_test_whose_process_is_killed_mid_call_is_run_again_and_counted_once(t
         assert "WorkerLostError" in tree.output()
     finally:
         vendor.close()
+
+
+def test_a_child_that_keeps_crashing_at_start_stops_runall_with_a_clear_message(tmp_path):
+    """The web server cannot start (its address is not valid): five crashes within a minute, each
+    after a longer pause, then runall stops the worker and beat too and exits 1."""
+    env = tree_env(tmp_path)
+    run(env, "manage.py", "migrate", "--no-input")
+    tree = Tree(env, tmp_path / "runall.log", bind="127.0.0.1:notaport")
+    started = time.monotonic()
+    try:
+        code = tree.proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        tree.stop()
+        raise AssertionError("runall kept restarting a child that cannot start:\n" + tree.output()[-3000:]) from None
+    out = tree.output()
+    assert code == 1, out[-3000:]
+    assert time.monotonic() - started >= 1 + 2 + 4 + 8  # the pauses between the restarts
+    for delay in (1, 2, 4, 8):
+        assert f"exited with code 1; restarting it in {delay} s" in out
+    assert "web crashed 5 times within 60 s; stopped everything." in out
+    assert "Stopped web server, worker, beat." in out
+    assert tree.pid(" worker ") is None and tree.pid(" beat ") is None
+
+
+def test_only_tasks_safe_to_run_twice_go_back_to_the_queue_when_their_process_dies():
+    """A refresh rescinds the old secret: run twice, the second would refresh with a dead secret (and
+    reuse the journal row's attempt id). It is acknowledged when taken; the reconciler settles it."""
+    from connections import tasks
+    from dashboard.celery import app
+
+    assert app.conf.task_reject_on_worker_lost is True
+    for task in (tasks.run_test, tasks.run_test_in_batch, tasks.scheduled_test, tasks.deliver_alert):
+        assert task.acks_late is True, task.name
+    assert tasks.rotate_credentials.acks_late is False
