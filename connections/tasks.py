@@ -60,9 +60,14 @@ def purge_request_logs() -> int:
 # ----------------------------------------------------------------------------- rotation
 # Thin wrappers over connections/rotation/ (jobs.py). Ids only, never a secret. Rotations of one
 # connection never run twice at once: rotate() takes the connection's claim in the database.
+#
+# The refresh is acknowledged when a worker takes it (acks_late=False), unlike every other task: it
+# is never run again because its worker died. A redelivery would reuse the attempt id of the journal
+# row the dead worker left `started`, and would meet that worker's claim until its lease ran out; the
+# reconciler (reconcile_rotations, on the beat) settles that row by probing the old secret instead.
 
 
-@shared_task(bind=True, name="connections.tasks.rotate_credentials", ignore_result=True)
+@shared_task(bind=True, name="connections.tasks.rotate_credentials", ignore_result=True, acks_late=False)
 def rotate_credentials(self, connection_id: int, attempt_id: str = "", user_id: int | None = None,
                        actor_label: str = "", via: str = "user", ip: str | None = None) -> dict | None:
     """A refresh rotation: on demand from the page, or a proactive refresh (refresh_due)."""

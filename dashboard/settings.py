@@ -252,7 +252,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 # Celery: a broker that needs no server by default (kombu's filesystem transport).
 CELERY_BROKER_URL = _read("CELERY_BROKER_URL", env.str, "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / "broker"
+    _broker_dir = Path(_read("BROKER_DIR", env.str, str(VAR_DIR / "broker")))
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -266,8 +266,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_RESULT_BACKEND = _read("CELERY_RESULT_BACKEND", env.str, "") or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged when it finishes, and handed back to the queue if the process running it
+# dies (SIGKILL, OOM): another process runs it again. Every task is safe to run twice except the
+# rotation refresh, which opts out (connections/tasks.py; docs/reliability.md lists which is which).
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message a worker took but never acknowledged (its whole worker was killed) goes back to the
+    # queue after this long. Longer than any task runs or waits for its countdown (alert retries wait
+    # at most 80 s), so a slow task is never handed to a second worker while the first still runs.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _read("BROKER_VISIBILITY_TIMEOUT", env.int, 600)}
 # Workers outlive a broker restart or outage of any length: reconnect at start-up and forever
 # after (the default gives up after 100 tries and the worker exits). bench/soak.py restarts Redis.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

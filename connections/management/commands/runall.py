@@ -1,5 +1,10 @@
 """Run the whole of Switchboard in the foreground: web server, Celery worker, Celery beat
-(and, in demo mode, the sandbox vendors) until Ctrl-C, then stop them all cleanly."""
+(and, in demo mode, the sandbox vendors) until Ctrl-C, then stop them all cleanly.
+
+A child that exits on its own is started again after a pause that doubles with each crash
+(1 s, 2 s, 4 s ... at most 30 s; back to 1 s once it has stayed up a minute). One that crashes
+5 times within a minute is broken, not unlucky: runall then stops everything and says which.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,42 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+FIRST_BACKOFF = 1.0  # seconds before the first restart; doubles with each crash in a row
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 60.0  # up this long: the next crash starts the backoff from FIRST_BACKOFF again
+CRASH_LIMIT = 5  # this many crashes of one child within CRASH_WINDOW seconds: give up
+CRASH_WINDOW = 60.0
+
+
+@dataclass
+class Child:
+    name: str
+    cmd: list[str]
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    restart_at: float | None = None  # set while it waits to be started again
+    in_a_row: int = 0  # crashes since it last stayed up STABLE_AFTER seconds
+    crashes: deque = field(default_factory=deque)  # monotonic times of recent crashes
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
 
 class Command(BaseCommand):
-    help = "Run web server, Celery worker and beat (and the demo sandbox) together until Ctrl-C."
+    help = ("Run web server, Celery worker and beat (and the demo sandbox) together until Ctrl-C; "
+            "restart any of them that dies.")
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default=os.environ.get("SWITCHBOARD_BIND", "127.0.0.1:8000"))
@@ -36,7 +70,7 @@ class Command(BaseCommand):
                               "--concurrency", "2", "-n", "worker@%h"]
         commands["beat"] = [os.path.join(bin_dir, "celery"), "-A", "dashboard", "beat", "-l", "info"]
 
-        procs: dict[str, subprocess.Popen] = {}
+        children = [Child(name, cmd) for name, cmd in commands.items()]
         stopping = False
 
         def stop(*_):
@@ -45,43 +79,88 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        log_dir = options.get("log_dir")
-        for name, cmd in commands.items():
-            out = open(os.path.join(log_dir, f"{name}.log"), "ab") if log_dir else None  # noqa: SIM115
-            # Own process groups: Ctrl-C reaches us once, and we stop each child in order.
-            procs[name] = subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True,
-                                           stdout=out, stderr=subprocess.STDOUT if out else None)
-            if out:
-                out.close()  # the child holds its own copy
+        self.log_dir = options.get("log_dir")
+        for child in children:
+            self._start(child)
         self.stdout.write(self.style.SUCCESS(
             f"Switchboard is running on http://{options['bind']} "
-            f"({', '.join(procs)}). Press Ctrl-C to stop."
+            f"({', '.join(commands)}). Press Ctrl-C to stop."
         ))
-        exit_code = 0
+        self.stdout.flush()
+        broken: Child | None = None
         try:
-            while not stopping:
-                for name, proc in procs.items():
-                    if proc.poll() is not None:
-                        self.stderr.write(f"{name} exited with code {proc.returncode}; stopping the others.")
-                        exit_code = proc.returncode or 1
-                        stopping = True
-                        break
-                time.sleep(0.5)
+            while not stopping and broken is None:
+                now = time.monotonic()
+                for child in children:
+                    if child.proc is not None and child.proc.poll() is not None:
+                        if not self._crashed(child, now):
+                            broken = child
+                            break
+                    elif child.restart_at is not None and now >= child.restart_at:
+                        self._start(child)
+                        self.stderr.write(f"{child.name} restarted (pid {child.proc.pid}).")
+                time.sleep(0.2)
         finally:
-            self._stop_all(procs)
-        self.stdout.write("Stopped web server, worker, beat" + (" and sandbox." if "sandbox" in procs else "."))
-        if exit_code:
-            sys.exit(exit_code)
+            self._stop_all(children)
+        self.stdout.write("Stopped web server, worker, beat" + (" and sandbox." if "sandbox" in commands else "."))
+        if broken is not None:
+            self.stderr.write(self.style.ERROR(
+                f"{broken.name} crashed {CRASH_LIMIT} times within {CRASH_WINDOW:.0f} s; stopped everything. "
+                f"Its last lines above say why; fix that and run again."))
+            sys.exit(1)
 
-    def _stop_all(self, procs: dict[str, subprocess.Popen]) -> None:
+    def _start(self, child: Child) -> None:
+        # --log-dir: each child appends to its own file (a restart continues the same file).
+        out = open(os.path.join(self.log_dir, f"{child.name}.log"), "ab") if self.log_dir else None  # noqa: SIM115
+        # Own process groups: Ctrl-C reaches us once, and we stop each child in order.
+        child.proc = subprocess.Popen(child.cmd, cwd=settings.BASE_DIR, start_new_session=True,
+                                      stdout=out, stderr=subprocess.STDOUT if out else None)
+        if out:
+            out.close()  # the child holds its own copy
+        child.started = time.monotonic()
+        child.restart_at = None
+
+    def _crashed(self, child: Child, now: float) -> bool:
+        """Log the exit and schedule the restart; False when the child crashes too often to go on."""
+        proc = child.proc
+        child.proc = None
+        # What the dead main process leaves behind (gunicorn workers still holding the port, Celery
+        # pool processes) would stop its replacement from starting: end its whole process group.
+        _kill_group(proc.pid)
+        if now - child.started >= STABLE_AFTER:
+            child.in_a_row = 0
+        child.in_a_row += 1
+        child.crashes.append(now)
+        while child.crashes and now - child.crashes[0] > CRASH_WINDOW:
+            child.crashes.popleft()
+        what = f"{child.name} (pid {proc.pid}) {describe_exit(proc.returncode)}"
+        if len(child.crashes) >= CRASH_LIMIT:
+            self.stderr.write(self.style.ERROR(f"{what}."))
+            return False
+        delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (child.in_a_row - 1))
+        child.restart_at = now + delay
+        self.stderr.write(self.style.WARNING(
+            f"{what}; restarting it in {delay:.0f} s ({len(child.crashes)} crash(es) within {CRASH_WINDOW:.0f} s, "
+            f"giving up at {CRASH_LIMIT})."))
+        return True
+
+    def _stop_all(self, children: list[Child]) -> None:
         # SIGTERM to each main process only: Celery and gunicorn then shut their children down warmly.
-        for proc in procs.values():
+        running = [child.proc for child in children if child.proc is not None]
+        for proc in running:
             if proc.poll() is None:
                 proc.terminate()
         deadline = time.monotonic() + 15
-        for proc in procs.values():
+        for proc in running:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                _kill_group(proc.pid)
                 proc.wait()
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
