@@ -170,12 +170,15 @@ class RotationModel(RuleBasedStateMachine):
                 rotate(connection=self.reload(), actor=ACTOR)
             except Killed:
                 pass
-        # The reconciler runs once the dead worker's lease has expired.
+        # The reconciler runs once the dead worker's lease has expired. Its clock jumps minutes ahead,
+        # so the vendor must have had those minutes too: a stalled request lands first.
+        self.wait_for_the_vendor()
         reconcile_rotations(now=timezone.now() + timedelta(seconds=lease_seconds() + 5))
 
     @rule()
     def reconcile(self):
         later = max(timedelta(seconds=lease_seconds()), late_grace()) + timedelta(seconds=5)
+        self.wait_for_the_vendor()  # (the same jump: what the vendor was still doing has landed)
         reconcile_rotations(now=timezone.now() + later)
 
     @rule()

@@ -269,8 +269,7 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
     if result.status_code is None:
         if result.maybe_delivered:
             return _settle_unknown(connection, attempt, old, actor, task_id, started,
-                                   f"the refresh got no answer ({result.outcome}: "
-                                   f"{result.error_message or 'connection dropped'})", late=True)
+                                   f"the refresh got no answer ({result.error_message or result.outcome})", late=True)
         # Never reached the vendor (connect refused, DNS, throttled before sending): nothing rotated.
         return _fail(attempt, actor, f"The refresh was not sent: {describe_result(result)}. The current secret is "
                                      "unchanged and still active.", result)
