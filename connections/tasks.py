@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
+# Tests run with a time limit: the client's timeouts (5 s connect, 20 s read, retries) bound one call,
+# and these bound the whole task whatever happens (a stuck parser, a slow DNS): soft first, then hard.
+TEST_SOFT_TIME_LIMIT = 90
+TEST_TIME_LIMIT = 120
 
-@shared_task(bind=True, name="connections.tasks.scheduled_test", ignore_result=True)
+
+@shared_task(bind=True, name="connections.tasks.scheduled_test", ignore_result=True,
+             soft_time_limit=TEST_SOFT_TIME_LIMIT, time_limit=TEST_TIME_LIMIT)
 def scheduled_test(self, connection_id: int) -> dict:
     """The beat's periodic connection test (scheduling.py creates one per connection)."""
     from .services.testing import connection_scheduled_test
@@ -17,7 +23,8 @@ def scheduled_test(self, connection_id: int) -> dict:
     return {"ran": outcome.ran, "reason": outcome.reason, "ok": outcome.ok}
 
 
-@shared_task(bind=True, name="connections.tasks.run_test")
+@shared_task(bind=True, name="connections.tasks.run_test",
+             soft_time_limit=TEST_SOFT_TIME_LIMIT, time_limit=TEST_TIME_LIMIT)
 def run_test(self, connection_id: int, actor_label: str = "") -> dict | None:
     """An on-demand test queued from a page or the CLI."""
     from .models import Connection
@@ -31,7 +38,8 @@ def run_test(self, connection_id: int, actor_label: str = "") -> dict | None:
     return connection_test(connection=connection, actor=actor, task_id=self.request.id or "").summary()
 
 
-@shared_task(bind=True, name="connections.tasks.run_test_in_batch", ignore_result=True)
+@shared_task(bind=True, name="connections.tasks.run_test_in_batch", ignore_result=True,
+             soft_time_limit=TEST_SOFT_TIME_LIMIT, time_limit=TEST_TIME_LIMIT)
 def run_test_in_batch(self, connection_id: int, batch_id: str, actor_label: str = "") -> None:
     """One connection's test inside a "Test all" batch (services/batch.py counts it)."""
     from .models import Connection

@@ -20,6 +20,17 @@ from .audit import Actor, audit
 
 KEEP = timedelta(days=1)  # a new batch deletes those older than this
 STALL_SECONDS = 30  # no task finished after this long: probably no worker running
+IN_FLIGHT = timedelta(minutes=10)  # a batch younger than this and not complete is the one in flight
+
+
+def running_batch_id() -> str | None:
+    """The Test all in flight (started recently, not every connection counted yet), if any."""
+    recent = (BatchRun.objects.filter(started_at__gte=timezone.now() - IN_FLIGHT)
+              .annotate(done=Count("results")).order_by("-started_at"))
+    for batch in recent:
+        if batch.done < batch.total:
+            return batch.id
+    return None
 
 
 def valid_batch_id(batch_id: str) -> bool:
@@ -27,9 +38,15 @@ def valid_batch_id(batch_id: str) -> bool:
 
 
 def test_all_start(*, actor: Actor) -> dict:
-    """Queue the test of every enabled connection (after commit) and return the batch's progress."""
+    """Queue the test of every enabled connection (after commit) and return the batch's progress.
+
+    One Test all in flight at a time: while one runs, a second press returns its progress and queues nothing.
+    """
     from ..tasks import run_test_in_batch
 
+    running = running_batch_id()
+    if running is not None:
+        return batch_progress(batch_id=running)
     ids = list(Connection.objects.filter(enabled=True).order_by("name").values_list("id", flat=True))
     BatchRun.objects.filter(started_at__lt=timezone.now() - KEEP).delete()
     batch = BatchRun.objects.create(id=uuid.uuid4().hex, total=len(ids))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
@@ -30,11 +35,23 @@ def _result(request: HtmxHttpRequest, connection, **context) -> TemplateResponse
     return TemplateResponse(request, RESULT, context)
 
 
+def test_allowed(user_id: int) -> bool:
+    """A per-user limit on Test (TEST_RATE_PER_MINUTE), counted in the shared cache, so every process agrees."""
+    limit = getattr(settings, "TEST_RATE_PER_MINUTE", 10)
+    key = f"test-rate:{user_id}:{int(time.time() // 60)}"
+    cache.add(key, 0, timeout=120)
+    return cache.incr(key) <= limit
+
+
 @require_POST
 @can("run_tests")
 def test_connection(request: HtmxHttpRequest, name: str):
     """Run the test now, synchronously: the client's timeouts bound it (5 s connect, 20 s read)."""
     connection = get_connection(name)
+    if not test_allowed(request.user.pk):
+        limit = getattr(settings, "TEST_RATE_PER_MINUTE", 10)
+        return HttpResponse(f"Too many tests: at most {limit} per minute per user. Wait a minute and try again.",
+                            status=429, content_type="text/plain; charset=utf-8")
     result = connection_test(connection=connection, actor=Actor.from_request(request))
     if request.htmx:
         response = _result(request, connection, result=result, fresh=True)
