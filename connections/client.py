@@ -290,7 +290,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
     except SecretUnavailable as exc:
         tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "secret_unavailable", str(exc)))
         return finish(cred)
-    call.redactor = Redactor(provider.secret_values(secret))
+    call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
 
     if provider.needs_session(secret, call.options, spec):
         from .services.sessions import session_login
@@ -300,7 +300,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
             login.error_message = f"login for a bearer session failed: {login.error_message}"
             return login
         secret = new_secret
-        call.redactor = Redactor(provider.secret_values(secret))
+        call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
 
     swapped = False
     number = 0
@@ -321,7 +321,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
                 except SecretUnavailable:
                     break
                 cred, swapped = fresh, True
-                call.redactor = call.redactor.extend(provider.secret_values(secret))
+                call.redactor = call.redactor.extend(provider.secret_values(secret), provider.composite_values(secret))
                 continue
         if t.auth_failed and spec.auth == "default" and provider.has_session(secret):
             from .services.sessions import session_forget

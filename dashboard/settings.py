@@ -119,6 +119,8 @@ OUTBOUND_MAX_WAIT_BACKGROUND = _read("OUTBOUND_MAX_WAIT_BACKGROUND", env.float, 
 OUTBOUND_DEADLINE = _read("OUTBOUND_DEADLINE", env.float, 30.0)
 OUTBOUND_DEADLINE_BACKGROUND = _read("OUTBOUND_DEADLINE_BACKGROUND", env.float, 120.0)
 OUTBOUND_MAX_BODY_BYTES = _read("OUTBOUND_MAX_BODY_BYTES", env.int, 1024 * 1024)
+# The largest credential field (a password, a token) accepted on the form, the CLI and import.
+SECRET_MAX_FIELD_BYTES = _read("SECRET_MAX_FIELD_BYTES", env.int, 16 * 1024)
 # Names this deployment's egress IP: Cleverbridge's limit is per IP, shared by all its connections.
 OUTBOUND_EGRESS_ID = _read("OUTBOUND_EGRESS_ID", env.str, "default")
 CLEVER_RATE_LIMIT_PER_MINUTE = _read("CLEVER_RATE_LIMIT_PER_MINUTE", env.int, 1200)

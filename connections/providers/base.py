@@ -84,6 +84,36 @@ def _clean_fields(fields: tuple[Field, ...], data: object, *, what: str, allow_u
     return cleaned
 
 
+# The largest credential field accepted (settings.SECRET_MAX_FIELD_BYTES overrides it): no vendor
+# issues larger secrets, and a 5 MB "token" would be stored, sent as a 5 MB header and searched
+# for in every log text.
+SECRET_MAX_FIELD_BYTES = 16 * 1024
+
+
+def secret_max_field_bytes() -> int:
+    try:
+        from django.conf import settings
+
+        return int(getattr(settings, "SECRET_MAX_FIELD_BYTES", SECRET_MAX_FIELD_BYTES))
+    except Exception:  # outside Django (the sandbox, a bare script): the default
+        return SECRET_MAX_FIELD_BYTES
+
+
+def _check_secret_sizes(fields: tuple[Field, ...], data: object) -> None:
+    """SchemaError naming every credential field larger than the limit, before anything else
+    looks at it."""
+    if not isinstance(data, dict):
+        return
+    limit = secret_max_field_bytes()
+    errors = {}
+    for f in fields:
+        value = data.get(f.name)
+        size = len(value.encode("utf-8", "surrogatepass")) if isinstance(value, str) else 0
+        if size > limit:
+            errors[f.name] = (f"is too long: {size:,} bytes; a credential field holds at most {limit:,} bytes "
+                              "(setting SECRET_MAX_FIELD_BYTES). Nothing was stored.")
+    if errors:
+        raise SchemaError(errors)
 
 
 # ----------------------------------------------------------------------------- outbound types
@@ -433,8 +463,6 @@ def status_code_name(status: int) -> str:
 
 def basic_token(username: str, password: str) -> str:
     return base64.b64encode(f"{username}:{password}".encode()).decode()
-# Non-secret credential fields shorter than this are not redacted from logs (see secret_values).
-NON_SECRET_MIN_REDACTED = 4
 
 class Provider:
     """Base class. Subclasses set the class attributes and override the hooks that differ."""
@@ -455,6 +483,7 @@ class Provider:
 
     # -- schema -------------------------------------------------------------
     def clean_secret(self, data: object) -> dict:
+        _check_secret_sizes(self.credential_fields, data)
         return _clean_fields(self.credential_fields, data, what="secret")
 
     def clean_options(self, data: object) -> dict:
@@ -503,32 +532,28 @@ class Provider:
         """Add the credential to an outbound request (headers, parameters or body fields)."""
 
     def secret_values(self, secret: dict) -> list[str]:
-        """Every credential value that must never appear in a log row (the redactor adds the
-        base64, URL-encoded and JSON-escaped forms). Includes "user:password" for Basic."""
-        skip = {f.name for f in self.credential_fields if f.choices}
-        plain = {f.name for f in self.credential_fields if not f.secret and not f.choices}
+        """Every secret value of a credential: the fields declared secret, and the token-like values
+        of nested objects (a stored session). Identifiers (user names, account ids) and choices are
+        not secrets: they are shown like fingerprints, never masked (connections/redaction.py)."""
+        fields = {f.name: f for f in self.credential_fields}
         values: list[str] = []
-
-        def walk(obj: Any) -> None:
-            if isinstance(obj, dict):
-                for k, v in obj.items():
-                    if k in plain:
-                        # A non-secret field (a user name, an account id) is redacted too, but not when
-                        # it is so short that it would blank out those letters in every message.
-                        if isinstance(v, str) and len(v) >= NON_SECRET_MIN_REDACTED:
-                            values.append(v)
-                    elif k not in skip:
-                        walk(v)
-            elif isinstance(obj, list | tuple):
-                for v in obj:
-                    walk(v)
-            elif isinstance(obj, str) and obj:
-                values.append(obj)
-
-        walk(secret)
-        if secret.get("username") and secret.get("password"):
-            values.append(f"{secret['username']}:{secret['password']}")
+        for name, value in secret.items():
+            f = fields.get(name)
+            if f is not None:
+                if f.secret and isinstance(value, str) and value:
+                    values.append(value)
+            elif isinstance(value, dict | list):
+                values.extend(self.response_secrets(value))
+            elif isinstance(value, str) and value:
+                values.append(value)  # a field no schema declares: treated as secret
         return values
+
+    def composite_values(self, secret: dict) -> list[str]:
+        """Secret strings made of an identifier and a secret ("user:password", the text under a
+        Basic header's base64): masked only whole, never as a prefix (that would be the user name)."""
+        if secret.get("username") and secret.get("password"):
+            return [f"{secret['username']}:{secret['password']}"]
+        return []
 
     def response_secrets(self, data: Any) -> list[str]:
         """Secret values an answer carries (a refresh's new token, a login's session tokens):
