@@ -160,7 +160,16 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = _read("AXES_FAILURE_LIMIT", env.int, 5)
 AXES_COOLOFF_TIME = _read("AXES_COOLOFF_MINUTES", env.int, 15) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Two locks (docs/security.md, "Sign-in throttling"): one per client address (someone trying many
+# names) and one per user name from that address (someone guessing one password). A user's
+# failures never lock that user out from other addresses.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", ["username", "ip_address"]]
+# Behind N reverse proxies that each append to X-Forwarded-For (0: use REMOTE_ADDR). The same
+# function gives the audit log its address.
+TRUSTED_PROXY_COUNT = _read("TRUSTED_PROXY_COUNT", env.int, 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT is malformed: expected 0 or a positive whole number")
+AXES_CLIENT_IP_CALLABLE = "connections.services.audit.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
