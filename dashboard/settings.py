@@ -145,6 +145,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "connections.middleware.PermissionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "dashboard.reauth.IdleTimeoutMiddleware",  # after messages: it says why you were signed out
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "connections.middleware.MethodNotAllowedPage",  # a link to a POST-only URL: a page, not a blank 405
@@ -289,6 +290,13 @@ if _bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_AGE = _read("SESSION_COOKIE_AGE", env.int, 8 * 3600)
+# Signed out after this many minutes without a request (background polls do not count).
+SESSION_IDLE_TIMEOUT = _read("SESSION_IDLE_TIMEOUT", env.int, 30) * 60
+# Entering or replacing a secret, changing a connection or adding an alert channel needs the
+# password entered within this many minutes (dashboard/reauth.py).
+REAUTH_MAX_AGE = _read("REAUTH_MINUTES", env.int, 10) * 60
+if SESSION_IDLE_TIMEOUT <= 0 or REAUTH_MAX_AGE <= 0:
+    raise ImproperlyConfigured("SESSION_IDLE_TIMEOUT and REAUTH_MINUTES must be whole numbers of minutes, 1 or more")
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True

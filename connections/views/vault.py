@@ -8,6 +8,8 @@ from django.template.response import TemplateResponse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from dashboard.reauth import recent_password
+
 from .. import guard, selectors
 from ..forms import ConnectionForm, SecretForm, add_schema_errors
 from ..providers import PROVIDERS
@@ -39,6 +41,7 @@ def connection_detail(request, name: str):
 
 @require_http_methods(["GET", "POST"])
 @can("manage_secrets")
+@recent_password
 @sensitive_post_parameters()
 def connection_create(request):
     provider = request.POST.get("provider") or request.GET.get("provider")
@@ -66,6 +69,7 @@ def connection_create(request):
 
 @require_http_methods(["GET", "POST"])
 @can("manage_secrets")
+@recent_password
 def connection_edit(request, name: str):
     connection = get_connection(name)
     initial = {"base_url": connection.base_url, "test_interval": connection.test_interval,
@@ -98,6 +102,7 @@ def connection_edit(request, name: str):
 
 @require_http_methods(["GET", "POST"])
 @can("manage_secrets")
+@recent_password
 @sensitive_post_parameters()
 def connection_secret(request, name: str):
     connection = get_connection(name)
