@@ -10,6 +10,8 @@ class ConnectionsConfig(AppConfig):
         from django.conf import settings
         from django.db.models.signals import post_migrate
 
+        from dashboard import reauth  # noqa: F401 (its sign-in receiver stamps the session)
+
         from . import crypto
 
         post_migrate.connect(_sync_roles, sender=self)

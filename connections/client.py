@@ -250,6 +250,20 @@ def _active_credential(connection: Connection) -> Credential | None:
     return Credential.objects.filter(connection_id=connection.pk, state=CredentialState.ACTIVE).first()
 
 
+def _origin_refusal(connection: Connection, credential: Credential) -> str:
+    """Why this credential may not go to the connection's current origin, or "" (it may).
+
+    A secret is bound to the scheme, host and port it was entered for (services.vault.credential_add);
+    changing them retires it, and this check holds even for a secret a caller passes explicitly."""
+    bound = (credential.meta or {}).get("origin")
+    current = guard.origin(connection.base_url)
+    if bound and bound == current:
+        return ""
+    return (f"not sent: credential v{credential.version} was entered for {bound or 'another host'}, and "
+            f"{connection.name} now points at {current or connection.base_url}; "
+            "enter the secret again for the new host")
+
+
 @sensitive_variables()
 def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "call",
          credential: Credential | None = None, retry: bool = True, task_id: str = "",
@@ -285,6 +299,10 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "no_credential",
                                    f"connection {connection.name} has no active credential; store a secret first"))
         return finish()
+    unbound = _origin_refusal(connection, cred)
+    if unbound:
+        tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "secret_not_for_this_host", unbound))
+        return finish(cred)
     try:
         secret = reveal(cred)
     except SecretUnavailable as exc:
@@ -315,7 +333,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
             # retry ONCE with the new active one (DESIGN.md, rotation). A rejection without a new
             # secret to try (a wrong password, a 403 for a service the token may not use): never.
             fresh = _active_credential(connection)
-            if fresh is not None and fresh.pk != cred.pk:
+            if fresh is not None and fresh.pk != cred.pk and not _origin_refusal(connection, fresh):
                 try:
                     secret = reveal(fresh)
                 except SecretUnavailable:

@@ -42,6 +42,8 @@ class ConnectionForm(forms.Form):
         if editing:
             del self.fields["name"]
             del self.fields["provider"]
+            self.fields["base_url"].help_text += (" Changing the scheme, host or port retires the stored secret: "
+                                                  "you will enter it again for the new host. A new path keeps it.")
         key = provider or self.data.get("provider") or self.initial.get("provider") or next(iter(PROVIDERS))
         self.provider_key = key if key in PROVIDERS else next(iter(PROVIDERS))
         prov = PROVIDERS[self.provider_key]

@@ -137,6 +137,15 @@ def display_url(target: Target) -> str:
     return f"{target.scheme}://{host}{'' if target.port == default else f':{target.port}'}/…"
 
 
+def origin(url: str) -> str:
+    """scheme://host:port of a URL (port always written), the unit a secret is bound to; "" if refused."""
+    target = parse(url)
+    if isinstance(target, Refusal):
+        return ""
+    host = f"[{target.host}]" if ":" in target.host else target.host.rstrip(".")
+    return f"{target.scheme}://{host}:{target.port}"
+
+
 def allow_listed(host: str) -> bool:
     host = host.lower().rstrip(".").strip("[]")
     for entry in settings.OUTBOUND_ALLOWED_HOSTS:

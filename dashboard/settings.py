@@ -153,6 +153,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "connections.middleware.PermissionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "dashboard.reauth.IdleTimeoutMiddleware",  # after messages: it says why you were signed out
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "connections.middleware.MethodNotAllowedPage",  # a link to a POST-only URL: a page, not a blank 405
@@ -169,7 +170,16 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = _read("AXES_FAILURE_LIMIT", env.int, 5)
 TEST_RATE_PER_MINUTE = _read("TEST_RATE_PER_MINUTE", env.int, 10)  # per user, on the Test button
 AXES_COOLOFF_TIME = _read("AXES_COOLOFF_MINUTES", env.int, 15) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Two locks (docs/security.md, "Sign-in throttling"): one per client address (someone trying many
+# names) and one per user name from that address (someone guessing one password). A user's
+# failures never lock that user out from other addresses.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", ["username", "ip_address"]]
+# Behind N reverse proxies that each append to X-Forwarded-For (0: use REMOTE_ADDR). The same
+# function gives the audit log its address.
+TRUSTED_PROXY_COUNT = _read("TRUSTED_PROXY_COUNT", env.int, 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT is malformed: expected 0 or a positive whole number")
+AXES_CLIENT_IP_CALLABLE = "connections.services.audit.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
@@ -303,6 +313,13 @@ if _bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_AGE = _read("SESSION_COOKIE_AGE", env.int, 8 * 3600)
+# Signed out after this many minutes without a request (background polls do not count).
+SESSION_IDLE_TIMEOUT = _read("SESSION_IDLE_TIMEOUT", env.int, 30) * 60
+# Entering or replacing a secret, changing a connection or adding an alert channel needs the
+# password entered within this many minutes (dashboard/reauth.py).
+REAUTH_MAX_AGE = _read("REAUTH_MINUTES", env.int, 10) * 60
+if SESSION_IDLE_TIMEOUT <= 0 or REAUTH_MAX_AGE <= 0:
+    raise ImproperlyConfigured("SESSION_IDLE_TIMEOUT and REAUTH_MINUTES must be whole numbers of minutes, 1 or more")
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -20,7 +20,7 @@ from tests.urlconf import all_routes, fill
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 PUBLIC = {"login", "logout", "password_set"}  # password_set: the one-time link, checked by its token
-SIGNED_IN = {"password_change"}  # your own password: every signed-in user, whatever the role
+SIGNED_IN = {"password_change", "reauth"}  # your own password (change it, confirm it): every signed-in user
 
 
 @pytest.fixture

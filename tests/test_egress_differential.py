@@ -261,6 +261,8 @@ class TestRebinding:
         connection = factories.connection("clever", base_url="https://api.example.com", secret={"token": "r" * 24})
         strict.OUTBOUND_ALLOW_PRIVATE_NETWORKS = False
         Connection.objects.filter(pk=connection.pk).update(base_url=url)
+        # As if the secret had been entered for this host (else it is refused before any lookup).
+        connection.credentials.update(meta={"origin": guard.origin(url)})
         connection.refresh_from_db()
         fake_dns(monkeypatch, ATTACKER_DNS, rebinding={"rebind.attacker.test": [[PUBLIC], ["127.0.0.1"]]})
         result = send(connection, RequestSpec("GET", "/v3.0/districts"), actor=USER)

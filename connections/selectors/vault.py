@@ -11,6 +11,7 @@ from ..models import (
     Credential,
     CredentialState,
 )
+from ..services.vault import retired_for_host_change
 
 AUDIT_PAGE_SIZE = 50
 
@@ -41,6 +42,7 @@ def connection_detail(*, connection: Connection) -> dict:
         "connection": connection,
         "provider": provider,
         "active_credential": active,
+        "host_retired": None if active else retired_for_host_change(connection),
         "versions": versions,
         "audit_events": audit,
         "test_statement": provider.describe_test(connection.effective_options()),

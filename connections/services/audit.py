@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
 
@@ -43,8 +45,26 @@ SYSTEM = Actor()
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is spoofable unless a trusted proxy sets it.
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address as the outermost of TRUSTED_PROXY_COUNT proxies saw it.
+
+    0 (the default): REMOTE_ADDR, since X-Forwarded-For is anyone's to write. N: each proxy
+    appends the address it received from, so the client is the N-th entry from the right;
+    entries further left were written by the client and are never believed. Also django-axes's
+    AXES_CLIENT_IP_CALLABLE, so sign-in lockouts and the audit log see the same address.
+    """
+    remote = request.META.get("REMOTE_ADDR") or None
+    count = settings.TRUSTED_PROXY_COUNT
+    if count <= 0:
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    if not hops:
+        return remote
+    # Fewer entries than proxies: the leftmost was still written by a trusted proxy.
+    candidate = hops[-count] if len(hops) >= count else hops[0]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
 
 
 def audit(*, actor: Actor, action: str, connection: Connection | None = None,

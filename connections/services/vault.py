@@ -79,7 +79,10 @@ def _next_version(connection: Connection) -> int:
 @sensitive_variables("secret", "secret_clean")
 def credential_add(*, connection: Connection, secret: dict, actor: Actor, state: str = CredentialState.STAGED,
                    source: str = "operator", meta: dict | None = None) -> Credential:
-    """Store a new credential version (already validated). Must run inside a transaction."""
+    """Store a new credential version (already validated). Must run inside a transaction.
+
+    The secret is bound to the connection's origin (scheme, host, port) as it is now: the client
+    never sends it anywhere else (docs/security.md, "Secrets are bound to their host")."""
     return Credential.objects.create(
         connection=connection,
         version=_next_version(connection),
@@ -90,7 +93,8 @@ def credential_add(*, connection: Connection, secret: dict, actor: Actor, state:
         created_by=actor.user,
         created_by_label=actor.label,
         activated_at=timezone.now() if state == CredentialState.ACTIVE else None,
-        meta={**connection.provider_obj.credential_meta(secret), **(meta or {})},
+        meta={**connection.provider_obj.credential_meta(secret), **(meta or {}),
+              "origin": guard.origin(connection.base_url)},
     )
 
 
@@ -162,8 +166,42 @@ def connection_update(*, connection: Connection, actor: Actor, base_url: str | N
         with transaction.atomic():
             connection.save()
             audit(actor=actor, action="connection.update", connection=connection, details={"changes": changes})
+            if "base_url" in changes:
+                _unbind_secrets(connection, actor, old_url=changes["base_url"]["from"])
         _after_definition_change(connection)
     return connection
+
+
+HOST_CHANGED = "host_changed"
+
+
+def _unbind_secrets(connection: Connection, actor: Actor, *, old_url: str) -> list[Credential]:
+    """A new scheme, host or port: retire every live secret of the connection (active and staged),
+    so none of them ever reaches the new origin; the admin enters the secret again. A path-only
+    change keeps them. Runs inside connection_update's transaction."""
+    old, new = guard.origin(old_url), guard.origin(connection.base_url)
+    if old == new:
+        return []
+    live = list(connection.credentials.select_for_update().defer("secret")
+                .filter(state__in=[CredentialState.ACTIVE, CredentialState.STAGED]))
+    now = timezone.now()
+    for credential in live:
+        credential.meta = {**credential.meta, "retired_because": HOST_CHANGED, "retired_for_origin": new}
+        credential.state, credential.retired_at = CredentialState.RETIRED, now
+        credential.save(update_fields=["state", "retired_at", "meta"])
+    if live:
+        audit(actor=actor, action="secret.retire_host_changed", connection=connection,
+              details={"from": old, "to": new,
+                       "retired": [{"version": c.version, "fingerprint": c.fingerprint} for c in live]})
+    return live
+
+
+def retired_for_host_change(connection: Connection) -> Credential | None:
+    """The secret retired by the latest host change, while no new secret has been entered since."""
+    latest = connection.credentials.defer("secret").order_by("-version").first()
+    if latest is not None and latest.meta.get("retired_because") == HOST_CHANGED:
+        return latest
+    return None
 
 
 @sensitive_variables("secret", "secret_clean")

@@ -10,6 +10,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.reauth import recent_password
+
 from .. import alerts, selectors
 from ..forms import add_schema_errors, errors_text
 from ..models import AlertChannel, AlertCondition, AlertDelivery, AlertEvent, AlertRule, MaintenanceWindow
@@ -53,6 +55,7 @@ def alert_list(request):
 
 @require_POST
 @can("manage_alerts")
+@recent_password
 def alert_channel_create(request):
     form = ChannelForm(request.POST)
     if form.is_valid():

@@ -8,7 +8,9 @@ from django.template.response import TemplateResponse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import selectors
+from dashboard.reauth import recent_password
+
+from .. import guard, selectors
 from ..forms import ConnectionForm, SecretForm, add_schema_errors
 from ..providers import PROVIDERS
 from ..providers.base import SchemaError
@@ -39,6 +41,7 @@ def connection_detail(request, name: str):
 
 @require_http_methods(["GET", "POST"])
 @can("manage_secrets")
+@recent_password
 @sensitive_post_parameters()
 def connection_create(request):
     provider = request.POST.get("provider") or request.GET.get("provider")
@@ -66,6 +69,7 @@ def connection_create(request):
 
 @require_http_methods(["GET", "POST"])
 @can("manage_secrets")
+@recent_password
 def connection_edit(request, name: str):
     connection = get_connection(name)
     initial = {"base_url": connection.base_url, "test_interval": connection.test_interval,
@@ -73,6 +77,7 @@ def connection_edit(request, name: str):
     initial.update({f"option_{k}": v for k, v in connection.effective_options().items()})
     form = ConnectionForm(request.POST or None, provider=connection.provider, editing=True, initial=initial)
     if request.method == "POST" and form.is_valid():
+        before = guard.origin(connection.base_url)
         try:
             vault_services.connection_update(
                 connection=connection, actor=Actor.from_request(request),
@@ -83,7 +88,13 @@ def connection_edit(request, name: str):
         except SchemaError as exc:
             add_schema_errors(form, exc)
         else:
-            messages.success(request, f"Settings of {connection.name} saved.")
+            retired = vault_services.retired_for_host_change(connection)
+            if before != guard.origin(connection.base_url) and retired is not None:
+                messages.warning(request, f"Settings of {connection.name} saved. The host changed, so its secret "
+                                          f"(v{retired.version}, fingerprint {retired.fingerprint}) was retired and "
+                                          "will not be sent to the new host. Enter the secret again to use it.")
+            else:
+                messages.success(request, f"Settings of {connection.name} saved.")
             return redirect("connection_detail", name=connection.name)
     return TemplateResponse(request, "connections/form.html", {"form": form, "connection": connection,
                                                                 "provider": connection.provider_obj})
@@ -91,6 +102,7 @@ def connection_edit(request, name: str):
 
 @require_http_methods(["GET", "POST"])
 @can("manage_secrets")
+@recent_password
 @sensitive_post_parameters()
 def connection_secret(request, name: str):
     connection = get_connection(name)

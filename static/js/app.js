@@ -131,6 +131,11 @@
     }
   }
 
+  // Background polls are not user activity: the server's idle timeout ignores them (dashboard/reauth.py).
+  document.addEventListener("htmx:configRequest", function (event) {
+    var trigger = event.detail.triggeringEvent;
+    if (trigger && trigger.type === "poll") { event.detail.headers["X-Switchboard-Poll"] = "1"; }
+  });
   document.addEventListener("htmx:beforeRequest", function (event) {
     if (event.target.matches && event.target.matches("[data-poll]")) { inFlight.add(event.target); }
   });
