@@ -98,6 +98,18 @@ def signed_in_page(page, live_server):
     return _sign_in
 
 
+def wait_until(page, expression: str, arg=None, *, timeout_ms: int = TIMEOUT_MS) -> None:
+    """page.wait_for_function without its polling through eval, which the pages' CSP (script-src
+    'self') refuses whenever the condition is not true at once: evaluate() asks again instead."""
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_ms} ms: {expression}")
+        page.wait_for_timeout(50)
+
+
 def take_screenshot(page, name: str, *, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / (re.sub(r"[^\w.-]+", "-", name) + ".png")

@@ -13,7 +13,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import LOGIN_PATH
+from tests.e2e.conftest import LOGIN_PATH, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -46,7 +46,7 @@ def ui(page, live_server):
     page.route(live_server.url + LOGIN_PATH, with_csp)
     page.route(re.compile(re.escape(live_server.url) + r"/ui/.*"), fake)
     page.goto(LOGIN_PATH)
-    page.wait_for_function("window.htmx !== undefined")
+    wait_until(page, "window.htmx !== undefined")
 
     def inject(html: str) -> None:
         page.evaluate("""html => {

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from connections.models import Credential, CredentialState
 from tests import factories
+from tests.e2e.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -125,7 +126,7 @@ class TestKeyboard:
             page.evaluate("window.__oldRows = document.querySelector('#overview-rows')")
             with page.expect_response(lambda r: r.url.endswith("/") and r.request.method == "GET"):
                 page.evaluate("htmx.trigger('#overview-rows', 'poll')")
-            page.wait_for_function("document.querySelector('#overview-rows') !== window.__oldRows")
+            wait_until(page, "document.querySelector('#overview-rows') !== window.__oldRows")
             expect(control).to_be_focused()
 
 

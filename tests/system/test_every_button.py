@@ -27,6 +27,7 @@ import pytest
 from playwright.sync_api import expect
 
 from connections.sandbox import DEMO_CREDENTIALS
+from tests.e2e.conftest import wait_until
 from tests.system.pages import OK, SLOW_MS, press_test
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
@@ -108,7 +109,7 @@ class TestViewer:
         copy.click()
         request_id = copy.get_attribute("data-copy")
         assert request_id and request_id in rid.inner_text()
-        page.wait_for_function("id => navigator.clipboard.readText().then(text => text === id)", arg=request_id)
+        wait_until(page, "id => navigator.clipboard.readText().then(text => text === id)", request_id)
         page.get_by_role("link", name="Log of demo-cleanlist").click()
         expect(page).to_have_url(re.compile(r"/log/\?connection=demo-cleanlist$"))
         page.go_back()
