@@ -1,15 +1,19 @@
 """Soak: 200 connections tested on schedule by 3 Celery workers and beat against the sandbox,
 while operators browse and rotate, with Redis and PostgreSQL restarted mid-run (issue 7).
 
-    .venv/bin/python bench/soak.py [--seconds 180] [--keep]
+    .venv/bin/python bench/soak.py [--seconds 180] [--broker redis|rabbitmq] [--redis-restarts 1] [--keep]
 
 WARNING: this RESTARTS the machine's Redis (redis-cli shutdown nosave, then redis-server) and
-PostgreSQL (pg_ctlcluster ... restart). Anyone else's test run on this machine breaks while it
+PostgreSQL (pg_ctlcluster ... restart): Redis --redis-restarts times spread over the run (default
+once, at 1/3), PostgreSQL once at 2/3. Anyone else's test run on this machine breaks while it
 happens. Run it rarely, on purpose (`make bench` runs it), never from the test suite.
 
 Self-contained: a throwaway PostgreSQL database (SOAK_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/soak_switchboard), Redis databases 7 (cache, limiter) and 8
 (broker) with the queue "soak-celery" (bench/soak_settings.py), the sandbox in its own process.
+With --broker rabbitmq the broker is RabbitMQ on 127.0.0.1:5672 (guest/guest), vhost "soak"
+(created with rabbitmqctl when it can be, else "/"), same queue name; Redis still holds the cache
+and the limiter, so its restarts still hit every worker.
 40 connections per vendor, each tested every --interval (30) seconds by beat; Cleverbridge's
 connections share one egress budget (CLEVERBRIDGE_RATE_LIMIT=150 and the twin's 150/s, 4 in
 flight); every Clever connection uses the same token (1200/minute, fixed window); every
@@ -22,8 +26,8 @@ second per IP and 4 in flight; Clever at most 1200 per minute per token; no lost
 Cleanlist connection's stored active token is the one live token the twin holds for it, no
 attempt left unsettled, nothing in the recovery spool); worker memory grows less than
 RSS_GROWTH_BOUND between warm-up and the end; after each restart, scheduled tests succeed again
-within RESUME_BOUND seconds; no page answers 500 outside the outage windows; every worker and
-beat still run at the end. Prints a summary table.
+within RESUME_BOUND seconds; no page answers 500 outside the outage windows; every worker still
+runs and answers a broker ping at the end, and beat still runs. Prints a summary table.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from bench.outbound import control, database, start_sandbox  # noqa: E402
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/soak_switchboard"
 CACHE_URL = "redis://127.0.0.1:6379/7"
-BROKER_URL = "redis://127.0.0.1:6379/8"
+BROKERS = {"redis": "redis://127.0.0.1:6379/8", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/{vhost}"}
 QUEUE = "soak-celery"
 VENDORS = ("cleverbridge", "clever", "cloverdx", "teletracker", "cleanlist")
 PER_VENDOR = 40
@@ -62,9 +66,33 @@ REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::
 LOGS = ROOT / "var" / "soak"
 
 
-def configure(db_url: str) -> dict:
+def broker_url(broker: str) -> str:
+    """The soak's broker URL; for RabbitMQ its own vhost "soak" when rabbitmqctl can make one."""
+    if broker == "redis":
+        return BROKERS["redis"]
+    made = sh("rabbitmqctl", "-q", "add_vhost", "soak") == 0 or sh("rabbitmqctl", "-q", "list_permissions", "-p", "soak") == 0
+    if made and sh("rabbitmqctl", "-q", "set_permissions", "-p", "soak", "guest", ".*", ".*", ".*") == 0:
+        return BROKERS["rabbitmq"].format(vhost="soak")
+    return BROKERS["rabbitmq"].format(vhost="")
+
+
+def queue_length(url: str, purge: bool = False) -> int:
+    """Messages waiting in the soak's queue on either broker (0 if the queue does not exist yet)."""
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=5) as conn:
+            channel = conn.channel()
+            if purge:
+                return channel.queue_purge(QUEUE) or 0
+            return channel.queue_declare(QUEUE, passive=True).message_count
+    except Exception:
+        return 0
+
+
+def configure(db_url: str, broker: str) -> dict:
     env = {
-        "DATABASE_URL": db_url, "CACHE_URL": CACHE_URL, "CELERY_BROKER_URL": BROKER_URL, "DEBUG": "false",
+        "DATABASE_URL": db_url, "CACHE_URL": CACHE_URL, "CELERY_BROKER_URL": broker, "DEBUG": "false",
         "SECRET_KEY": "soak-only-not-secret", "HTTPS_ONLY": "false", "ALLOWED_HOSTS": "testserver,127.0.0.1",
         "SWITCHBOARD_SKIP_DOTENV": "1", "CREDENTIAL_KEYS": "mHWpJZ5C_8lJthykFMT0jVbJunxHg-_GB5Z4P0YBXsU=",
         "OUTBOUND_ALLOW_PRIVATE_NETWORKS": "true", "DJANGO_SETTINGS_MODULE": "bench.soak_settings",
@@ -293,6 +321,31 @@ class Soak:
             if name.startswith("worker"):
                 self.rss.setdefault(name, []).append(rss_mb(proc.pid))
 
+    def workers_answering(self) -> set[str]:
+        """The soak workers that answer a remote-control ping through the broker right now."""
+        from dashboard.celery import app
+
+        answered: set[str] = set()
+        for _ in range(3):
+            try:
+                for reply in app.control.ping(timeout=3):
+                    answered.update(name.split("@")[0] for name in reply)
+            except Exception:
+                pass
+            if len(answered) == WORKERS:
+                break
+        return answered
+
+    def schedule(self) -> list:
+        """Restarts as (seconds into the run, action): Redis N times spread over 20-90 % of the run
+        (once: at 1/3), PostgreSQL once at 2/3."""
+        if self.args.no_restarts:
+            return []
+        n, seconds = self.args.redis_restarts, self.args.seconds
+        at = [0.33] if n == 1 else [0.2 + 0.7 * i / (n - 1) for i in range(n)]
+        events = [(f * seconds, self.restart_redis) for f in at] + [(0.66 * seconds, self.restart_postgres)]
+        return sorted(events, key=lambda e: e[0])
+
     # ----- the run
     def run(self) -> int:
         self.setup()
@@ -311,14 +364,14 @@ class Soak:
         warm = min(30.0, seconds * 0.15)
         time.sleep(warm)
         self.sample_rss("start")
-        time.sleep(max(0.0, seconds * 0.33 - warm))
-        if not self.args.no_restarts:
-            self.restart_redis()
-        time.sleep(max(0.0, seconds * 0.66 - self.elapsed()))
-        if not self.args.no_restarts:
-            self.restart_postgres()
+        for at, action in self.schedule():
+            time.sleep(max(0.0, at - self.elapsed()))
+            action()
         time.sleep(max(0.0, seconds - self.elapsed()))
-        alive = {name: proc.poll() is None for name, proc in self.procs.items()}
+        answering = self.workers_answering()
+        alive = {name: ("up" if proc.poll() is None else "DEAD")
+                 + ("" if name == "beat" else (", answers" if f"soak{name[-1]}" in answering else ", no answer"))
+                 for name, proc in self.procs.items()}
         self.sample_rss("end")
         self.stop.set()
         for t in threads:
@@ -333,8 +386,7 @@ class Soak:
             beat.wait(timeout=15)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # let the workers finish what is queued (rotations included)
-            out = subprocess.run(["redis-cli", "-n", "8", "llen", QUEUE], capture_output=True, text=True).stdout
-            if out.strip() in ("0", ""):
+            if queue_length(self.env["CELERY_BROKER_URL"]) == 0:
                 break
             time.sleep(1)
         time.sleep(5)
@@ -362,7 +414,7 @@ class Soak:
         by_outcome = dict(RequestLog.objects.values_list("outcome").annotate(n=Count("id")))
         stats = {v: control(self.sandbox, "GET", f"{v}/stats") for v in VENDORS}
         sent = sum(s["requests"] for s in stats.values())
-        too_many = sum(s.get("rate_limited", 0) + s["by_status"].get("429", 0) for s in stats.values())
+        too_many = sum(max(s.get("rate_limited", 0), s["by_status"].get("429", 0)) for s in stats.values())  # one 429 counts in both
         cb, cl = stats["cleverbridge"], stats["clever"]
         rotations = dict(RotationAttempt.objects.values_list("state").annotate(n=Count("id")))
         mismatched = []
@@ -403,13 +455,16 @@ class Soak:
             ("no page error outside outage windows", not page_500_outside,
              f"{pages_ok} pages OK, {len(self.page_failures)} failed in outages, {len(page_500_outside)} outside"
              + (f" e.g. {page_500_outside[0][1:]}" if page_500_outside else "")),
-            ("workers and beat alive to the end", all(alive.values()), ", ".join(f"{n}={'up' if a else 'DEAD'}"
-                                                                               for n, a in alive.items())),
+            ("every worker alive and answering the broker at the end",
+             all(v == "up, answers" for n, v in alive.items() if n != "beat"),
+             "; ".join(f"{n} {v}" for n, v in alive.items() if n != "beat")),
+            ("beat alive at the end", alive.get("beat") == "up", alive.get("beat", "not started")),
         ]
 
         print("\n== soak: figures")
-        print(f"run {self.args.seconds:.0f} s, {len(VENDORS) * PER_VENDOR} connections tested every "
-              f"{self.args.interval} s by {WORKERS} workers + beat")
+        print(f"run {self.args.seconds:.0f} s, broker {self.args.broker}, {len(self.outages)} restarts "
+              f"({sum(o[3] == 'Redis' for o in self.outages)} Redis), {len(VENDORS) * PER_VENDOR} connections tested "
+              f"every {self.args.interval} s by {WORKERS} workers + beat")
         print(f"requests reaching the twins: {sent}  (" + ", ".join(f"{v} {s['requests']}" for v, s in stats.items()) + ")")
         print(f"RequestLog rows: {rows}  by outcome: {by_outcome}")
         print(f"bulk calls: { {k: v for k, v in sorted(self.counts.items()) if k.startswith('bulk') and ':error' not in k} }")
@@ -434,14 +489,20 @@ def main() -> int:
     parser.add_argument("--rotate-every", type=float, default=3.0)
     parser.add_argument("--keep", action="store_true", help="keep the soak database afterwards")
     parser.add_argument("--no-restarts", action="store_true", help="leave Redis and PostgreSQL alone (a dry run)")
+    parser.add_argument("--broker", choices=("redis", "rabbitmq"), default="redis",
+                        help="Celery broker: Redis db 8, or RabbitMQ on 127.0.0.1:5672 (guest/guest, vhost soak)")
+    parser.add_argument("--redis-restarts", type=int, default=1, help="Redis restarts spread over the run (>= 1)")
     args, _ = parser.parse_known_args()  # bench/run.py passes its own arguments to every bench
     db_url = os.environ.get("SOAK_DATABASE_URL", DEFAULT_DB)
-    env = configure(db_url)
+    if args.redis_restarts < 1:
+        parser.error("--redis-restarts must be at least 1 (use --no-restarts for none)")
+    env = configure(db_url, broker_url(args.broker))
     if not redis_up():
         print("Redis is not reachable on 127.0.0.1:6379; the soak needs it", file=sys.stderr)
         return 1
     for n in ("7", "8"):
         sh("redis-cli", "-n", n, "flushdb")
+    queue_length(env["CELERY_BROKER_URL"], purge=True)  # RabbitMQ keeps what an earlier run left
     database(db_url, "create")
     sandbox_proc, sandbox = start_sandbox()
     soak = Soak(args, env, sandbox)

@@ -10,29 +10,37 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 def _survive_broker_restart() -> None:
     """Keep workers alive across a Redis restart (celery 5.7 / kombu 5.7, found by bench/soak.py).
 
-    After the broker drops, the consumer collects the broken connection and then closes it;
-    closing the Redis channel tries to restore unacked messages through a client whose
-    connection info is already gone, raises AttributeError, and the worker exits with
-    "Unrecoverable error". There is nothing left to close at that point: log it and let the
-    consumer reconnect as it does for any other connection loss.
+    When the broker drops, the consumer collects the lost connection, which detaches the
+    kombu transport from its connection (``transport.client = None``), and reconnects on a
+    new one. The old Redis channels outlive that: closing them restores unacked messages,
+    and a task that finishes afterwards (``acks_late``) acks its message on the channel it
+    came from. Both build a Redis client from ``transport.client``, so both raised
+    ``AttributeError: 'NoneType' object has no attribute 'hostname'``, which is not a
+    connection error: it escaped Celery's ``ignore_errors`` on close and
+    ``Message.ack_log_error`` on ack, and the worker exited ("Unrecoverable error").
+
+    The fix is at that one place: a channel whose connection is gone raises
+    ``redis.ConnectionError``, as py-amqp raises ``RecoverableConnectionError`` for an ack on a
+    closed AMQP connection. Celery already handles that: the close is skipped, the ack is
+    logged ("Couldn't ack") and the worker goes on with its new connection. The message of
+    that ack stays in Redis's unacked set (if Redis kept it) and is delivered again after
+    the visibility timeout: at least once, as for any worker lost mid-task.
     """
-    import logging
+    from kombu.transport import redis as kombu_redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from celery.worker.consumer.consumer import Consumer
-
-    original = Consumer.on_connection_error_after_connected
+    original = kombu_redis.Channel._connparams
     if getattr(original, "_switchboard", False):
         return
 
-    def on_connection_error_after_connected(self, exc):
-        try:
-            original(self, exc)
-        except AttributeError as error:
-            logging.getLogger(__name__).warning("closing the lost broker connection failed (%r); reconnecting", error)
-            self.connection = None
+    def _connparams(self, asynchronous=False):
+        transport = self.connection
+        if transport is None or transport.client is None:
+            raise RedisConnectionError("the broker connection of this channel is closed (lost and replaced)")
+        return original(self, asynchronous=asynchronous)
 
-    on_connection_error_after_connected._switchboard = True
-    Consumer.on_connection_error_after_connected = on_connection_error_after_connected
+    _connparams._switchboard = True
+    kombu_redis.Channel._connparams = _connparams
 
 
 _survive_broker_restart()

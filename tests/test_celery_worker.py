@@ -54,3 +54,34 @@ def test_worker_runs_a_task(worker):
         assert worker.poll() is None, worker.stdout.read().decode()
         time.sleep(0.2)
     assert cache.get(f"ping:{nonce}") == "pong", "the worker did not run the task within 30 s"
+
+
+@pytest.mark.services
+def test_a_channel_outliving_its_broker_connection_fails_as_a_connection_error():
+    """After a broker restart the consumer collects the lost connection and reconnects; the old
+    Redis channel is still closed (restoring unacked messages) and still acked on by tasks that
+    finish later (acks_late). Both used to raise AttributeError ('NoneType' … 'hostname' or 'client'), which
+    Celery does not treat as a connection error: the worker exited (bench/soak.py, issue 13).
+    Now both are connection errors, which Celery logs and survives."""
+    import logging
+
+    from kombu import Connection, Exchange, Queue
+
+    import dashboard.celery  # noqa: F401  (installs the fix)
+
+    queue = Queue(f"{settings.CELERY_TASK_DEFAULT_QUEUE}-reconnect", Exchange("", type="direct"),
+                  routing_key=f"{settings.CELERY_TASK_DEFAULT_QUEUE}-reconnect")
+    with Connection(settings.CELERY_BROKER_URL) as conn:
+        conn.SimpleQueue(queue).put({"n": 1})
+        channel = conn.channel()
+        message = channel.basic_get(queue.name, no_ack=False)
+        assert message is not None
+        errors = conn.connection_errors + conn.channel_errors
+        conn.collect()  # what the consumer does with a connection the broker dropped
+        channel._disconnect_pools()  # the lost connection's pool is gone too (as after a restart)
+        # The ack path (a task finishing after the reconnect): logged, not raised.
+        message.ack_log_error(logging.getLogger("test"), errors)
+        with pytest.raises(conn.connection_errors):  # what Celery catches, not AttributeError
+            message.ack()
+    with Connection(settings.CELERY_BROKER_URL) as conn:  # a fresh connection works as ever
+        conn.SimpleQueue(queue).clear()
