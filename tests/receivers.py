@@ -42,7 +42,7 @@ class WebhookReceiver:
         self.server.server_close()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -62,7 +62,7 @@ class SMTPSink:
                 sink.messages.append({"to": list(envelope.rcpt_tos), "data": envelope.content.decode("utf-8", "replace")})
                 return "250 OK"
 
-        self.port = _free_port()
+        self.port = free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
 
     def __enter__(self):

@@ -20,7 +20,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dashboard import envfile
+from tests.receivers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -43,12 +43,6 @@ READY_MARKERS = {"web": ("Booting worker with pid", 2), "worker": (" ready.", 1)
 START_TIMEOUT = 90
 # Redis database numbers no other part of the suite uses (tests use 1 and 2).
 REDIS_CACHE_DB, REDIS_BROKER_DB = 11, 12
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ports() -> tuple[int, int]:
