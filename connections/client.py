@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import redis
 import requests
 from django.conf import settings
 from django.db import Error as DatabaseErrors
@@ -47,6 +48,7 @@ from .providers.base import (
 )
 from .redaction import Redactor, excerpt, header_lines, redact_url
 from .throttle import get_limiter
+from .throttle_seed import window_seed
 
 __all__ = ["RequestSpec", "Result", "send"]
 
@@ -56,6 +58,8 @@ RESPONSE_HEADERS_LOGGED = ("content-type", "content-length", "retry-after", "loc
                            "x-request-id", "request-id")
 # A try (or a retry's wait) is not started with less than this left of the operation's deadline.
 MIN_TRY_SECONDS = 0.2
+# What a limiter outage raises: Redis's errors, or the database's for the DatabaseLimiter.
+LIMITER_ERRORS = (redis.exceptions.RedisError, DatabaseErrors, OSError)
 # Tests replace this to observe backoff without waiting.
 _sleep = time.sleep
 
@@ -438,8 +442,16 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
     connect_timeout = min(settings.OUTBOUND_CONNECT_TIMEOUT, left)
     read_timeout = min(settings.OUTBOUND_READ_TIMEOUT, left)
     cut = read_timeout < settings.OUTBOUND_READ_TIMEOUT
-    permit = limiter.acquire(plan, max_wait=min(call.max_wait, max(0.0, left - MIN_TRY_SECONDS)),
-                             lease_seconds=connect_timeout + 2 * read_timeout + call.max_wait + 5)
+    try:
+        permit = limiter.acquire(plan, max_wait=min(call.max_wait, max(0.0, left - MIN_TRY_SECONDS)),
+                                 lease_seconds=connect_timeout + 2 * read_timeout + call.max_wait + 5,
+                                 seed=window_seed(connection, cred, plan))
+    except LIMITER_ERRORS as exc:
+        # Redis (or the database holding the limiter) is unreachable: nothing was sent, so nothing
+        # at the vendor changed. Said plainly; a refresh settles as failed, not unknown.
+        return call.not_sent(number, Outcome.THROTTLED, "limiter_unavailable",
+                             f"not sent: the rate limiter could not be reached ({type(exc).__name__}); "
+                             "nothing reached the vendor", details={"reason": "limiter_unavailable"})
     if not permit.ok:
         t = call.not_sent(number, Outcome.THROTTLED, "throttled", permit.message, blocked_until=permit.blocked_until,
                           details={"reason": permit.reason, "waited_s": round(permit.waited, 3)})
@@ -484,7 +496,7 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
         return call.record(number, t, started_at=started_at,
                            request_excerpt=_request_excerpt(call, prepared) if prepared is not None else "")
     finally:
-        limiter.release(permit)
+        _quietly(limiter.release, permit)  # a lease left behind expires on its own
 
     duration_ms = int((time.monotonic() - t0) * 1000)
     t = _classify(call, resp, body, truncated)
@@ -496,7 +508,7 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
     now = time.time()
     until = provider.block_until(t.status, t.rate, now)
     if until and until > now and plan.block_scope:
-        limiter.block(plan.block_scope, until - now)
+        _quietly(limiter.block, plan.block_scope, until - now)
         t.blocked_until = until
     _update_snapshot(connection, t.rate, t.blocked_until, throttled=t.status == 429)
     if t.data is not None:
@@ -505,6 +517,15 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
             call.redactor = call.redactor.extend(found)
     return call.record(number, t, started_at=started_at, request_excerpt=_request_excerpt(call, prepared),
                        response_excerpt=_response_excerpt(call, resp, body, truncated, parsed=t.data is not None))
+
+
+def _quietly(action, *args) -> None:
+    """Release a lease or set a block; once the request was sent, a limiter outage must not turn
+    the vendor's answer (a refresh's new secret) into an exception."""
+    try:
+        action(*args)
+    except LIMITER_ERRORS as exc:
+        log.warning("rate limiter unreachable after sending (%s); its lease or block is dropped", type(exc).__name__)
 
 
 def _classify(call: _Call, resp: requests.Response, body: bytes, truncated: bool) -> _Try:
