@@ -19,7 +19,7 @@ HX = {"HX-Request": "true"}
 LAYOUT = re.compile(r'<html lang="en">.*<nav class="nav" aria-label="Main">.*<main id="main"', re.S)
 # GET routes that are never a fragment of something else (their own page, or a plain redirect).
 NOT_FRAGMENTS = {"login", "logout", "overview", "connection_list", "connection_create", "connection_edit",
-                 "connection_secret", "connection_delete", "audit_log", "alert_list", "request_log",
+                 "connection_secret", "connection_archive", "audit_log", "alert_list", "request_log",
                  "request_detail", "error_history", "connection_errors", "connection_detail"}
 
 
