@@ -11,10 +11,17 @@ from django.db.models import ProtectedError
 from django_celery_beat.models import PeriodicTask
 
 from connections.client import RequestSpec, send
-from connections.models import AuditEvent, Connection, CredentialState, RequestLog, RotationAttempt, RotationState
+from connections.models import (
+    AuditEvent,
+    Connection,
+    CredentialState,
+    RequestLog,
+    RotationAttempt,
+    RotationState,
+)
+from connections.services import batch
 from connections.services.archive import connection_archive
 from connections.services.audit import Actor
-from connections.services import batch
 from tests import factories
 from tests.cli import run_cli
 
