@@ -25,6 +25,7 @@ urlpatterns = [
     path("audit/", vault.audit_log, name="audit_log"),
     # testing.py: the Test button and resuming paused scheduled tests
     path("connections/<slug:name>/test/", testing.test_connection, name="connection_test"),
+    path("connections/<slug:name>/test/<str:run_id>/", testing.test_status, name="connection_test_status"),
     path("connections/<slug:name>/resume-tests/", testing.resume_tests, name="connection_resume_tests"),
     # alerts.py: alert history, channels, rules, maintenance windows
     path("alerts/", alerts.alert_list, name="alert_list"),

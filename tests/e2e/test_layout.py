@@ -44,6 +44,7 @@ PAGES = [
     ("connection-headroom", "viewer", lambda c: f"/connections/{c.first.name}/headroom/"),
     ("connection-rotation", "operator", lambda c: f"/connections/{c.first.name}/rotation/"),
     ("connection-rotations", "operator", lambda c: f"/connections/{c.first.name}/rotations/"),
+    ("connection-test-status", "operator", lambda c: f"/connections/{c.first.name}/test/{'0' * 32}/"),
     ("connection-rotation-status", "operator",
      lambda c: f"/connections/{c.rotation.connection.name}/rotations/{c.rotation.id}/"),
     ("request-log", "viewer", lambda c: "/log/"),
@@ -68,7 +69,7 @@ FRAGMENT_PENDING: set[str] = set()
 ROUTES_COVERED = {
     "overview", "test_all_progress", "connection_list", "connection_create", "connection_detail", "connection_edit",
     "connection_secret", "connection_errors", "connection_headroom", "connection_rotation", "connection_rotations",
-    "connection_rotation_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
+    "connection_rotation_status", "connection_test_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
     "login", "user_list", "user_create", "password_change", "password_set",
     "reauth",  # measured at 1366x768 and 390x844 by tests/e2e/test_reauth.py
 }
