@@ -54,6 +54,6 @@ class PrivateRedis:
         """A RedisLimiter on this server (connections/throttle.py), as production builds it."""
         from django.core.cache.backends.redis import RedisCache
 
-        from connections.throttle import RedisLimiter
+        from connections.outbound.throttle import RedisLimiter
 
         return RedisLimiter(RedisCache(self.url, {"KEY_PREFIX": prefix}))

@@ -10,7 +10,6 @@ from django.db import connection as db
 from django.db.models import ProtectedError
 from django_celery_beat.models import PeriodicTask
 
-from connections.client import RequestSpec, send
 from connections.models import (
     AuditEvent,
     Connection,
@@ -19,6 +18,7 @@ from connections.models import (
     RotationAttempt,
     RotationState,
 )
+from connections.outbound.client import RequestSpec, send
 from connections.services import batch
 from connections.services.archive import connection_archive
 from connections.services.audit import Actor

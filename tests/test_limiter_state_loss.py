@@ -13,9 +13,9 @@ import urllib.request
 
 import pytest
 
-from connections import throttle
-from connections.client import RequestSpec, send
 from connections.models import Outcome, RotationAttempt, RotationState
+from connections.outbound import throttle
+from connections.outbound.client import RequestSpec, send
 from connections.rotation import rotate
 from connections.services.audit import Actor
 from connections.services.vault import active_credential

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Connection, Credential, Outcome, RequestLog
-from .providers.base import ThrottlePlan
+from ..models import Connection, Credential, Outcome, RequestLog
+from ..providers.base import ThrottlePlan
 from .throttle import Seed
 
 SEED_MARGIN_SECONDS = 2.0

@@ -1,6 +1,6 @@
 """The shared rate limiter: every process and machine draws on one budget (Redis or the database).
 
-Three rules, declared by providers (providers/base.py `Rule`):
+Three rules, declared by providers (providers/http.py `Rule`):
 
 - pace: at most `limit` per `period` in ANY sliding window. GCRA "virtual scheduling": each
   request reserves the next free slot (slots `period/limit` apart, at 95% of the limit as a
@@ -15,7 +15,7 @@ Plus a block per scope ("send nothing before T"), set from Retry-After or X-Rate
 Redis restarted without persistence forgets every count. A marker key (throttle:epoch) records
 when the limiter's memory began; a window that began before it has an unknown count, so the
 script asks the caller for a seed (the vendor's own count, from the X-RateLimit-Remaining the
-connections last stored: connections/throttle_seed.py) and, without one, counts the window as
+connections last stored: connections/outbound/throttle_seed.py) and, without one, counts the window as
 spent until it ends (docs/reliability.md, "Limiter state lost").
 A request that would wait longer than its caller's `max_wait` is not sent: acquire() returns a
 refusal the client records as outcome `throttled`.
@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from ..models import ThrottleLease, ThrottleScope
+from ..providers.http import ThrottlePlan
 from .commits import fast_commit
-from .models import ThrottleLease, ThrottleScope
-from .providers.base import ThrottlePlan
 
 Seed = Callable[[float], "int | None"]
 PACE_MARGIN = 0.95
