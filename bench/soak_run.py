@@ -262,6 +262,10 @@ class Soak:
         seconds = self.args.seconds
         warm = min(30.0, seconds * 0.15)
         time.sleep(warm)
+        # Memory is compared from a warm state: every worker up, its pool forked and answering.
+        ready_by = time.monotonic() + 120
+        while len(self.workers_answering()) < WORKERS and time.monotonic() < ready_by:
+            time.sleep(1)
         self.sample_rss("start")
         for at, action in self.schedule():
             time.sleep(max(0.0, at - self.elapsed()))
