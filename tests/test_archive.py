@@ -11,6 +11,7 @@ from django.db.models import ProtectedError
 from django_celery_beat.models import PeriodicTask
 
 from connections.models import (
+    AlertState,
     AuditEvent,
     Connection,
     CredentialState,
@@ -43,6 +44,7 @@ def test_archive_from_the_page_keeps_history_and_stops_everything(vendors, admin
         connection = used(vendors)
     assert PeriodicTask.objects.filter(name="connection-test:clever-old").exists()
     logged = RequestLog.objects.filter(connection=connection).count()
+    AlertState.objects.create(connection=connection, condition="failing", active=True, detail="failing")
     page = admin_client_.get("/connections/clever-old/").content.decode()
     assert "Archive connection" in page and "data-confirm" in page
 
@@ -60,6 +62,7 @@ def test_archive_from_the_page_keeps_history_and_stops_everything(vendors, admin
     assert "clever-old" not in admin_client_.get("/").content.decode()
     assert "clever-old" not in admin_client_.get("/connections/").content.decode()
     assert not PeriodicTask.objects.filter(name="connection-test:clever-old").exists()
+    assert not AlertState.objects.filter(connection=connection, active=True).exists()  # no alert left firing
     assert batch.test_all_start(actor=ACTOR)["total"] == 0
     for path in ("edit/", "secret/"):
         assert admin_client_.get(f"/connections/clever-old/{path}").status_code == 404

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Connection, CredentialState, RotationAttempt, RotationState
+from ..models import AlertState, Connection, CredentialState, RotationAttempt, RotationState
 from ..rotation.core import claim_connection
 from .audit import Actor, audit
 
@@ -42,6 +42,8 @@ def connection_archive(*, connection: Connection, actor: Actor) -> Connection:
             credential.meta = {**(credential.meta or {}), "retired_because": RETIRED_BY_ARCHIVE}
             credential.save(update_fields=["state", "retired_at", "secret", "meta"])
             retired.append({"version": credential.version, "fingerprint": credential.fingerprint})
+        # Its alerts end: nothing about it will change again (the events stay in the history).
+        AlertState.objects.filter(connection=locked, active=True).update(active=False, detail="archived")
         Connection.with_archived.filter(pk=locked.pk).update(
             archived_at=now, archived_by=actor.user, archived_by_label=actor.label[:150], enabled=False,
             next_refresh_at=None, rotation_lease_until=None, updated_at=now)
