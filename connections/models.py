@@ -22,7 +22,16 @@ class Health(models.TextChoices):
     NEEDS_ATTENTION = "needs_attention", "Needs attention"
 
 
+class LiveConnections(models.Manager):
+    """Connection.objects: connections in use. Archived ones (kept for their history) are only in
+    Connection.with_archived, so every list, schedule, batch and sender leaves them out."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(archived_at__isnull=True)
+
+
 class Connection(models.Model):
+    # Unique among archived ones too: an archived connection keeps its name (docs/decisions.md).
     name = models.SlugField(max_length=64, unique=True)
     provider = models.CharField(max_length=32, choices=provider_choices)
     base_url = models.URLField(max_length=500)
@@ -62,13 +71,23 @@ class Connection(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+    # Archived (never deleted): read-only, its secrets retired, its history kept (services/archive.py).
+    archived_at = models.DateTimeField(null=True, blank=True)
+    archived_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    archived_by_label = models.CharField(max_length=150, blank=True)
+
+    with_archived = models.Manager()
+    objects = LiveConnections()
 
     class Meta:
         ordering = ["name"]
+        default_manager_name = "objects"
+        base_manager_name = "with_archived"  # a log row's .connection is found when archived
         permissions = [
             ("run_tests", "Can run connection tests and calls"),
             ("rotate_credentials", "Can rotate credentials"),
-            ("manage_secrets", "Can create, edit and delete connections and their secrets"),
+            ("manage_secrets", "Can create, edit and archive connections and their secrets"),
             ("manage_alerts", "Can configure alert channels, rules and maintenance windows"),
             ("manage_users", "Can add users, change their roles, deactivate them and reset their passwords"),
         ]
@@ -145,7 +164,7 @@ class RotationAttempt(models.Model):
     """The rotation journal: one row per attempt, written and committed before the vendor is called."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="rotations")
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="rotations")
     kind = models.CharField(max_length=10, default="refresh")  # refresh | staged
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
@@ -182,7 +201,7 @@ class Outcome(models.TextChoices):
 class RequestLog(models.Model):
     """One row per outbound HTTP attempt."""
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="request_logs")
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="request_logs")
     provider = models.CharField(max_length=32)  # denormalised for the vendor filter
     operation = models.CharField(max_length=20)  # test, refresh, call, probe, login
     method = models.CharField(max_length=10)
@@ -231,11 +250,15 @@ class RequestLog(models.Model):
 
 
 class AuditEvent(models.Model):
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+    """Append-only: on PostgreSQL a trigger refuses UPDATE and DELETE (migration 0011). Hence
+    PROTECT: deleting a user or a connection with history is refused (users are deactivated,
+    connections archived) instead of rewriting audit rows."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                               related_name="+")
     actor_label = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=50)
-    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL,
+    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="audit_events")
     connection_name = models.CharField(max_length=64, blank=True)
     at = models.DateTimeField(default=timezone.now)

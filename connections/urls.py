@@ -21,10 +21,11 @@ urlpatterns = [
     path("connections/<slug:name>/", vault.connection_detail, name="connection_detail"),
     path("connections/<slug:name>/edit/", vault.connection_edit, name="connection_edit"),
     path("connections/<slug:name>/secret/", vault.connection_secret, name="connection_secret"),
-    path("connections/<slug:name>/delete/", vault.connection_delete, name="connection_delete"),
+    path("connections/<slug:name>/archive/", vault.connection_archive, name="connection_archive"),
     path("audit/", vault.audit_log, name="audit_log"),
     # testing.py: the Test button and resuming paused scheduled tests
     path("connections/<slug:name>/test/", testing.test_connection, name="connection_test"),
+    path("connections/<slug:name>/test/<str:run_id>/", testing.test_status, name="connection_test_status"),
     path("connections/<slug:name>/resume-tests/", testing.resume_tests, name="connection_resume_tests"),
     # views/alerts.py: alert history, channels, rules, maintenance windows
     path("alerts/", alerts.alert_list, name="alert_list"),

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("connections.urls")),
 ]
 
+handler400 = "dashboard.views.bad_request"
 handler500 = "dashboard.views.server_error"

@@ -66,6 +66,16 @@ def clear_cache() -> None:
         cache.clear()
 
 
+@pytest.fixture
+def eager_celery():
+    """Tasks run inline where they are queued (the Test button's test, in the view's thread)."""
+    from dashboard.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache():
     clear_cache()

@@ -34,7 +34,8 @@ def samples(db):
                                           display_target="a@example.com")
     window = MaintenanceWindow.objects.create(connection=c, starts_at=timezone.now(), ends_at=timezone.now())
     target = factories.user("viewer", username="matrix-target")
-    return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "attempt_id": "00000000-0000-0000-0000-000000000000",
+    return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "run_id": "0" * 32,
+            "attempt_id": "00000000-0000-0000-0000-000000000000",
             "channel": channel.pk, "window": window.pk, "user_id": target.pk, "uidb64": "MA", "token": "expired-token"}
 
 

@@ -71,13 +71,17 @@ class TestExportImport:
         exported = run_cli("export").out
         assert "export-PASSWORD-1" not in exported and "export-TOKEN-2" not in exported
         assert "exporter" not in exported  # nothing from the secret at all
-        Connection.objects.all().delete()
+        # Into another installation: here, the same one under new names (names are never reused).
+        data = json.loads(exported)
+        for entry in data["connections"]:
+            entry["name"] += "-copy"
         path = tmp_path / "export.json"
-        path.write_text(exported)
+        path.write_text(json.dumps(data))
         r = run_cli("import", str(path))
         assert r.code == 0, r.err
-        assert sorted(Connection.objects.values_list("name", flat=True)) == ["cb", "cl"]
-        assert Connection.objects.get(name="cb").options == {"accept_format": "xml"}
+        assert sorted(Connection.objects.values_list("name", flat=True)) == ["cb", "cb-copy", "cl", "cl-copy"]
+        assert Connection.objects.get(name="cb-copy").options == {"accept_format": "xml"}
+        assert not Connection.objects.get(name="cb-copy").credentials.exists()
 
     def test_import_validates_everything_first(self, tmp_path):
         path = tmp_path / "bad.json"

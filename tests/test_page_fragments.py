@@ -14,12 +14,12 @@ from connections.models import RequestLog, RotationAttempt
 from tests import factories
 from tests.urlconf import all_routes, fill
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db]
+pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 HX = {"HX-Request": "true"}
 LAYOUT = re.compile(r'<html lang="en">.*<nav class="nav" aria-label="Main">.*<main id="main"', re.S)
 # GET routes that are never a fragment of something else (their own page, or a plain redirect).
 NOT_FRAGMENTS = {"login", "logout", "overview", "connection_list", "connection_create", "connection_edit",
-                 "connection_secret", "connection_delete", "audit_log", "alert_list", "request_log",
+                 "connection_secret", "connection_archive", "audit_log", "alert_list", "request_log",
                  "request_detail", "error_history", "connection_errors", "connection_detail"}
 
 
@@ -29,7 +29,7 @@ def samples(db):
     log = RequestLog.objects.create(connection=c, provider="clever", operation="test", method="GET",
                                     path="/v3.0/districts", outcome="ok", status_code=200)
     attempt = RotationAttempt.objects.create(connection=c, state="succeeded")
-    return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "attempt_id": str(attempt.pk),
+    return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "run_id": "0" * 32, "attempt_id": str(attempt.pk),
             "channel": 1, "window": 1, "user_id": 1, "uidb64": "MA", "token": "x"}
 
 
@@ -49,6 +49,7 @@ class TestFragmentUrlsOpenedAsPages:
         ("connection_rotation", "rotate-panel", "/connections/frag/#rotate"),
         ("connection_rotations", "rotation-history-card", "/connections/frag/#rotation-history-card"),
         ("connection_rotation_status", "Rotated", "/connections/frag/?rotation={attempt_id}#rotate-panel"),
+        ("connection_test_status", "no longer known", "/connections/frag/#connection-test"),
     ])  # (rotation_status's fragment, the attempt's outcome, is not what its page shows: only the panel is)
     def test_a_panel_url_redirects_to_the_page_that_holds_it(self, admin, samples, name, fragment, page):
         url = _get_urls(samples)[name]

@@ -54,3 +54,18 @@ def test_oversized_secret_is_refused_with_a_clear_message():
         PROVIDERS["clever"].clean_secret({"token": "x" * (5 * 1024 * 1024)})
     assert "too long" in exc.value.message_dict["token"][0] and "16,384" in exc.value.message_dict["token"][0]
     assert PROVIDERS["clever"].clean_secret({"token": "x" * 16384})
+
+
+@pytest.mark.django_db
+def test_a_5_mb_secret_through_the_form_gets_a_clear_page_and_changes_nothing(admin_client_):
+    """Larger than DATA_UPLOAD_MAX_MEMORY_SIZE: refused before any view (or CSRF) reads the form."""
+    from connections.models import Connection
+    from tests import factories
+
+    connection = factories.connection("clever", secret={"token": "tok-before-the-flood"})
+    response = admin_client_.post(f"/connections/{connection.name}/secret/",
+                                  {"token": "x" * (5 * 1024 * 1024), "unverified": "1"})
+    html = response.content.decode()
+    assert response.status_code == 413
+    assert "Secret too large" in html and "Nothing was stored or changed" in html and "16,384 bytes" in html
+    assert [c.state for c in Connection.objects.get(pk=connection.pk).credentials.all()] == ["active"]

@@ -9,7 +9,7 @@ from connections import tasks
 from connections.models import BatchRun
 from tests import factories
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db]
+pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 HX = {"HX-Request": "true"}
 
 

@@ -20,7 +20,7 @@ from connections.services.testing import connection_test
 from tests import factories
 from tests.cli import run_cli
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db]
+pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 HX = {"HX-Request": "true"}
 USER = Actor(label="tester", via="user")
 

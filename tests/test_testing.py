@@ -19,7 +19,7 @@ from connections.services.vault import secret_replace
 from tests import factories
 from tests.cli import run_cli
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db]
+pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 USER = Actor(label="tester", via="user")
 HX = {"HX-Request": "true"}
 

@@ -33,7 +33,7 @@ from tests import factories
 from tests.cli import run_cli
 from tests.test_egress_differential import fake_dns
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db]
+pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
 USER = Actor(label="tester", via="user")
 TOKEN = "tls-fuzz-token-" + "k" * 16

@@ -206,7 +206,7 @@ class TestPages:
         c = factories.connection("clever", secret={"token": "viewer-can-not"})
         for url in ["/connections/new/", f"/connections/{c.name}/edit/", f"/connections/{c.name}/secret/"]:
             assert viewer_client.get(url).status_code == 403, url
-        assert viewer_client.post(f"/connections/{c.name}/delete/", {"confirm": c.name}).status_code == 403
+        assert viewer_client.post(f"/connections/{c.name}/archive/").status_code == 403
         assert viewer_client.post(f"/connections/{c.name}/secret/", {"token": "hijack"}).status_code == 403
         assert Connection.objects.filter(pk=c.pk).exists()
         assert c.credentials.count() == 1
@@ -281,9 +281,9 @@ class TestPages:
             "secret_token": "tok-audited"})
         c = Connection.objects.get(name="audited")
         admin_client_.post(f"/connections/{c.name}/secret/", {"token": "tok-audited-2", "unverified": "1"})
-        admin_client_.post(f"/connections/{c.name}/delete/", {"confirm": "audited"})
+        admin_client_.post(f"/connections/{c.name}/archive/")
         html = admin_client_.get("/audit/").content.decode()
-        for action in ("connection.create", "secret.replace", "connection.delete"):
+        for action in ("connection.create", "secret.replace", "connection.archive"):
             assert action in html
         assert html.count(admin_user.username) >= 3
         event = AuditEvent.objects.get(action="connection.create")

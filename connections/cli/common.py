@@ -50,6 +50,10 @@ def parse_options(pairs: list[str] | None) -> dict:
 def get_connection(name: str) -> Connection:
     connection = Connection.objects.filter(name=name).first()
     if connection is None:
+        archived = Connection.with_archived.filter(name=name).values_list("archived_at", flat=True).first()
+        if archived is not None:
+            raise CLIError(f"{name!r} was archived on {archived:%Y-%m-%d %H:%M} UTC: it is read-only; its history is "
+                           "on its page, in the request log and in the audit trail")
         raise CLIError(f"no connection named {name!r} (see `connections list`)")
     return connection
 

@@ -4,10 +4,13 @@ capped body, classify the answer, record it, and keep the connection's rate-limi
 from __future__ import annotations
 
 import copy
+import logging
 import time
 
+import redis
 import requests
 from django.conf import settings
+from django.db import Error as DatabaseErrors
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -18,11 +21,16 @@ from .call import Call, Try, storable
 from .redaction import excerpt, header_lines, redact_url
 from .snapshot import update_snapshot
 from .throttle import get_limiter
+from .throttle_seed import window_seed
 
 RESPONSE_HEADERS_LOGGED = ("content-type", "content-length", "retry-after", "location", "www-authenticate",
                            "x-request-id", "request-id")
 # A try (or a retry's wait) is not started with less than this left of the operation's deadline.
+log = logging.getLogger(__name__)
+
 MIN_TRY_SECONDS = 0.2
+# What a limiter outage raises: Redis's errors, or the database's for the DatabaseLimiter.
+LIMITER_ERRORS = (redis.exceptions.RedisError, DatabaseErrors, OSError)
 
 
 class BodyTooSlow(Exception):
@@ -55,8 +63,16 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict) -> Try:
     connect_timeout = min(settings.OUTBOUND_CONNECT_TIMEOUT, left)
     read_timeout = min(settings.OUTBOUND_READ_TIMEOUT, left)
     cut = read_timeout < settings.OUTBOUND_READ_TIMEOUT
-    permit = limiter.acquire(plan, max_wait=min(call.max_wait, max(0.0, left - MIN_TRY_SECONDS)),
-                             lease_seconds=connect_timeout + 2 * read_timeout + call.max_wait + 5)
+    try:
+        permit = limiter.acquire(plan, max_wait=min(call.max_wait, max(0.0, left - MIN_TRY_SECONDS)),
+                                 lease_seconds=connect_timeout + 2 * read_timeout + call.max_wait + 5,
+                                 seed=window_seed(connection, cred, plan))
+    except LIMITER_ERRORS as exc:
+        # Redis (or the database holding the limiter) is unreachable: nothing was sent, so nothing
+        # at the vendor changed. Said plainly; a refresh settles as failed, not unknown.
+        return call.not_sent(number, Outcome.THROTTLED, "limiter_unavailable",
+                             f"not sent: the rate limiter could not be reached ({type(exc).__name__}); "
+                             "nothing reached the vendor", details={"reason": "limiter_unavailable"})
     if not permit.ok:
         t = call.not_sent(number, Outcome.THROTTLED, "throttled", permit.message, blocked_until=permit.blocked_until,
                           details={"reason": permit.reason, "waited_s": round(permit.waited, 3)})
@@ -101,7 +117,7 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict) -> Try:
         return call.record(number, t, started_at=started_at,
                            request_excerpt=request_excerpt(call, prepared) if prepared is not None else "")
     finally:
-        limiter.release(permit)
+        _quietly(limiter.release, permit)  # a lease left behind expires on its own
 
     duration_ms = int((time.monotonic() - t0) * 1000)
     t = classify(call, resp, body, truncated)
@@ -113,7 +129,7 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict) -> Try:
     now = time.time()
     until = provider.block_until(t.status, t.rate, now)
     if until and until > now and plan.block_scope:
-        limiter.block(plan.block_scope, until - now)
+        _quietly(limiter.block, plan.block_scope, until - now)
         t.blocked_until = until
     update_snapshot(connection, t.rate, t.blocked_until, throttled=t.status == 429)
     if t.data is not None:
@@ -122,6 +138,15 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict) -> Try:
             call.redactor = call.redactor.extend(found)
     return call.record(number, t, started_at=started_at, request_excerpt=request_excerpt(call, prepared),
                        response_excerpt=response_excerpt(call, resp, body, truncated, parsed=t.data is not None))
+
+
+def _quietly(action, *args) -> None:
+    """Release a lease or set a block; once the request was sent, a limiter outage must not turn
+    the vendor's answer (a refresh's new secret) into an exception."""
+    try:
+        action(*args)
+    except LIMITER_ERRORS as exc:
+        log.warning("rate limiter unreachable after sending (%s); its lease or block is dropped", type(exc).__name__)
 
 
 def classify(call: Call, resp: requests.Response, body: bytes, truncated: bool) -> Try:

@@ -94,6 +94,10 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
 
     explicit = credential is not None
     cred = credential if explicit else _active_credential(connection)
+    if connection.archived_at is not None or (cred is not None and cred.meta.get("retired_because") == "archived"):
+        tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "archived",
+                                   f"connection {connection.name} is archived: nothing is sent for it"))
+        return finish()
     if cred is None:
         tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "no_credential",
                                    f"connection {connection.name} has no active credential; store a secret first"))

@@ -7,9 +7,12 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..providers.http import ThrottlePlan
+
+Seed = Callable[[float], "int | None"]
 
 PACE_MARGIN = 0.95
 WINDOW_MARGIN = 0.99
@@ -50,7 +53,11 @@ class Limiter:
 
     poll = 0.002  # seconds between tries while every concurrency slot is taken
 
-    def acquire(self, plan: ThrottlePlan, *, max_wait: float, lease_seconds: float = 60.0) -> Permit:
+    def acquire(self, plan: ThrottlePlan, *, max_wait: float, lease_seconds: float = 60.0,
+                seed: Seed | None = None) -> Permit:
+        """`seed(window_start)`: how many requests the vendor already counted in the window that
+        began at `window_start` (Unix seconds), asked only when the limiter lost its own count
+        (Redis restarted without persistence); None, or no seed, counts the window as spent."""
         if not plan.rules and not plan.block_scope:
             return Permit(ok=True)
         started = time.monotonic()
@@ -59,7 +66,7 @@ class Limiter:
         while True:
             remaining = deadline - time.monotonic()
             ok, reason, wait = self._try(plan, lease_id=lease_id, lease_seconds=lease_seconds,
-                                         max_delay=max(0.0, remaining))
+                                         max_delay=max(0.0, remaining), seed=seed)
             if ok:
                 if wait > 0:
                     time.sleep(wait)
@@ -86,7 +93,8 @@ class Limiter:
             time.sleep(wait)
 
     # -- backend hooks ----------------------------------------------------------
-    def _try(self, plan: ThrottlePlan, *, lease_id: str, lease_seconds: float, max_delay: float):
+    def _try(self, plan: ThrottlePlan, *, lease_id: str, lease_seconds: float, max_delay: float,
+             seed: Seed | None = None):
         """(admitted, reason, seconds): admitted with a pace delay, or refused and how long the
         refusal lasts (0 for busy)."""
         raise NotImplementedError

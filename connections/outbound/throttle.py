@@ -11,6 +11,12 @@ Three rules, declared by providers (providers/http.py `Rule`):
   at 99% of the limit so a request straddling the vendor's window edge cannot overflow it.
 
 Plus a block per scope ("send nothing before T"), set from Retry-After or X-RateLimit-Reset.
+
+Redis restarted without persistence forgets every count. A marker key (throttle:epoch) records
+when the limiter's memory began; a window that began before it has an unknown count, so the
+script asks the caller for a seed (the vendor's own count, from the X-RateLimit-Remaining the
+connections last stored: connections/outbound/throttle_seed.py) and, without one, counts the window as
+spent until it ends (docs/reliability.md, "Limiter state lost").
 A request that would wait longer than its caller's `max_wait` is not sent: acquire() returns a
 refusal the client records as outcome `throttled`.
 
@@ -38,6 +44,11 @@ from .limiter import Limiter, Permit, block_scope_of, effective, rules_of
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local epoch = tonumber(redis.call('GET', KEYS[5]) or '0')
+if epoch == 0 then
+  epoch = now
+  redis.call('SET', KEYS[5], string.format('%d', now))
+end
 local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
 if blocked > now then return {0, 'blocked', tostring(blocked - now)} end
 local sem_limit = tonumber(ARGV[1])
@@ -51,7 +62,18 @@ if wlimit > 0 then
   local period = tonumber(ARGV[7])
   local wno = math.floor(now / period)
   wkey = KEYS[4] .. ':' .. string.format('%d', wno)
-  local count = tonumber(redis.call('GET', wkey) or '0')
+  local raw = redis.call('GET', wkey)
+  local count = 0
+  if raw then
+    count = tonumber(raw)
+  elseif epoch > wno * period then
+    -- This window began before the limiter's memory did (Redis restarted without its data):
+    -- what was sent in it so far is unknown. Start from the caller's seed, or ask for one.
+    local seed = tonumber(ARGV[8])
+    if seed < 0 then return {0, 'unseeded', string.format('%d', wno * period)} end
+    count = seed
+    redis.call('SET', wkey, string.format('%d', seed), 'PX', math.floor(period / 1000) * 2 + 1000)
+  end
   if count >= wlimit then return {0, 'window', string.format('%d', (wno + 1) * period - now)} end
 end
 local interval = tonumber(ARGV[4])
@@ -100,7 +122,7 @@ class RedisLimiter(Limiter):
     def _sem_key(self, scope: str) -> str:
         return self._key(f"throttle:sem:{scope}")
 
-    def _try(self, plan, *, lease_id, lease_seconds, max_delay):
+    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None):
         sem, pace, window = rules_of(plan)
         scope = block_scope_of(plan)
         keys = [
@@ -108,6 +130,7 @@ class RedisLimiter(Limiter):
             self._sem_key(sem.scope if sem else scope),
             self._key(f"throttle:pace:{pace.scope if pace else scope}"),
             self._key(f"throttle:window:{window.scope if window else scope}"),
+            self._key("throttle:epoch"),  # when this Redis's limiter state began (see _ADMIT)
         ]
         w_limit, w_period = effective(window) if window else (0, 60.0)
         interval = effective(pace)[1] if pace else 0.0
@@ -119,9 +142,15 @@ class RedisLimiter(Limiter):
             int(max_delay * 1_000_000),
             w_limit,
             int(w_period * 1_000_000),
+            -1,  # no seed: the script asks for one only when it lost the window's count
         ]
         ok, reason, value = self._admit(keys=keys, args=args)
         reason = reason.decode() if isinstance(reason, bytes) else reason
+        if reason == "unseeded":
+            counted = seed(int(value) / 1_000_000) if seed is not None else None
+            args[-1] = w_limit if counted is None else max(0, int(counted))
+            ok, reason, value = self._admit(keys=keys, args=args)
+            reason = reason.decode() if isinstance(reason, bytes) else reason
         return bool(int(ok)), reason, int(value) / 1_000_000
 
     def release(self, permit: Permit) -> None:
@@ -202,7 +231,7 @@ class DatabaseLimiter(Limiter):
         fields = ("scope", "blocked_until", "tat", "window_number", "window_count")
         return {row[0]: dict(zip(fields, row, strict=True)) for row in rows}
 
-    def _try(self, plan, *, lease_id, lease_seconds, max_delay):
+    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None):
         sem, pace, window = rules_of(plan)
         scope = block_scope_of(plan)
         if not plan.rules:

@@ -8,6 +8,7 @@ from .overview import connection_headroom, headroom_for, health_counts, overview
 from .vault import (
     active_of,
     alert_rule_rows,
+    archived_detail,
     audit_page,
     connection_alerts,
     connection_detail,
@@ -16,7 +17,7 @@ from .vault import (
 )
 
 __all__ = [
-    "ERROR_RANGES", "LOG_PAGE_SIZE", "LogFilters", "active_of", "alert_rule_rows", "audit_page",
+    "ERROR_RANGES", "LOG_PAGE_SIZE", "LogFilters", "active_of", "alert_rule_rows", "archived_detail", "audit_page",
     "connection_alerts", "connection_detail", "connection_headroom", "connection_list", "error_history", "firing_alerts",
     "headroom_for", "health_counts", "overview", "request_detail", "request_log_page",
 ]

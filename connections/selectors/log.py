@@ -143,8 +143,16 @@ class LogFilters:
         return qs
 
 
-def _connection_names() -> dict[int, str]:
-    return dict(Connection.objects.order_by("name").values_list("id", "name"))
+def _connection_names() -> tuple[dict[int, str], set[int]]:
+    """Every connection's name, archived ones included (their rows stay in the log), and which
+    of them are archived."""
+    rows = Connection.with_archived.order_by("name").values_list("id", "name", "archived_at")
+    names, archived = {}, set()
+    for pk, name, archived_at in rows:
+        names[pk] = name
+        if archived_at is not None:
+            archived.add(pk)
+    return names, archived
 
 
 def request_log_page(*, filters: LogFilters, before: str | None = None, tail_after: int | None = None,
@@ -154,7 +162,7 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
     Two queries: the connections (names for the filter and the rows) and one page of rows
     read through the (started_at, id) indexes; a third (max id) starts a live tail.
     """
-    names = _connection_names()
+    names, archived = _connection_names()
     ids = {name: pk for pk, name in names.items()}
     qs = filters.apply(RequestLog.objects.only(*_LOG_LIST_FIELDS), connection_id=ids.get(filters.connection))
     tail_cursor = None
@@ -188,7 +196,9 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
         "is_tail": tail_after is not None,
         "tail_cursor": tail_cursor,
         "tail_query": filters.querystring(after=tail_cursor) if tail_cursor is not None else "",
-        "connection_names": list(names.values()),
+        # The filter: live connections, then archived ones (their history stays searchable).
+        "connection_names": [name for pk, name in names.items() if pk not in archived]
+        + [(name, f"{name} (archived)") for pk, name in names.items() if pk in archived],
         "detail_prefix": reverse("request_detail", args=[0])[:-2],  # "/log/": rows add "<id>/"
         "vendors": PROVIDERS,
         "operations": OPERATIONS,

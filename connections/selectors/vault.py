@@ -53,6 +53,20 @@ def connection_detail(*, connection: Connection) -> dict:
     }
 
 
+def archived_detail(*, connection: Connection) -> dict:
+    """The read-only page of an archived connection: what it was, its secrets' versions (retired),
+    its latest requests and audit trail, with links to the whole history."""
+    return {
+        "connection": connection,
+        "provider": connection.provider_obj,
+        "versions": list(connection.credentials.defer("secret").order_by("-version")[:20]),
+        "audit_events": list(connection.audit_events.order_by("-at", "-id")[:10]),
+        "recent_requests": list(connection.request_logs.order_by("-started_at", "-id")
+                                .only("id", "started_at", "operation", "method", "path", "status_code", "outcome")[:10]),
+        "options": connection.effective_options(),
+    }
+
+
 def audit_page(*, before: str | None = None, connection: str | None = None) -> dict:
     """Newest first, keyset-paginated on (at, id) through the `before` cursor "<id>"."""
     qs = AuditEvent.objects.select_related("connection").order_by("-at", "-id")

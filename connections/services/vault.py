@@ -1,4 +1,4 @@
-"""Connections and their credentials: create, update, replace the secret, delete, import.
+"""Connections and their credentials: create, update, replace the secret, import (archive: archive.py).
 
 Secrets arrive as plain dicts, are validated against the provider's schema, and are
 stored encrypted as a new Credential version; the previous active one is retired.
@@ -39,8 +39,10 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
         errors["name"] = f"use lowercase letters, digits and hyphens only (at most {NAME_MAX}), e.g. {slugify(name)[:NAME_MAX] or 'clever-prod'}"
     elif name in RESERVED_NAMES:
         errors["name"] = f"{name!r} is reserved; choose another name"
-    elif Connection.objects.filter(name=name).exclude(pk=existing.pk if existing else None).exists():
-        errors["name"] = f"a connection named {name!r} already exists"
+    elif (taken := Connection.with_archived.filter(name=name).exclude(pk=existing.pk if existing else None)
+          .only("archived_at").first()) is not None:
+        errors["name"] = (f"an archived connection keeps the name {name!r} (its history is filed under it); "
+                          "choose another name" if taken.archived_at else f"a connection named {name!r} already exists")
     cleaned["name"] = name
     try:
         prov = get_provider(provider)
@@ -216,15 +218,6 @@ def secret_replace(*, connection: Connection, secret: object, actor: Actor) -> C
     return credential
 
 
-def connection_delete(*, connection: Connection, actor: Actor) -> None:
-    name = connection.name
-    with transaction.atomic():
-        audit(actor=actor, action="connection.delete", connection=None, connection_name=name,
-              details={"provider": connection.provider, "base_url": connection.base_url})
-        connection.delete()
-    _after_definition_change(None, deleted_name=name)
-
-
 EXPORT_FIELDS = ("name", "provider", "base_url", "options", "enabled", "test_interval", "refresh_interval")
 EXPORT_FORMAT = 1
 
@@ -296,11 +289,8 @@ def connections_import(*, data: object, actor: Actor) -> list[Connection]:
     return created
 
 
-def _after_definition_change(connection: Connection | None, deleted_name: str = "") -> None:
+def _after_definition_change(connection: Connection) -> None:
     """Keep the beat schedule in step with the connection (scheduling lives in tasks.py)."""
     from .. import scheduling
 
-    if connection is not None:
-        transaction.on_commit(lambda: scheduling.sync_connection_schedule(connection.pk))
-    else:
-        transaction.on_commit(lambda: scheduling.remove_connection_schedule(deleted_name))
+    transaction.on_commit(lambda: scheduling.sync_connection_schedule(connection.pk))

@@ -93,7 +93,7 @@ def error_history(request: HtmxHttpRequest):
 @require_GET
 @can("view_requestlog")
 def connection_errors(request: HtmxHttpRequest, name: str):
-    context = selectors.error_history(connection=get_connection(name), range_key=request.GET.get("range", "7d"))
+    context = selectors.error_history(connection=get_connection(name, archived=True), range_key=request.GET.get("range", "7d"))
     return render(request, "connections/errors.html", "errors-body", context)
 
 

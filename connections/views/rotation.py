@@ -134,6 +134,6 @@ def replace(request: HtmxHttpRequest, name: str):
 @require_GET
 @can("view_connection")
 def rotation_history(request: HtmxHttpRequest, name: str):
-    connection = get_connection(name)
+    connection = get_connection(name, archived=True)
     return fragment_or_page(request, f"{TEMPLATE}#history", {"connection": connection}, page=detail_url(connection),
                             anchor="rotation-history-card")

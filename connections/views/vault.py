@@ -1,4 +1,4 @@
-"""Connections and secrets: list, detail, create, edit, replace secret, delete; the audit log."""
+"""Connections and secrets: list, detail, create, edit, replace secret, archive; the audit log."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..outbound import guard
 from ..providers import PROVIDERS
 from ..rotation import staged_replace
 from ..selectors.vault import retired_for_host_change
+from ..services import archive as archive_services
 from ..services import vault as vault_services
 from ..services.audit import Actor
 from .common import can, get_connection, render
@@ -34,7 +35,9 @@ def connection_list(request):
 @require_GET
 @can("view_connection")
 def connection_detail(request, name: str):
-    connection = get_connection(name)
+    connection = get_connection(name, archived=True)
+    if connection.archived_at is not None:  # read-only: what it was, and its history
+        return TemplateResponse(request, "connections/archived.html", selectors.archived_detail(connection=connection))
     # htmx refreshes these after a rotation or replacement changes the credential.
     part = request.GET.get("part")
     return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None,
@@ -136,14 +139,16 @@ def connection_secret(request, name: str):
 
 @require_POST
 @can("manage_secrets")
-def connection_delete(request, name: str):
+def connection_archive(request, name: str):
     connection = get_connection(name)
-    if request.POST.get("confirm") != connection.name:
-        messages.error(request, f"Type the connection's name ({connection.name}) to confirm deletion.")
+    try:
+        archive_services.connection_archive(connection=connection, actor=Actor.from_request(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
         return redirect("connection_detail", name=connection.name)
-    vault_services.connection_delete(connection=connection, actor=Actor.from_request(request))
-    messages.success(request, f"Connection {name} and all its credential versions were deleted.")
-    return redirect("connection_list")
+    messages.success(request, f"Connection {name} is archived: it is no longer tested or used and its secrets are "
+                              "retired; its request log, rotation history and audit trail stay below.")
+    return redirect("connection_detail", name=connection.name)
 
 
 @require_GET

@@ -19,6 +19,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from connections.models import Connection
+from connections.services.archive import connection_archive
+from connections.services.audit import Actor
 from tests import factories
 from tests.e2e import crowded
 from tests.e2e.conftest import sign_in, take_screenshot
@@ -35,12 +37,14 @@ PAGES = [
     ("connection-create", "admin", lambda c: "/connections/new/"),
     ("connection-detail", "admin", lambda c: f"/connections/{c.first.name}/"),
     ("connection-detail-viewer", "viewer", lambda c: f"/connections/{c.first.name}/"),
+    ("connection-archived", "viewer", lambda c: f"/connections/{c.archived.name}/"),
     ("connection-edit", "admin", lambda c: f"/connections/{c.first.name}/edit/"),
     ("connection-secret", "admin", lambda c: f"/connections/{c.first.name}/secret/"),
     ("connection-errors", "viewer", lambda c: f"/connections/{c.first.name}/errors/"),
     ("connection-headroom", "viewer", lambda c: f"/connections/{c.first.name}/headroom/"),
     ("connection-rotation", "operator", lambda c: f"/connections/{c.first.name}/rotation/"),
     ("connection-rotations", "operator", lambda c: f"/connections/{c.first.name}/rotations/"),
+    ("connection-test-status", "operator", lambda c: f"/connections/{c.first.name}/test/{'0' * 32}/"),
     ("connection-rotation-status", "operator",
      lambda c: f"/connections/{c.rotation.connection.name}/rotations/{c.rotation.id}/"),
     ("request-log", "viewer", lambda c: "/log/"),
@@ -65,12 +69,12 @@ FRAGMENT_PENDING: set[str] = set()
 ROUTES_COVERED = {
     "overview", "test_all_progress", "connection_list", "connection_create", "connection_detail", "connection_edit",
     "connection_secret", "connection_errors", "connection_headroom", "connection_rotation", "connection_rotations",
-    "connection_rotation_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
+    "connection_rotation_status", "connection_test_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
     "login", "user_list", "user_create", "password_change", "password_set",
     "reauth",  # measured at 1366x768 and 390x844 by tests/e2e/test_reauth.py
 }
 POST_ONLY = {
-    "test_all", "connection_delete", "connection_test", "connection_resume_tests", "alert_channel_create",
+    "test_all", "connection_archive", "connection_test", "connection_resume_tests", "alert_channel_create",
     "alert_channel_test", "alert_channel_delete", "alert_rules_update", "connection_alert_rules",
     "maintenance_create", "maintenance_end", "connection_rotate", "connection_replace", "logout",
     "user_role", "user_active", "user_reset_password",
@@ -229,8 +233,11 @@ def test_every_page_fits_when_empty(browser, live_server, size):
     data.first = first
     data.rotation = type("R", (), {"connection": first, "id": "00000000-0000-0000-0000-000000000000"})
     data.log = type("L", (), {"pk": 999999})
+    data.archived = connection_archive(connection=factories.connection("clever", name="clever-old", secret={"token": "o"}),
+                                       actor=Actor(label="layout"))
     problems = _visit_all(browser, live_server, size, data, "empty")
-    Connection.objects.all().delete()  # no connection at all: the overview's and the list's first-run states
+    for connection in Connection.objects.all():  # none left in use: the overview's and the list's first-run states
+        connection_archive(connection=connection, actor=Actor(label="layout"))
     first_run = [p for p in PAGES if p[0] in ("overview", "connection-list", "request-log", "audit", "alerts")]
     problems += _visit_all(browser, live_server, size, data, "first-run", visit=first_run)
     assert not problems, "\n".join(problems)

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         base = f"http://127.0.0.1:{settings.SANDBOX_PORT}"
         created = []
         for provider, name in DEMO.items():
-            if Connection.objects.filter(name=name).exists():
+            if Connection.with_archived.filter(name=name).exists():
                 continue
             connection_create(name=name, provider=provider, base_url=f"{base}/{provider}",
                               secret=dict(DEMO_CREDENTIALS[provider]), test_interval=300,
