@@ -34,7 +34,7 @@ from requests.structures import CaseInsensitiveDict
 from . import guard, transport
 from .commits import fast_commit
 from .crypto import SecretUnavailable
-from .models import Connection, Credential, CredentialState, Outcome, RequestLog
+from .models import Connection, Credential, Outcome, RequestLog
 from .providers.base import (
     Attempt,
     ErrorInfo,
@@ -247,7 +247,7 @@ def reveal(credential: Credential) -> dict:
 
 
 def _active_credential(connection: Connection) -> Credential | None:
-    return Credential.objects.filter(connection_id=connection.pk, state=CredentialState.ACTIVE).first()
+    return Credential.objects.active().filter(connection_id=connection.pk).first()
 
 
 def _origin_refusal(connection: Connection, credential: Credential) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
+from .choices import ChannelKind
 from .providers import PROVIDERS, provider_choices
 from .providers.base import SchemaError
 
@@ -113,3 +114,19 @@ class UserRoleForm(forms.Form):
 
 class UserActiveForm(forms.Form):
     active = forms.TypedChoiceField(choices=[("1", "reactivate"), ("0", "deactivate")], coerce=lambda v: v == "1")
+
+
+# -- alerts --------------------------------------------------------------------------------
+
+class ChannelForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=ChannelKind.choices)
+    target = forms.CharField(max_length=2000, label="Addresses or webhook URL",
+                             help_text="E-mail: addresses separated by commas. Webhook: the full URL "
+                                       "(Slack-compatible JSON with a text field). The URL is stored encrypted.",
+                             widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
+class MaintenanceForm(forms.Form):
+    hours = forms.FloatField(min_value=0.1, max_value=336, initial=1, label="Duration (hours)")
+    reason = forms.CharField(max_length=300, required=False)

@@ -243,7 +243,7 @@ def overview(*, now: datetime | None = None) -> dict:
     rows = []
     counts: dict[str, int] = {}
     memo: dict = {}
-    maintenance = {w.connection_id: w for w in MaintenanceWindow.objects.filter(starts_at__lte=now, ends_at__gt=now)}
+    maintenance = {w.connection_id: w for w in MaintenanceWindow.objects.in_force(now)}
     for c in connections:
         c.rotation_label = ROTATION_LABELS.get(c.rotation_state, "")
         c.health_label = HEALTH_LABELS.get(c.health, c.health)  # get_FOO_display re-normalises choices per call

@@ -17,7 +17,7 @@ AUDIT_PAGE_SIZE = 50
 
 
 def _active_credentials() -> Prefetch:
-    return Prefetch("credentials", queryset=Credential.objects.filter(state=CredentialState.ACTIVE)
+    return Prefetch("credentials", queryset=Credential.objects.active()
                     .select_related("created_by").defer("secret"), to_attr="active_credentials")
 
 
@@ -28,7 +28,7 @@ def connection_list() -> QuerySet[Connection]:
 def active_of(connection: Connection) -> Credential | None:
     creds = getattr(connection, "active_credentials", None)
     if creds is None:
-        return connection.credentials.filter(state=CredentialState.ACTIVE).defer("secret").first()
+        return connection.credentials.active().defer("secret").first()
     return creds[0] if creds else None
 
 
@@ -78,8 +78,7 @@ def alert_rule_rows(connection: Connection | None = None) -> list[dict]:
     """One row per condition: the default rule, and this connection's own rule where it has one."""
     from ..models import AlertCondition, AlertRule
 
-    rules = list(AlertRule.objects.filter(connection=None) | AlertRule.objects.filter(connection=connection)
-                 if connection else AlertRule.objects.filter(connection=None))
+    rules = list(AlertRule.objects.in_force_for(connection))
     defaults = {r.condition: r for r in rules if r.connection_id is None}
     own = {r.condition: r for r in rules if r.connection_id is not None}
     return [{"condition": value, "label": label, "default": defaults.get(value), "own": own.get(value),
@@ -93,7 +92,7 @@ def connection_alerts(*, connection: Connection) -> dict:
     return {
         "alert_events": list(connection.alert_events.prefetch_related("deliveries__channel").order_by("-at", "-id")[:10]),
         "alert_rules": alert_rule_rows(connection),
-        "maintenance_now": connection.maintenance_windows.filter(starts_at__lte=now, ends_at__gt=now).first(),
+        "maintenance_now": connection.maintenance_windows.in_force(now).first(),
     }
 
 
@@ -104,8 +103,7 @@ def firing_alerts(*, now=None) -> list:
 
     now = now or timezone.now()
     states = list(AlertState.objects.filter(active=True).select_related("connection").order_by("-since", "-id"))
-    silenced = set(MaintenanceWindow.objects.filter(starts_at__lte=now, ends_at__gt=now,
-                                                    connection__in=[s.connection_id for s in states])
+    silenced = set(MaintenanceWindow.objects.in_force(now).filter(connection__in=[s.connection_id for s in states])
                    .values_list("connection_id", flat=True))
     labels = dict(AlertCondition.choices)
     for s in states:

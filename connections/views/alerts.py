@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -13,27 +12,13 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.reauth import recent_password
 
 from .. import alerts, selectors
-from ..forms import add_schema_errors, errors_text
+from ..forms import ChannelForm, MaintenanceForm, add_schema_errors, errors_text
 from ..models import AlertChannel, AlertCondition, AlertDelivery, AlertEvent, AlertRule, MaintenanceWindow
 from ..providers.base import SchemaError
 from ..services.audit import Actor
 from .common import can, get_connection, render
 
 EVENTS_SHOWN = 100
-
-
-class ChannelForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    kind = forms.ChoiceField(choices=AlertChannel.KINDS)
-    target = forms.CharField(max_length=2000, label="Addresses or webhook URL",
-                             help_text="E-mail: addresses separated by commas. Webhook: the full URL "
-                                       "(Slack-compatible JSON with a text field). The URL is stored encrypted.",
-                             widget=forms.TextInput(attrs={"autocomplete": "off"}))
-
-
-class MaintenanceForm(forms.Form):
-    hours = forms.FloatField(min_value=0.1, max_value=336, initial=1, label="Duration (hours)")
-    reason = forms.CharField(max_length=300, required=False)
 
 
 @require_GET
@@ -45,9 +30,9 @@ def alert_list(request):
         "firing": selectors.firing_alerts(),
         "events": events,
         "channels": AlertChannel.objects.order_by("name"),
-        "recent_tests": AlertDelivery.objects.filter(event=None).select_related("channel")[:10],
+        "recent_tests": AlertDelivery.objects.channel_tests().select_related("channel")[:10],
         "rules": selectors.alert_rule_rows(),
-        "maintenance": MaintenanceWindow.objects.filter(ends_at__gt=timezone.now()).select_related("connection"),
+        "maintenance": MaintenanceWindow.objects.not_ended().select_related("connection"),
         "channel_form": ChannelForm(),
     }
     return render(request, "connections/alerts.html", "alert-events", context)
