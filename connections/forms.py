@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from django import forms
 
-from .choices import ChannelKind
+from .choices import ChannelKind, Operation, Outcome
 from .providers import PROVIDERS, provider_choices
 from .providers.base import SchemaError
+from .selectors.log import STATUS_CLASSES, LogFilters
 
 
 def add_schema_errors(form: forms.Form, exc: SchemaError) -> None:
@@ -130,3 +131,44 @@ class ChannelForm(forms.Form):
 class MaintenanceForm(forms.Form):
     hours = forms.FloatField(min_value=0.1, max_value=336, initial=1, label="Duration (hours)")
     reason = forms.CharField(max_length=300, required=False)
+
+
+# -- the request log's filters ---------------------------------------------------------------
+
+class LogFilterForm(forms.Form):
+    """The request log's filters, read from the query string (as healthchecks reads its log filters).
+
+    A bad value is named on the page and that filter left out; the other filters still apply."""
+
+    STATUS_CHOICES = (*STATUS_CLASSES, "none")  # what the Status menu offers; any code 100-599 is valid too
+
+    connection = forms.CharField(required=False, max_length=200)
+    vendor = forms.ChoiceField(required=False, choices=lambda: [(k, p.label) for k, p in PROVIDERS.items()])
+    operation = forms.ChoiceField(required=False, choices=[(v, v) for v in Operation.values])
+    outcome = forms.ChoiceField(required=False, choices=Outcome.choices)
+    status = forms.CharField(required=False, max_length=10)
+    error_code = forms.CharField(required=False, max_length=200)
+    request_id = forms.CharField(required=False, max_length=200)
+    since = forms.DateTimeField(required=False, label="From")
+    until = forms.DateTimeField(required=False, label="To")
+    tail = forms.BooleanField(required=False)
+
+    def clean_status(self) -> str:
+        status = self.cleaned_data["status"].lower()
+        if status and not (status in self.STATUS_CHOICES or (status.isdigit() and 100 <= int(status) <= 599)):
+            raise forms.ValidationError("a class (2xx to 5xx), an HTTP status from 100 to 599, or none (no answer).")
+        return status
+
+    def filters(self) -> LogFilters:
+        """The valid filters as the selector takes them (call after is_valid())."""
+        data = {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+        return LogFilters(**data)
+
+    def problems(self) -> list[str]:
+        """Each bad value, in words: 'Status “abc”: a class (2xx to 5xx), …'."""
+        out = []
+        for name, messages in self.errors.items():
+            raw = str(self.data.get(name, ""))[:60]
+            label = self.fields[name].label or name.replace("_", " ").capitalize()
+            out.append(f"{label} “{raw}”: {' '.join(messages)}")
+        return out

@@ -93,8 +93,16 @@ class TestRequestLog:
         until = timezone.localtime(now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
         assert paths(f"until={until}") == {"/b-old"}
         assert paths("vendor=cleverbridge&outcome=timeout") == {"/b-timeout"}
-        # Unknown values are ignored, not errors.
+        # Bad values are named on the page and left out; the valid filters still apply.
         assert len(paths("vendor=nope&status=abc&outcome=drop")) == 6
+        r = viewer_client.get("/log/?vendor=nope&status=abc&connection=clever-a&since=yesterday", headers=HX)
+        assert r.status_code == 200
+        problems = text(r)
+        assert 'Vendor “nope”: Select a valid choice.' in problems
+        assert 'Status “abc”: a class (2xx to 5xx), an HTTP status from 100 to 599, or none' in problems
+        assert 'From “yesterday”: Enter a valid date/time.' in problems
+        assert set(re.findall(r"GET (/[a-z0-9-]+)", problems)) == {"/a-ok", "/a-404", "/a-refresh"}
+        assert "Left out of the filters" not in text(viewer_client.get("/log/?vendor=clever"))
 
         # An htmx filter change gets the results fragment and the clean URL to push.
         r = viewer_client.get("/log/?connection=&vendor=cleverbridge&operation=&outcome=timeout&status=", headers=HX)
@@ -287,7 +295,7 @@ class TestErrorHistory:
         self._data()
         r = viewer_client.get("/errors/")
         assert r.status_code == 200
-        groups = selectors.error_history(range_key="7d")["groups"]
+        groups = selectors.error_history(range_key="7d").groups
         assert [(g["provider"], g["status_code"], g["error_code"], g["count"], g["connections"]) for g in groups] == [
             ("teletracker", 400, "bad_request", 6, 2), ("clever", 503, "", 3, 1), ("clever", None, "", 1, 1)]
         page = text(r)
@@ -306,12 +314,12 @@ class TestErrorHistory:
 
     def test_first_and_last_seen_and_ranges(self, viewer_client):
         self._data()
-        g = selectors.error_history(range_key="7d")["groups"][0]
+        g = selectors.error_history(range_key="7d").groups[0]
         assert g["last_seen"] - g["first_seen"] > timedelta(hours=28)
         day = selectors.error_history(range_key="24h")
-        assert day["total"] == 9 and day["groups"][0]["count"] == 5
+        assert day.total == 9 and day.groups[0]["count"] == 5
         month = selectors.error_history(range_key="30d")
-        assert month["total"] == 11
+        assert month.total == 11
         r = viewer_client.get("/errors/?range=24h", headers=HX)
         assert "<html" not in r.content.decode() and "9 errors since" in text(r)
         assert viewer_client.get("/errors/?vendor=clever").context["total"] == 4

@@ -18,6 +18,7 @@ from ..rotation import staged_replace
 from ..services import vault as vault_services
 from ..services.audit import Actor
 from .common import can, get_connection, render
+from .rotation import rotation_context
 
 DETAIL_PARTS = {"credential-card", "credential-versions"}
 
@@ -35,8 +36,10 @@ def connection_detail(request, name: str):
     connection = get_connection(name)
     # htmx refreshes these after a rotation or replacement changes the credential.
     part = request.GET.get("part")
-    return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None,
-                  selectors.connection_detail(connection=connection))
+    context = selectors.connection_detail(connection=connection)
+    if part not in DETAIL_PARTS:  # the whole page: its Rotate panel and rotation history
+        context["rot"] = rotation_context(connection, attempt_id=request.GET.get("rotation", ""))
+    return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None, context)
 
 
 @require_http_methods(["GET", "POST"])
