@@ -7,7 +7,7 @@ from django import forms
 
 from .choices import ChannelKind, Operation, Outcome
 from .providers import PROVIDERS, provider_choices
-from .providers.base import SchemaError
+from .providers.schema import SchemaError
 from .selectors.log import STATUS_CLASSES, LogFilters
 
 
