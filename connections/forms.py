@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .choices import ChannelKind, Operation, Outcome
+from .choices import AlertCondition, ChannelKind, Operation, Outcome
 from .providers import PROVIDERS, provider_choices
 from .providers.schema import SchemaError
 from .selectors.log import STATUS_CLASSES, LogFilters
@@ -126,6 +126,70 @@ class ChannelForm(forms.Form):
                              help_text="E-mail: addresses separated by commas. Webhook: the full URL "
                                        "(Slack-compatible JSON with a text field). The URL is stored encrypted.",
                              widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
+# Conditions whose rule takes a threshold, and what it counts.
+THRESHOLD_UNITS = {AlertCondition.HEADROOM_LOW: "% remaining", AlertCondition.CREDENTIAL_EXPIRING: "hours ahead"}
+
+
+class AlertRuleForm(forms.Form):
+    """One condition's rule. On a connection's page, `mode` chooses between following the
+    default rule and the connection's own."""
+
+    condition = forms.ChoiceField(choices=AlertCondition.choices, widget=forms.HiddenInput)
+    mode = forms.ChoiceField(choices=[("default", "default"), ("own", "own rule")], initial="default")
+    enabled = forms.BooleanField(required=False)
+    threshold = forms.FloatField(required=False, min_value=0,
+                                 widget=forms.NumberInput(attrs={"step": "any", "min": "0", "class": "small-input"}))
+    cooldown_minutes = forms.IntegerField(min_value=0, initial=30, label="Cooldown (min)",
+                                          widget=forms.NumberInput(attrs={"min": "0", "class": "small-input"}))
+
+    def __init__(self, *args, per_connection: bool = False, editable: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not per_connection:
+            del self.fields["mode"]
+        for field in self.fields.values():
+            field.disabled = not editable
+
+    @property
+    def threshold_unit(self) -> str:
+        """"% remaining" or "hours ahead"; "" for a condition without a threshold."""
+        return THRESHOLD_UNITS.get(self["condition"].value(), "")
+
+    def rule(self) -> dict:
+        """The rule as alerts.rule_set takes it; `follow_default` for a connection that drops its own."""
+        data = self.cleaned_data
+        return {"condition": data["condition"], "follow_default": data.get("mode") == "default",
+                "enabled": data["enabled"], "cooldown_minutes": data["cooldown_minutes"],
+                "threshold": data["threshold"] if data["condition"] in THRESHOLD_UNITS else None}
+
+
+class BaseAlertRuleFormSet(forms.BaseFormSet):
+    def clean(self):
+        conditions = [f.cleaned_data.get("condition") for f in self.forms if f.cleaned_data]
+        if len(conditions) != len(set(conditions)):
+            raise forms.ValidationError("Each condition has one rule.")
+
+
+AlertRuleFormSet = forms.formset_factory(AlertRuleForm, formset=BaseAlertRuleFormSet, extra=0,
+                                         max_num=len(AlertCondition.choices), validate_max=True)
+
+
+def alert_rule_formset(rows, *, data=None, per_connection: bool = False, editable: bool = True):
+    """The rules form of the alerts page (defaults) or a connection's page, one form per condition,
+    each carrying its selector row (`form.row`: label, default and own rule)."""
+    initial = [{"condition": row.condition, "mode": "own" if row.own else "default",
+                "enabled": bool(row.rule and row.rule.enabled),
+                "threshold": row.rule.threshold if row.rule else None,
+                "cooldown_minutes": row.rule.cooldown_minutes if row.rule else 30} for row in rows]
+    formset = AlertRuleFormSet(data, initial=initial, prefix="rules",
+                               form_kwargs={"per_connection": per_connection, "editable": editable})
+    by_condition = {row.condition: row for row in rows}
+    for form in formset:
+        form.row = by_condition.get(form["condition"].value())
+        if form.row:
+            form.fields["enabled"].widget.attrs["aria-label"] = f"{form.row.label} on"
+    return formset
 
 
 class MaintenanceForm(forms.Form):

@@ -230,3 +230,80 @@ def test_overview_shows_a_maintenance_window(viewer_client):
     html = viewer_client.get("/").content.decode()
     row = html.split('id="overview-in-maintenance"')[1].split("</tr>")[0]
     assert "alerts silenced until" in row and "vendor upgrade" in row
+
+
+def _rules_form(html: str, action: str) -> dict:
+    """The fields of the rules form (a formset) as the browser would post them, unchanged."""
+    from html.parser import HTMLParser
+
+    form_html = html.split(f'action="{action}"', 1)[1].split("</form>", 1)[0]
+    data: dict[str, str] = {}
+
+    class Fields(HTMLParser):
+        select = None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "input" and a.get("name") and a["name"] != "csrfmiddlewaretoken":
+                if a.get("type") != "checkbox" or "checked" in a:
+                    data[a["name"]] = a.get("value") or ("on" if a.get("type") == "checkbox" else "")
+            elif tag == "select":
+                self.select = a["name"]
+            elif tag == "option" and self.select and "selected" in a:
+                data[self.select] = a["value"]
+
+    Fields().feed(form_html)
+    return data
+
+
+class TestRulesForm:
+    """The rules are a formset: every condition saved together, or nothing when a value is bad."""
+
+    def _field(self, data: dict, condition: str, name: str) -> str:
+        prefix = next(k[: -len("-condition")] for k, v in data.items() if k.endswith("-condition") and v == condition)
+        return f"{prefix}-{name}"
+
+    def test_default_rules_saved_from_the_page(self, client, admin_user):
+        client.force_login(admin_user)
+        data = _rules_form(client.get("/alerts/").content.decode(), "/alerts/rules/")
+        assert data["rules-TOTAL_FORMS"] == "6"
+        data[self._field(data, "headroom_low", "threshold")] = "12.5"
+        data[self._field(data, "rate_limited", "cooldown_minutes")] = "90"
+        data.pop(self._field(data, "failing", "enabled"), None)  # unticked
+        page = client.post("/alerts/rules/", data, follow=True).content.decode()
+        assert "Default alert rules saved." in page
+        rules = {r.condition: r for r in AlertRule.objects.filter(connection=None)}
+        assert rules["headroom_low"].threshold == 12.5 and rules["rate_limited"].cooldown_minutes == 90
+        assert not rules["failing"].enabled and rules["needs_attention"].enabled
+
+    def test_a_bad_value_is_named_and_nothing_changes(self, client, admin_user):
+        client.force_login(admin_user)
+        before = list(AlertRule.objects.values_list("condition", "enabled", "threshold", "cooldown_minutes"))
+        data = _rules_form(client.get("/alerts/").content.decode(), "/alerts/rules/")
+        data[self._field(data, "headroom_low", "threshold")] = "-5"
+        data[self._field(data, "rate_limited", "cooldown_minutes")] = "soon"
+        data.pop(self._field(data, "failing", "enabled"), None)
+        response = client.post("/alerts/rules/", data, follow=True)
+        page = response.content.decode()
+        assert response.status_code == 200 and "Alert rules not saved" in page
+        assert "Rate-limit headroom low" in page and "Rate limited (429)" in page
+        assert list(AlertRule.objects.values_list("condition", "enabled", "threshold", "cooldown_minutes")) == before
+        tampered = {**data, "rules-TOTAL_FORMS": "x"}
+        assert client.post("/alerts/rules/", tampered, follow=True).status_code == 200
+
+    def test_a_connection_overrides_one_rule_then_follows_the_default_again(self, client, admin_user):
+        client.force_login(admin_user)
+        c = factories.connection("clever", secret={"token": "t-rules-1"})
+        action = f"/connections/{c.name}/alerts/rules/"
+        data = _rules_form(client.get(f"/connections/{c.name}/").content.decode(), action)
+        assert data[self._field(data, "failing", "mode")] == "default"
+        data[self._field(data, "failing", "mode")] = "own"
+        data[self._field(data, "failing", "cooldown_minutes")] = "5"
+        assert f"Alert rules of {c.name} saved." in client.post(action, data, follow=True).content.decode()
+        own = AlertRule.objects.get(connection=c)
+        assert own.condition == "failing" and own.cooldown_minutes == 5
+        data = _rules_form(client.get(f"/connections/{c.name}/").content.decode(), action)
+        assert data[self._field(data, "failing", "mode")] == "own"
+        data[self._field(data, "failing", "mode")] = "default"
+        client.post(action, data)
+        assert not AlertRule.objects.filter(connection=c).exists()

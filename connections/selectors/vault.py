@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
-from django.utils import timezone
 
 from ..models import (
     AuditEvent,
@@ -12,6 +11,7 @@ from ..models import (
     CredentialState,
 )
 from ..services.vault import retired_for_host_change
+from .alerts import connection_alerts
 
 AUDIT_PAGE_SIZE = 50
 
@@ -69,44 +69,3 @@ def audit_page(*, before: str | None = None, connection: str | None = None) -> d
     rows = rows[:AUDIT_PAGE_SIZE]
     return {"events": rows, "next_before": rows[-1].pk if more and rows else None,
             "connection_filter": connection or ""}
-
-
-
-# -- alerts -------------------------------------------------------------------------------
-
-def alert_rule_rows(connection: Connection | None = None) -> list[dict]:
-    """One row per condition: the default rule, and this connection's own rule where it has one."""
-    from ..models import AlertCondition, AlertRule
-
-    rules = list(AlertRule.objects.in_force_for(connection))
-    defaults = {r.condition: r for r in rules if r.connection_id is None}
-    own = {r.condition: r for r in rules if r.connection_id is not None}
-    return [{"condition": value, "label": label, "default": defaults.get(value), "own": own.get(value),
-             "rule": own.get(value) or defaults.get(value)} for value, label in AlertCondition.choices]
-
-
-def connection_alerts(*, connection: Connection) -> dict:
-    """What the connection page shows about alerts: history, rules in force, maintenance."""
-
-    now = timezone.now()
-    return {
-        "alert_events": list(connection.alert_events.prefetch_related("deliveries__channel").order_by("-at", "-id")[:10]),
-        "alert_rules": alert_rule_rows(connection),
-        "maintenance_now": connection.maintenance_windows.in_force(now).first(),
-    }
-
-
-def firing_alerts(*, now=None) -> list:
-    """What is firing now, apart from the history: every active alert state, newest first, each
-    marked `silenced` when a maintenance window is in force for its connection. Two queries."""
-    from ..models import AlertCondition, AlertState, MaintenanceWindow
-
-    now = now or timezone.now()
-    states = list(AlertState.objects.filter(active=True).select_related("connection").order_by("-since", "-id"))
-    silenced = set(MaintenanceWindow.objects.in_force(now).filter(connection__in=[s.connection_id for s in states])
-                   .values_list("connection_id", flat=True))
-    labels = dict(AlertCondition.choices)
-    for s in states:
-        s.label = labels.get(s.condition, s.condition)
-        s.silenced = s.connection_id in silenced
-    return states

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard.reauth import recent_password
 
 from .. import selectors
-from ..forms import ConnectionForm, SecretForm, add_schema_errors
+from ..forms import ConnectionForm, SecretForm, add_schema_errors, alert_rule_formset
 from ..outbound import guard
 from ..providers import PROVIDERS
 from ..providers.schema import SchemaError
@@ -40,6 +40,8 @@ def connection_detail(request, name: str):
     context = selectors.connection_detail(connection=connection)
     if part not in DETAIL_PARTS:  # the whole page: its Rotate panel and rotation history
         context["rot"] = rotation_context(connection, attempt_id=request.GET.get("rotation", ""))
+        context["rules_formset"] = alert_rule_formset(context["alert_rules"], per_connection=True,
+                                                      editable=request.user.has_perm("connections.manage_alerts"))
     return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None, context)
 
 
