@@ -2,8 +2,8 @@
 
 import pytest
 
-from connections.models import RequestLog
 from tests import factories
+from tests.factories import RequestLogFactory
 from tests.urlconf import all_routes, fill
 
 PUBLIC = {"login", "password_set"}  # password_set: the one-time link, checked by its token
@@ -12,8 +12,7 @@ PUBLIC = {"login", "password_set"}  # password_set: the one-time link, checked b
 @pytest.fixture
 def samples(db):
     c = factories.connection("clever", name="sample", secret={"token": "sample-token"})
-    log = RequestLog.objects.create(connection=c, provider="clever", operation="test", method="GET",
-                                    path="/v3.0/districts", outcome="ok", status_code=200)
+    log = RequestLogFactory(connection=c, operation="test", path="/v3.0/districts")
     return {"name": c.name, "pk": log.pk, "id": log.pk, "attempt_id": "00000000-0000-0000-0000-000000000000",
             "batch_id": "00000000-0000-0000-0000-000000000000", "user_id": 1, "uidb64": "MA", "token": "x"}
 

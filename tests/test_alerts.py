@@ -17,12 +17,12 @@ from connections.models import (
     AlertRule,
     Connection,
     Health,
-    RequestLog,
     RotationAttempt,
 )
 from connections.services.audit import Actor
 from dashboard.celery import app as celery_app
 from tests import factories
+from tests.factories import RequestLogFactory
 from tests.receivers import SMTPSink, WebhookReceiver
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
@@ -109,8 +109,7 @@ class TestTransitions:
         c = factories.connection("clever", secret={"token": "t-alert-6"})
         now = timezone.now()
         Connection.objects.filter(pk=c.pk).update(rl_limit=1200, rl_remaining=60, rl_reset_at=now + dt.timedelta(seconds=30))
-        RequestLog.objects.create(connection=c, provider="clever", operation="call", method="GET", path="/v3.0/x",
-                                  status_code=429, outcome="throttled")
+        RequestLogFactory(connection=c, status_code=429, outcome="throttled", ago=dt.timedelta(0))
         RotationAttempt.objects.create(connection=c, state="outcome_unknown", vendor_request_id="req-42",
                                        error="response lost", finished_at=now)
         run_commits(alerts.evaluate)

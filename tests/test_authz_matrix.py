@@ -13,8 +13,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 from django.urls import resolve
 
-from connections.models import AlertChannel, MaintenanceWindow, RequestLog
+from connections.models import AlertChannel, MaintenanceWindow
 from tests import factories
+from tests.factories import RequestLogFactory
 from tests.urlconf import all_routes, fill
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
@@ -72,8 +73,8 @@ def samples(db):
     from django.utils import timezone
 
     c = factories.connection("clever", name="matrix", secret={"token": "matrix-token"})
-    log = RequestLog.objects.create(connection=c, provider="clever", operation="test", method="GET",
-                                    path="/v3.0/districts", outcome="http_error", status_code=500)
+    log = RequestLogFactory(connection=c, operation="test", path="/v3.0/districts", outcome="http_error",
+                            status_code=500)
     channel = AlertChannel.objects.create(name="m", kind="email", config={"to": ["a@example.com"]},
                                           display_target="a@example.com")
     window = MaintenanceWindow.objects.create(connection=c, starts_at=timezone.now(), ends_at=timezone.now())

@@ -97,9 +97,7 @@ def stub():
     server.close()
 
 
-def stub_connection(stub, provider="clever", **kwargs):
-    secrets = {"clever": {"token": "stub-token-" + "x" * 20}, "cloverdx": {"username": "u-stub", "password": "p-stub-123"}}
-    return factories.connection(provider, base_url=stub.url, secret=secrets[provider], **kwargs)
+STUB_SECRET = {"token": "stub-token-" + "x" * 20}
 
 
 # ----------------------------------------------------------------------------- redaction
@@ -147,7 +145,7 @@ class TestRedaction:
                     assert form not in text, f"{form!r} (a form of a credential value) is in a RequestLog row"
 
     def test_authorization_cookie_and_query_secrets(self, stub):
-        connection = stub_connection(stub)
+        connection = factories.connection("clever", base_url=stub.url, secret=STUB_SECRET)
         send(connection, RequestSpec("GET", "/v3.0/x", params={"access_token": "QS-SECRET-1", "page": "2"},
                                      headers={"Cookie": "sid=COOKIE-SECRET-2"}), actor=USER)
         row = RequestLog.objects.get()
@@ -159,7 +157,7 @@ class TestRedaction:
         assert stub.requests[0]["headers"]["Authorization"] == "Bearer stub-token-" + "x" * 20
 
     def test_vendor_echoing_the_secret_in_an_error(self, stub):
-        connection = stub_connection(stub)
+        connection = factories.connection("clever", base_url=stub.url, secret=STUB_SECRET)
         token = "stub-token-" + "x" * 20
         stub.script.append((400, {}, json.dumps({"message": f"bad token {token}"}).encode()))
         result = send(connection, RequestSpec("GET", "/v3.0/x"), actor=USER)
@@ -225,14 +223,14 @@ class TestBrokenAnswers:
         assert result.error_code == "body_too_large" and time() - started < 10
 
     def test_redirect_is_not_followed(self, stub):
-        connection = stub_connection(stub)
+        connection = factories.connection("clever", base_url=stub.url, secret=STUB_SECRET)
         stub.script.append((302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""))
         result = send(connection, RequestSpec("GET", "/v3.0/x"), actor=USER)
         assert result.error_code == "redirect" and "not followed" in result.error_message
         assert len(stub.requests) == 1
 
     def test_vendor_cookies_are_never_replayed(self, stub):
-        connection = stub_connection(stub)
+        connection = factories.connection("clever", base_url=stub.url, secret=STUB_SECRET)
         stub.script.append((200, {"Set-Cookie": "sid=abc; Path=/"}, b"{}"))
         send(connection, RequestSpec("GET", "/v3.0/x"), actor=USER)
         send(connection, RequestSpec("GET", "/v3.0/x"), actor=USER)
@@ -295,7 +293,7 @@ class TestRetries:
         assert sent == (2 if provider == "cloverdx" else 1)  # CloverDX: + the unauthenticated accessibility check
 
     def test_retry_after_seconds_and_http_date(self, stub, sleeps):
-        connection = stub_connection(stub)
+        connection = factories.connection("clever", base_url=stub.url, secret=STUB_SECRET)
         stub.script += [(429, {"Retry-After": "2"}, b""), (503, {"Retry-After": formatdate(time() + 12, usegmt=True)}, b""),
                         (200, {}, b"{}")]
         result = send(connection, RequestSpec("GET", "/v3.0/x"), actor=WORKER)

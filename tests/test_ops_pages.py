@@ -18,21 +18,10 @@ from django.utils import timezone
 from connections import selectors
 from connections.models import Connection, RequestLog, RotationAttempt
 from connections.retention import purge_request_logs
+from tests.factories import ConnectionFactory, RequestLogFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 HX = {"HX-Request": "true"}
-
-
-def make_conn(name: str, provider: str = "clever", **fields) -> Connection:
-    """A bare connection row (the pages read it; no credential needed)."""
-    return Connection.objects.create(name=name, provider=provider, base_url="https://api.example.com", **fields)
-
-
-def row(conn: Connection, *, ago: timedelta = timedelta(minutes=1), **fields) -> RequestLog:
-    values = {"connection": conn, "provider": conn.provider, "operation": "call", "method": "GET", "path": "/v3.0/x",
-              "started_at": timezone.now() - ago, "duration_ms": 42, "status_code": 200, "outcome": "ok"}
-    values.update(fields)
-    return RequestLog(**values)
 
 
 def text(response) -> str:
@@ -49,10 +38,10 @@ def log_ids(response) -> list[int]:
 
 class TestRequestLog:
     def test_newest_first_with_what_ops_need(self, viewer_client):
-        c = make_conn("clever-main")
+        c = ConnectionFactory(name="clever-main")
         RequestLog.objects.bulk_create([
-            row(c, ago=timedelta(minutes=5), path="/v3.0/districts"),
-            row(c, ago=timedelta(minutes=1), status_code=503, outcome="http_error", error_code="service_unavailable",
+            RequestLogFactory.build(connection=c, ago=timedelta(minutes=5), path="/v3.0/districts"),
+            RequestLogFactory.build(connection=c, ago=timedelta(minutes=1), status_code=503, outcome="http_error", error_code="service_unavailable",
                 error_message="Service Unavailable", vendor_request_id="req-abc-123"),
         ])
         r = viewer_client.get("/log/")
@@ -62,15 +51,15 @@ class TestRequestLog:
         assert "req-abc-123" in page and "service_unavailable" in page and "clever-main" in page
 
     def test_filters_narrow_the_rows_and_are_reflected_in_the_url(self, viewer_client):
-        a, b = make_conn("clever-a"), make_conn("bridge-b", provider="cleverbridge")
+        a, b = ConnectionFactory(name="clever-a"), ConnectionFactory(name="bridge-b", provider="cleverbridge")
         now = timezone.now()
         RequestLog.objects.bulk_create([
-            row(a, path="/a-ok"),
-            row(a, path="/a-404", status_code=404, outcome="http_error", error_code="not_found"),
-            row(b, path="/b-500", status_code=500, outcome="http_error", vendor_request_id="RID-1"),
-            row(b, path="/b-timeout", status_code=None, outcome="timeout"),
-            row(b, path="/b-old", started_at=now - timedelta(days=3)),
-            row(a, path="/a-refresh", operation="refresh"),
+            RequestLogFactory.build(connection=a, path="/a-ok"),
+            RequestLogFactory.build(connection=a, path="/a-404", status_code=404, outcome="http_error", error_code="not_found"),
+            RequestLogFactory.build(connection=b, path="/b-500", status_code=500, outcome="http_error", vendor_request_id="RID-1"),
+            RequestLogFactory.build(connection=b, path="/b-timeout", status_code=None, outcome="timeout"),
+            RequestLogFactory.build(connection=b, path="/b-old", started_at=now - timedelta(days=3)),
+            RequestLogFactory.build(connection=a, path="/a-refresh", operation="refresh"),
         ])
 
         def paths(query: str, **headers) -> set[str]:
@@ -116,10 +105,10 @@ class TestRequestLog:
         assert 'hx-push-url="true"' in page and '<option value="cleverbridge" selected>' in page
 
     def test_keyset_pagination_loads_older_rows_without_gaps_or_repeats(self, viewer_client):
-        c = make_conn("clever-many")
+        c = ConnectionFactory(name="clever-many")
         base = timezone.now() - timedelta(hours=1)
         # 130 rows, with ties on started_at to exercise the id tie-break.
-        RequestLog.objects.bulk_create([row(c, started_at=base + timedelta(seconds=i // 3), path=f"/p{i}")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c, started_at=base + timedelta(seconds=i // 3), path=f"/p{i}")
                                         for i in range(130)])
         expected = list(RequestLog.objects.order_by("-started_at", "-id").values_list("id", flat=True))
         r = viewer_client.get("/log/")
@@ -137,8 +126,8 @@ class TestRequestLog:
         assert seen == expected and pages == 3
 
     def test_older_keeps_the_filters(self, viewer_client):
-        a, b = make_conn("clever-a"), make_conn("clever-b")
-        RequestLog.objects.bulk_create([row(x, ago=timedelta(seconds=i)) for i in range(60) for x in (a, b)])
+        a, b = ConnectionFactory(name="clever-a"), ConnectionFactory(name="clever-b")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=x, ago=timedelta(seconds=i)) for i in range(60) for x in (a, b)])
         r = viewer_client.get("/log/?connection=clever-a")
         older = re.search(r'hx-get="\?([^"]+)"', r.content.decode().split('data-testid="log-table"')[1]).group(1)
         query = parse_qs(older.replace("&amp;", "&"))
@@ -149,8 +138,8 @@ class TestRequestLog:
         assert set(RequestLog.objects.filter(pk__in=ids).values_list("connection_id", flat=True)) == {a.pk}
 
     def test_live_tail_polls_for_rows_recorded_since(self, viewer_client):
-        c = make_conn("clever-tail")
-        RequestLog.objects.bulk_create([row(c, path="/before")])
+        c = ConnectionFactory(name="clever-tail")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c, path="/before")])
         r = viewer_client.get("/log/?tail=1&connection=clever-tail")
         body = r.content.decode()
         tail = re.search(r'<tbody id="log-tail" hx-get="([^"]+)" hx-trigger="poll" data-poll="2"', body)
@@ -160,8 +149,8 @@ class TestRequestLog:
         # Nothing new: the tail answers with itself (same cursor) and no rows.
         r = viewer_client.get(url, headers=HX)
         assert "log-row" not in r.content.decode() and 'id="log-tail"' in r.content.decode()
-        other = make_conn("clever-other")
-        RequestLog.objects.bulk_create([row(c, path="/new-one", ago=timedelta(0)), row(other, path="/filtered-out")])
+        other = ConnectionFactory(name="clever-other")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c, path="/new-one", ago=timedelta(0)), RequestLogFactory.build(connection=other, path="/filtered-out")])
         r = viewer_client.get(url, headers=HX)
         assert "/new-one" in text(r) and "/before" not in text(r) and "/filtered-out" not in text(r)
         next_url = re.search(r'<tbody id="log-tail" hx-get="([^"]+)"', r.content.decode()).group(1)
@@ -169,14 +158,14 @@ class TestRequestLog:
         assert "/new-one" not in text(viewer_client.get(next_url.replace("&amp;", "&"), headers=HX))
 
     def test_a_bad_cursor_shows_the_first_page(self, viewer_client):
-        c = make_conn("clever-x")
-        RequestLog.objects.bulk_create([row(c)])
+        c = ConnectionFactory(name="clever-x")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c)])
         r = viewer_client.get("/log/?before=garbage")
         assert r.status_code == 200 and len(log_ids(r)) == 1
 
     def test_never_counts_or_offsets(self, viewer_client):
-        c = make_conn("clever-x")
-        RequestLog.objects.bulk_create([row(c, ago=timedelta(seconds=i)) for i in range(120)])
+        c = ConnectionFactory(name="clever-x")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c, ago=timedelta(seconds=i)) for i in range(120)])
         with CaptureQueriesContext(db_connection) as ctx:
             r = viewer_client.get("/log/?vendor=clever&outcome=ok")
             older = re.search(r'href="\?([^"]+)"[^>]*data-testid="log-older"', r.content.decode()).group(1)
@@ -195,10 +184,10 @@ class TestRequestLog:
 
 class TestErrorDetails:
     def test_teletracker_400_shows_the_vendor_error_request_id_support_date_advice_and_chain(self, viewer_client):
-        c = make_conn("tt-main", provider="teletracker")
+        c = ConnectionFactory(name="tt-main", provider="teletracker")
         chain = uuid.uuid4()
         started = timezone.now() - timedelta(days=2)
-        first = row(c, chain_id=chain, attempt=1, started_at=started, method="POST", path="/reports/call-data",
+        first = RequestLogFactory.build(connection=c, chain_id=chain, attempt=1, started_at=started, method="POST", path="/reports/call-data",
                     status_code=400, outcome="http_error", vendor_request_id="6f1c2a9e-guid-0001",
                     error_code="bad_request", error_message="Missing input. Missing: campaign_id, date_from.",
                     error_details={"missingInputVars": ["campaign_id", "date_from"],
@@ -225,15 +214,15 @@ class TestErrorDetails:
         assert '"success": false' in html.replace("&quot;", '"')
 
     def test_every_attempt_of_the_retry_chain(self, viewer_client):
-        c = make_conn("clever-retry")
+        c = ConnectionFactory(name="clever-retry")
         chain = uuid.uuid4()
         t0 = timezone.now() - timedelta(minutes=3)
         RequestLog.objects.bulk_create([
-            row(c, chain_id=chain, attempt=1, started_at=t0, status_code=502, outcome="http_error"),
-            row(c, chain_id=chain, attempt=2, started_at=t0 + timedelta(seconds=1), status_code=503,
+            RequestLogFactory.build(connection=c, chain_id=chain, attempt=1, started_at=t0, status_code=502, outcome="http_error"),
+            RequestLogFactory.build(connection=c, chain_id=chain, attempt=2, started_at=t0 + timedelta(seconds=1), status_code=503,
                 outcome="http_error"),
-            row(c, chain_id=chain, attempt=3, started_at=t0 + timedelta(seconds=3), status_code=200, outcome="ok"),
-            row(c, started_at=t0, status_code=500, outcome="http_error"),  # another request
+            RequestLogFactory.build(connection=c, chain_id=chain, attempt=3, started_at=t0 + timedelta(seconds=3), status_code=200, outcome="ok"),
+            RequestLogFactory.build(connection=c, started_at=t0, status_code=500, outcome="http_error"),  # another request
         ])
         second = RequestLog.objects.get(chain_id=chain, attempt=2)
         r = viewer_client.get(f"/log/{second.pk}/")
@@ -245,9 +234,9 @@ class TestErrorDetails:
         assert "safe to retry with backoff" in text(r)
 
     def test_429_advises_waiting_until_the_reset(self, viewer_client):
-        c = make_conn("clever-429")
+        c = ConnectionFactory(name="clever-429")
         reset = int((timezone.now() + timedelta(seconds=40)).timestamp())
-        RequestLog.objects.bulk_create([row(c, status_code=429, outcome="http_error", ago=timedelta(seconds=5),
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c, status_code=429, outcome="http_error", ago=timedelta(seconds=5),
                                             rate_limit={"limit": 1200, "remaining": 0, "reset": reset})])
         r = viewer_client.get(f"/log/{RequestLog.objects.get().pk}/")
         page = text(r)
@@ -256,15 +245,15 @@ class TestErrorDetails:
         assert "No request id" not in page and "sent no request id" in page
 
     def test_401_says_do_not_retry(self, viewer_client):
-        c = make_conn("bridge-401", provider="cleverbridge")
-        RequestLog.objects.bulk_create([row(c, status_code=401, outcome="http_error",
+        c = ConnectionFactory(name="bridge-401", provider="cleverbridge")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c, status_code=401, outcome="http_error",
                                             error_message="Authentication failed.")])
         page = text(viewer_client.get(f"/log/{RequestLog.objects.get().pk}/"))
         assert "Do not retry" in page and "lock vendor accounts" in page
 
     def test_network_error_on_a_refresh_is_never_retried_blindly(self, viewer_client):
-        c = make_conn("cl-refresh", provider="cleanlist")
-        RequestLog.objects.bulk_create([row(c, operation="refresh", method="POST", path="/api/_refresh/",
+        c = ConnectionFactory(name="cl-refresh", provider="cleanlist")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c, operation="refresh", method="POST", path="/api/_refresh/",
                                             status_code=None, outcome="network_error")])
         page = text(viewer_client.get(f"/log/{RequestLog.objects.get().pk}/"))
         assert "Outcome unknown" in page and "Do not retry" in page
@@ -277,17 +266,17 @@ class TestErrorDetails:
 
 class TestErrorHistory:
     def _data(self):
-        a, b = make_conn("tt-a", provider="teletracker"), make_conn("tt-b", provider="teletracker")
-        c = make_conn("clever-c")
+        a, b = ConnectionFactory(name="tt-a", provider="teletracker"), ConnectionFactory(name="tt-b", provider="teletracker")
+        c = ConnectionFactory(name="clever-c")
         rows = []
         for i in range(5):
-            rows.append(row(a, ago=timedelta(hours=i + 1), status_code=400, outcome="http_error",
+            rows.append(RequestLogFactory.build(connection=a, ago=timedelta(hours=i + 1), status_code=400, outcome="http_error",
                             error_code="bad_request", error_message="Missing input."))
-        rows.append(row(b, ago=timedelta(hours=30), status_code=400, outcome="http_error", error_code="bad_request"))
-        rows += [row(c, ago=timedelta(hours=2), status_code=503, outcome="http_error") for _ in range(3)]
-        rows.append(row(c, ago=timedelta(hours=3), status_code=None, outcome="timeout"))
-        rows.append(row(c, ago=timedelta(days=20), status_code=500, outcome="http_error"))  # outside 7 d
-        rows += [row(c, ago=timedelta(hours=1)) for _ in range(10)]  # successes: not errors
+        rows.append(RequestLogFactory.build(connection=b, ago=timedelta(hours=30), status_code=400, outcome="http_error", error_code="bad_request"))
+        rows += [RequestLogFactory.build(connection=c, ago=timedelta(hours=2), status_code=503, outcome="http_error") for _ in range(3)]
+        rows.append(RequestLogFactory.build(connection=c, ago=timedelta(hours=3), status_code=None, outcome="timeout"))
+        rows.append(RequestLogFactory.build(connection=c, ago=timedelta(days=20), status_code=500, outcome="http_error"))  # outside 7 d
+        rows += [RequestLogFactory.build(connection=c, ago=timedelta(hours=1)) for _ in range(10)]  # successes: not errors
         RequestLog.objects.bulk_create(rows)
         return a, b, c
 
@@ -334,7 +323,7 @@ class TestErrorHistory:
         assert "connection=tt-a" in link and len(log_ids(viewer_client.get(link))) == 5
 
     def test_no_errors(self, viewer_client):
-        make_conn("quiet")
+        ConnectionFactory(name="quiet")
         assert "No errors in the last 7d" in text(viewer_client.get("/errors/"))
 
 
@@ -342,12 +331,12 @@ class TestErrorHistory:
 
 class TestOverview:
     def test_connections_with_health_error_rate_trend_and_rotation(self, viewer_client):
-        ok = make_conn("clever-ok", health="ok", last_test_at=timezone.now() - timedelta(minutes=3),
+        ok = ConnectionFactory(name="clever-ok", health="ok", last_test_at=timezone.now() - timedelta(minutes=3),
                        last_test_result={"ok": True, "status_code": 200, "duration_ms": 87})
-        bad = make_conn("tt-bad", provider="teletracker", health="failing", health_reason="HTTP 500 three times")
-        RequestLog.objects.bulk_create([row(ok, ago=timedelta(hours=h)) for h in range(10)]
-                                       + [row(bad, status_code=500, outcome="http_error", ago=timedelta(hours=2)),
-                                          row(bad, ago=timedelta(hours=3))])
+        bad = ConnectionFactory(name="tt-bad", provider="teletracker", health="failing", health_reason="HTTP 500 three times")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=ok, ago=timedelta(hours=h)) for h in range(10)]
+                                       + [RequestLogFactory.build(connection=bad, status_code=500, outcome="http_error", ago=timedelta(hours=2)),
+                                          RequestLogFactory.build(connection=bad, ago=timedelta(hours=3))])
         RotationAttempt.objects.create(connection=bad, state="outcome_unknown")
         r = viewer_client.get("/")
         assert r.status_code == 200
@@ -360,7 +349,7 @@ class TestOverview:
         assert page.count('class="spark"') == 0 and r.content.decode().count('<svg class="spark"') == 2
 
     def test_refreshes_itself_with_the_rows_fragment(self, viewer_client):
-        make_conn("clever-ok")
+        ConnectionFactory(name="clever-ok")
         html = viewer_client.get("/").content.decode()
         assert re.search(r'<tbody id="overview-rows" hx-get="/" hx-trigger="poll, connections-tested from:body" '
                          r'data-poll="\d+" hx-swap="outerHTML">', html)
@@ -371,7 +360,7 @@ class TestOverview:
 
     def test_summary_tiles_refresh_themselves_after_tests(self, viewer_client):
         """The tiles follow a Test, a Test all and the poll (they used to wait for a reload)."""
-        c = make_conn("clever-new", health="unknown")
+        c = ConnectionFactory(name="clever-new", health="unknown")
         html = viewer_client.get("/").content.decode()
         assert re.search(r'<div class="stats" id="health-summary" data-testid="health-summary" hx-get="/\?part=summary" '
                          r'hx-trigger="poll, connections-tested from:body, connection-health from:body"', html)
@@ -387,7 +376,7 @@ class TestOverview:
 
     def test_headroom_from_clever_headers_with_countdown(self, viewer_client):
         reset = timezone.now() + timedelta(seconds=42)
-        c = make_conn("clever-rl", rl_limit=1200, rl_remaining=180, rl_reset_at=reset, rl_bucket="default",
+        c = ConnectionFactory(name="clever-rl", rl_limit=1200, rl_remaining=180, rl_reset_at=reset, rl_bucket="default",
                       rl_observed_at=timezone.now() - timedelta(seconds=5))
         r = viewer_client.get(f"/connections/{c.name}/headroom/", headers=HX)
         html = r.content.decode()
@@ -399,10 +388,10 @@ class TestOverview:
         assert "seen" in text(r)
 
     def test_headroom_shared_limit_in_flight_and_blocked_until(self, viewer_client, settings):
-        a = make_conn("bridge-a", provider="cleverbridge")
-        b = make_conn("bridge-b", provider="cleverbridge",
+        a = ConnectionFactory(name="bridge-a", provider="cleverbridge")
+        b = ConnectionFactory(name="bridge-b", provider="cleverbridge",
                       blocked_until=timezone.now() + timedelta(seconds=50))
-        RequestLog.objects.bulk_create([row(x, ago=timedelta(milliseconds=100)) for x in (a, a, a, b, b)])
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=x, ago=timedelta(milliseconds=100)) for x in (a, a, a, b, b)])
         r = viewer_client.get(f"/connections/{a.name}/headroom/", headers=HX)
         page = text(r)
         limit = settings.CLEVERBRIDGE_RATE_LIMIT
@@ -414,14 +403,14 @@ class TestOverview:
         assert "Blocked by the vendor until" in text(r)
 
     def test_headroom_observed_when_the_vendor_publishes_nothing(self, viewer_client):
-        c = make_conn("cl-obs", provider="cleanlist")
-        RequestLog.objects.bulk_create([row(c, ago=timedelta(minutes=m)) for m in range(1, 31)]
-                                       + [row(c, status_code=429, outcome="http_error", ago=timedelta(minutes=2))])
+        c = ConnectionFactory(name="cl-obs", provider="cleanlist")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c, ago=timedelta(minutes=m)) for m in range(1, 31)]
+                                       + [RequestLogFactory.build(connection=c, status_code=429, outcome="http_error", ago=timedelta(minutes=2))])
         page = text(viewer_client.get(f"/connections/{c.name}/headroom/", headers=HX))
         assert "0.5 per min observed" in page and "1 × 429 in 1 h" in page and "publishes no limit" in page
 
     def test_detail_page_includes_the_headroom_card(self, viewer_client):
-        c = make_conn("clever-d", rl_limit=1200, rl_remaining=1000)
+        c = ConnectionFactory(name="clever-d", rl_limit=1200, rl_remaining=1000)
         html = viewer_client.get(f"/connections/{c.name}/").content.decode()
         assert "Rate-limit headroom" in html and f'hx-get="/connections/{c.name}/headroom/"' in html
 
@@ -438,7 +427,7 @@ def _populate(n: int) -> None:
     rows = []
     for c in conns:
         chain = uuid.uuid4()
-        rows += [row(c, ago=timedelta(minutes=7 * j), chain_id=chain if j < 2 else uuid.uuid4(), attempt=j + 1,
+        rows += [RequestLogFactory.build(connection=c, ago=timedelta(minutes=7 * j), chain_id=chain if j < 2 else uuid.uuid4(), attempt=j + 1,
                      status_code=500 if j % 4 == 0 else 200, outcome="http_error" if j % 4 == 0 else "ok")
                  for j in range(6)]
     RequestLog.objects.bulk_create(rows)
@@ -473,15 +462,15 @@ class TestRetention:
     def test_deletes_old_rows_in_batches_and_keeps_errors_longer(self, settings):
         settings.LOG_RETENTION_DAYS = 30
         settings.ERROR_LOG_RETENTION_DAYS = 90
-        c = make_conn("clever-old")
+        c = ConnectionFactory(name="clever-old")
         rows = []
-        rows += [row(c, ago=timedelta(days=31), path="/ok-old") for _ in range(12)]
-        rows += [row(c, ago=timedelta(days=29), path="/ok-recent") for _ in range(3)]
-        rows += [row(c, ago=timedelta(days=60), path="/err-kept", status_code=500, outcome="http_error")
+        rows += [RequestLogFactory.build(connection=c, ago=timedelta(days=31), path="/ok-old") for _ in range(12)]
+        rows += [RequestLogFactory.build(connection=c, ago=timedelta(days=29), path="/ok-recent") for _ in range(3)]
+        rows += [RequestLogFactory.build(connection=c, ago=timedelta(days=60), path="/err-kept", status_code=500, outcome="http_error")
                  for _ in range(4)]
-        rows += [row(c, ago=timedelta(days=91), path="/err-old", status_code=500, outcome="http_error")
+        rows += [RequestLogFactory.build(connection=c, ago=timedelta(days=91), path="/err-old", status_code=500, outcome="http_error")
                  for _ in range(7)]
-        rows += [row(c, ago=timedelta(days=95), path="/ok-ancient") for _ in range(2)]
+        rows += [RequestLogFactory.build(connection=c, ago=timedelta(days=95), path="/ok-ancient") for _ in range(2)]
         RequestLog.objects.bulk_create(rows)
         with CaptureQueriesContext(db_connection) as ctx:
             result = purge_request_logs(batch_size=5)
@@ -496,8 +485,8 @@ class TestRetention:
 
     def test_zero_keeps_everything(self, settings):
         settings.LOG_RETENTION_DAYS = 0
-        c = make_conn("keep")
-        RequestLog.objects.bulk_create([row(c, ago=timedelta(days=400))])
+        c = ConnectionFactory(name="keep")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=c, ago=timedelta(days=400))])
         assert purge_request_logs().deleted == 0 and RequestLog.objects.count() == 1
 
 
@@ -509,7 +498,7 @@ class TestAccess:
             assert client.get(url).status_code == 302
 
     def test_viewer_cannot_test_all(self, viewer_client):
-        make_conn("clever-x")
+        ConnectionFactory(name="clever-x")
         assert viewer_client.post("/test-all/", headers=HX).status_code == 403
 
 
@@ -521,8 +510,8 @@ class TestTestAll:
         from connections import tasks
         from connections.services.batch import batch_record
 
-        a, b = make_conn("clever-a"), make_conn("clever-b")
-        make_conn("clever-off", enabled=False)
+        a, b = ConnectionFactory(name="clever-a"), ConnectionFactory(name="clever-b")
+        ConnectionFactory(name="clever-off", enabled=False)
         queued = []
         monkeypatch.setattr(tasks.run_test_in_batch, "delay", lambda *args: queued.append(args))
         with django_capture_on_commit_callbacks(execute=True):
@@ -548,7 +537,7 @@ class TestTestAll:
     def test_without_javascript_it_redirects_to_the_overview_with_the_batch(self, operator_client, monkeypatch):
         from connections import tasks
 
-        make_conn("clever-a")
+        ConnectionFactory(name="clever-a")
         monkeypatch.setattr(tasks.run_test_in_batch, "delay", lambda *args: None)
         r = operator_client.post("/test-all/")
         assert r.status_code == 302 and r.url.startswith("/?batch=")

@@ -10,8 +10,9 @@ import re
 
 import pytest
 
-from connections.models import RequestLog, RotationAttempt
+from connections.models import RotationAttempt
 from tests import factories
+from tests.factories import RequestLogFactory
 from tests.urlconf import all_routes, fill
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
@@ -26,8 +27,7 @@ NOT_FRAGMENTS = {"login", "logout", "overview", "connection_list", "connection_c
 @pytest.fixture
 def samples(db):
     c = factories.connection("clever", name="frag", secret={"token": "frag-token"})
-    log = RequestLog.objects.create(connection=c, provider="clever", operation="test", method="GET",
-                                    path="/v3.0/districts", outcome="ok", status_code=200)
+    log = RequestLogFactory(connection=c, operation="test", path="/v3.0/districts")
     attempt = RotationAttempt.objects.create(connection=c, state="succeeded")
     return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "attempt_id": str(attempt.pk),
             "channel": 1, "window": 1, "user_id": 1, "uidb64": "MA", "token": "x"}

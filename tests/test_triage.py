@@ -12,8 +12,9 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from connections.models import AlertEvent, AlertState, Connection, MaintenanceWindow, RequestLog
-from tests.test_ops_pages import HX, make_conn, row, text
+from connections.models import AlertEvent, AlertState, MaintenanceWindow, RequestLog
+from tests.factories import ConnectionFactory, RequestLogFactory
+from tests.test_ops_pages import HX, text
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
@@ -25,14 +26,14 @@ def overview_order(response) -> list[str]:
 class TestOverviewTriage:
     def test_attention_failing_degraded_first_then_the_rest_healthy_last(self, viewer_client):
         now = timezone.now()
-        make_conn("a-healthy", health="ok")
-        make_conn("b-degraded", health="degraded", health_changed_at=now - timedelta(minutes=3))
-        make_conn("c-never-tested", health="unknown")
-        make_conn("d-failing", health="failing", health_changed_at=now - timedelta(minutes=12))
-        make_conn("e-needs-attention", health="needs_attention", health_changed_at=now - timedelta(hours=2, minutes=5))
-        make_conn("f-suspended", health="suspended")
-        make_conn("g-failing", health="failing", health_changed_at=now - timedelta(minutes=1))
-        make_conn("h-healthy", health="ok")
+        ConnectionFactory(name="a-healthy", health="ok")
+        ConnectionFactory(name="b-degraded", health="degraded", health_changed_at=now - timedelta(minutes=3))
+        ConnectionFactory(name="c-never-tested", health="unknown")
+        ConnectionFactory(name="d-failing", health="failing", health_changed_at=now - timedelta(minutes=12))
+        ConnectionFactory(name="e-needs-attention", health="needs_attention", health_changed_at=now - timedelta(hours=2, minutes=5))
+        ConnectionFactory(name="f-suspended", health="suspended")
+        ConnectionFactory(name="g-failing", health="failing", health_changed_at=now - timedelta(minutes=1))
+        ConnectionFactory(name="h-healthy", health="ok")
         order = ["e-needs-attention", "d-failing", "g-failing", "b-degraded", "f-suspended", "c-never-tested",
                  "a-healthy", "h-healthy"]
         assert overview_order(viewer_client.get("/")) == order
@@ -41,10 +42,10 @@ class TestOverviewTriage:
 
     def test_how_long_a_connection_has_been_in_trouble(self, viewer_client):
         now = timezone.now()
-        make_conn("failing-one", health="failing", health_changed_at=now - timedelta(minutes=12, seconds=10))
-        make_conn("attention-one", health="needs_attention", health_changed_at=now - timedelta(hours=3, minutes=4))
-        make_conn("degraded-one", health="degraded", health_changed_at=now - timedelta(seconds=40))
-        make_conn("healthy-one", health="ok", health_changed_at=now - timedelta(days=3))
+        ConnectionFactory(name="failing-one", health="failing", health_changed_at=now - timedelta(minutes=12, seconds=10))
+        ConnectionFactory(name="attention-one", health="needs_attention", health_changed_at=now - timedelta(hours=3, minutes=4))
+        ConnectionFactory(name="degraded-one", health="degraded", health_changed_at=now - timedelta(seconds=40))
+        ConnectionFactory(name="healthy-one", health="ok", health_changed_at=now - timedelta(days=3))
         page = text(viewer_client.get("/"))
         assert "failing for 12 min" in page
         assert "needs attention for 3 h 4 min" in page
@@ -53,16 +54,16 @@ class TestOverviewTriage:
 
     def test_since_falls_back_to_the_last_passing_test(self, viewer_client):
         """Connections that failed before health changes were stamped: the last known good moment."""
-        make_conn("old-failure", health="failing", health_changed_at=None,
+        ConnectionFactory(name="old-failure", health="failing", health_changed_at=None,
                   last_ok_at=timezone.now() - timedelta(days=2, hours=1))
-        make_conn("never-ok", health="failing")
+        ConnectionFactory(name="never-ok", health="failing")
         page = text(viewer_client.get("/"))
         assert "failing for 2 days" in page
         assert page.count("failing for") == 1  # nothing to say for one never seen working
 
     def test_a_line_marks_where_the_healthy_rows_start(self, viewer_client):
-        make_conn("x-failing", health="failing")
-        make_conn("y-ok", health="ok")
+        ConnectionFactory(name="x-failing", health="failing")
+        ConnectionFactory(name="y-ok", health="ok")
         html = viewer_client.get("/").content.decode()
         assert re.search(r'<tr id="overview-y-ok" class="[^"]*triage-break', html)
         assert not re.search(r'<tr id="overview-x-failing" class="[^"]*triage-break', html)
@@ -70,7 +71,7 @@ class TestOverviewTriage:
 
 class TestHeadroomLine:
     def test_vendor_headers_read_used_of_limit_per_window_with_thousands(self, viewer_client):
-        make_conn("clever-busy", rl_limit=1200, rl_remaining=1, rl_reset_at=timezone.now() + timedelta(seconds=30),
+        ConnectionFactory(name="clever-busy", rl_limit=1200, rl_remaining=1, rl_reset_at=timezone.now() + timedelta(seconds=30),
                   rl_observed_at=timezone.now())
         page = text(viewer_client.get("/"))
         assert "1,199 / 1,200 per min" in page
@@ -78,8 +79,8 @@ class TestHeadroomLine:
 
     def test_declared_limit_reads_the_same_way(self, viewer_client, settings, monkeypatch):
         settings.CLEVERBRIDGE_RATE_LIMIT = 150
-        bridge = make_conn("bridge", provider="cleverbridge")
-        RequestLog.objects.bulk_create([row(bridge, ago=timedelta(milliseconds=200)) for _ in range(137)])
+        bridge = ConnectionFactory(name="bridge", provider="cleverbridge")
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=bridge, ago=timedelta(milliseconds=200)) for _ in range(137)])
         frozen = timezone.now()  # the last second's count must not depend on how fast this machine is
         overview_module = importlib.import_module("connections.selectors.overview")
         monkeypatch.setattr(overview_module, "timezone", SimpleNamespace(now=lambda: frozen))
@@ -90,8 +91,8 @@ class TestHeadroomLine:
 class TestAlertsFiringNow:
     def test_firing_now_apart_from_the_history(self, viewer_client):
         now = timezone.now()
-        down = make_conn("shop-eu")
-        fine = make_conn("crm-us")
+        down = ConnectionFactory(name="shop-eu")
+        fine = ConnectionFactory(name="crm-us")
         AlertState.objects.create(connection=down, condition="failing", active=True,
                                   since=now - timedelta(minutes=12), detail="HTTP 502 from the vendor")
         AlertState.objects.create(connection=fine, condition="rate_limited", active=False, since=now)
@@ -108,7 +109,7 @@ class TestAlertsFiringNow:
 
     def test_silenced_by_maintenance_says_so(self, viewer_client):
         now = timezone.now()
-        c = make_conn("quiet-one")
+        c = ConnectionFactory(name="quiet-one")
         AlertState.objects.create(connection=c, condition="needs_attention", active=True, since=now)
         MaintenanceWindow.objects.create(connection=c, starts_at=now - timedelta(minutes=1),
                                          ends_at=now + timedelta(hours=1))
@@ -116,5 +117,5 @@ class TestAlertsFiringNow:
         assert "silenced: maintenance" in firing.split("</section>", 1)[0]
 
     def test_nothing_firing(self, viewer_client):
-        Connection.objects.create(name="calm", provider="clever", base_url="https://api.example.com")
+        ConnectionFactory(name="calm")
         assert "Nothing is firing" in text(viewer_client.get("/alerts/"))

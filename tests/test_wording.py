@@ -14,6 +14,7 @@ from connections.models import AlertEvent, Connection, Health, RotationState
 from connections.rotation import rotate
 from connections.services.audit import Actor
 from tests import factories
+from tests.factories import ConnectionFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 HX = {"HX-Request": "true"}
@@ -53,8 +54,7 @@ class TestOneFullStop:
 class TestJustNow:
     def test_server_rendered_times_say_just_now(self, viewer_client):
         now = timezone.now()
-        c = Connection.objects.create(name="clever-now", provider="clever", base_url="https://api.example.com",
-                                      rl_limit=1200, rl_remaining=1100, rl_reset_at=now + timedelta(seconds=30),
+        c = ConnectionFactory(name="clever-now", rl_limit=1200, rl_remaining=1100, rl_reset_at=now + timedelta(seconds=30),
                                       rl_observed_at=now, last_test_at=now,
                                       last_test_result={"ok": True, "status_code": 200, "duration_ms": 87,
                                                         "at": now.isoformat()})
@@ -67,8 +67,7 @@ class TestJustNow:
         assert "just now" in text(pages[0]) and "just now" in text(pages[1])
 
     def test_older_times_still_count_minutes(self, viewer_client):
-        c = Connection.objects.create(name="clever-old", provider="clever", base_url="https://api.example.com",
-                                      last_test_at=timezone.now() - timedelta(minutes=3))
+        c = ConnectionFactory(name="clever-old", last_test_at=timezone.now() - timedelta(minutes=3))
         assert "3 minutes ago" in text(viewer_client.get("/connections/"))
         assert c.name in text(viewer_client.get("/connections/"))
 
