@@ -40,6 +40,7 @@ def worker():
 
 
 @pytest.mark.celery_worker
+@pytest.mark.process
 @pytest.mark.services
 def test_worker_runs_a_task(worker):
     from django.core.cache import cache

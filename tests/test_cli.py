@@ -105,6 +105,7 @@ class TestExportImport:
         assert r.code == 2 and "cannot read" in r.err
 
 
+@pytest.mark.process
 @pytest.mark.django_db(transaction=True)
 def test_exit_code_from_a_real_process():
     """The CLI as operators run it: a separate process, secret on stdin, exit codes."""

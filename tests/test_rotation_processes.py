@@ -26,7 +26,7 @@ from connections.services.audit import Actor
 from connections.services.vault import active_credential
 from tests import factories
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_spool")]
+pytestmark = [pytest.mark.services, pytest.mark.process, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_spool")]
 ROOT = Path(__file__).resolve().parent.parent
 ACTOR = Actor(label="tester", via="cli")
 REPEAT = 3

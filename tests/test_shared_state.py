@@ -63,6 +63,7 @@ def env(tmp_path_factory):
     return env
 
 
+@pytest.mark.process
 class TestEmbeddedDefault:
     def test_test_all_progress_is_the_same_in_every_process_and_a_redelivery_counts_once(self, env):
         started = json.loads(shell(env, START))

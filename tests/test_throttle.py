@@ -120,6 +120,7 @@ def processes(request, vendors, tmp_path):
 @pytest.mark.parametrize("processes", [pytest.param("redis", marks=pytest.mark.django_db(transaction=True)),
                                        pytest.param("postgres", marks=pytest.mark.django_db(transaction=True)),
                                        "embedded"], indirect=True)
+@pytest.mark.process
 def test_four_processes_share_the_budgets(vendors, processes):
     """4 OS processes (3 threads each on one Cleverbridge connection, 1 on one Clever token) never
     exceed 150/s, 4 in flight or the per-minute window at the vendor, and get no 429: with Redis's
@@ -167,6 +168,7 @@ def test_four_processes_share_the_budgets(vendors, processes):
 
 
 @pytest.mark.services
+@pytest.mark.process
 def test_embedded_processes_see_each_others_leases_and_blocks(tmp_path):
     """On the embedded default's SQLite file: a lease and a block one process takes hold in every
     other process, and the lease of a process that died holding it expires on its own."""

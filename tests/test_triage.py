@@ -80,8 +80,10 @@ class TestHeadroomLine:
     def test_declared_limit_reads_the_same_way(self, viewer_client, settings, monkeypatch):
         settings.CLEVERBRIDGE_RATE_LIMIT = 150
         bridge = ConnectionFactory(name="bridge", provider="cleverbridge")
-        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=bridge, ago=timedelta(milliseconds=200)) for _ in range(137)])
         frozen = timezone.now()  # the last second's count must not depend on how fast this machine is
+        RequestLog.objects.bulk_create([RequestLogFactory.build(connection=bridge,
+                                                                started_at=frozen - timedelta(milliseconds=200))
+                                        for _ in range(137)])
         overview_module = importlib.import_module("connections.selectors.overview")
         monkeypatch.setattr(overview_module, "timezone", SimpleNamespace(now=lambda: frozen))
         page = text(viewer_client.get("/"))

@@ -133,6 +133,7 @@ class TestListAndChanges:
         assert Client().get(r.json()["set_password_path"]).status_code == 302  # the link is valid
 
 
+@pytest.mark.process
 @pytest.mark.django_db(transaction=True)
 def test_a_real_process_reads_the_password_from_stdin_and_exits_2_on_bad_input():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings",

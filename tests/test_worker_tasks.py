@@ -17,7 +17,7 @@ from tests import factories
 from tests.receivers import WebhookReceiver
 from tests.test_celery_worker import start_worker, stop_worker
 
-pytestmark = [pytest.mark.services, pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.services, pytest.mark.celery_worker, pytest.mark.process, pytest.mark.django_db(transaction=True)]
 HX = {"HX-Request": "true"}
 
 
