@@ -19,7 +19,7 @@ import pytest
 
 from tests.embedded import ROOT, embedded_env, run
 from tests.receivers import free_port
-from tests.test_shared_state import poll, shell
+from tests.services.test_shared_state import poll, shell
 
 PORT = free_port()  # per process: parallel runs (and pytest-xdist workers) do not collide
 

@@ -90,7 +90,7 @@ class TestRules:
 
 
 def _worker(env: dict, *args: str):
-    return run_json(env, "-m", "tests.throttle_worker", *args)
+    return run_json(env, "-m", "tests.outbound.throttle_worker", *args)
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_four_processes_share_the_budgets(vendors, processes):
         vendors.set_fault("cleverbridge", "slow", seconds=0.025)
         env = {**env, "CLEVER_RATE_LIMIT_PER_MINUTE": str(clever_limit), "CLEVERBRIDGE_RATE_LIMIT": "150"}
         duration = 4.0
-        procs = [subprocess.Popen([sys.executable, "-m", "tests.throttle_worker", str(cb_id), str(cl_id),
+        procs = [subprocess.Popen([sys.executable, "-m", "tests.outbound.throttle_worker", str(cb_id), str(cl_id),
                                    str(duration), "3"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
         for proc in procs:  # every process set up before anyone sends

@@ -17,7 +17,7 @@ from connections.providers.schema import SchemaError
 from connections.services.audit import Actor
 from tests import factories
 from tests.cli import run_cli
-from tests.test_egress_differential import fake_dns
+from tests.outbound.test_egress_differential import fake_dns
 
 USER = Actor(label="tester", via="user")
 

@@ -14,8 +14,8 @@ from connections.models import AlertDelivery, Connection, Health, RotationAttemp
 from connections.sandbox import DEMO_CREDENTIALS
 from connections.services.audit import Actor
 from tests import factories
+from tests.dashboard.test_celery_worker import start_worker, stop_worker
 from tests.receivers import WebhookReceiver
-from tests.test_celery_worker import start_worker, stop_worker
 
 pytestmark = [pytest.mark.services, pytest.mark.celery_worker, pytest.mark.process, pytest.mark.django_db(transaction=True)]
 HX = {"HX-Request": "true"}

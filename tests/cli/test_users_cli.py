@@ -18,7 +18,7 @@ from tests import factories
 from tests.cli import run_cli
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STRONG = "quiet-Meadow-Lantern-88"
 
 

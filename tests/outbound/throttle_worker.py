@@ -1,8 +1,8 @@
-"""One OS process of the multi-process throttle tests (tests/test_throttle.py runs several).
+"""One OS process of the multi-process throttle tests (tests/outbound/test_throttle.py runs several).
 
-    python -m tests.throttle_worker CLEVERBRIDGE_ID CLEVER_ID DURATION THREADS
-    python -m tests.throttle_worker setup [CLEVERBRIDGE_URL CLEVER_URL]
-    python -m tests.throttle_worker steps JSON
+    python -m tests.outbound.throttle_worker CLEVERBRIDGE_ID CLEVER_ID DURATION THREADS
+    python -m tests.outbound.throttle_worker setup [CLEVERBRIDGE_URL CLEVER_URL]
+    python -m tests.outbound.throttle_worker steps JSON
 
 The first prints "ready" once set up, reads the start time (Unix seconds) from standard input, and
 hammers both connections through the real client from then for DURATION seconds; it prints a JSON

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from connections.models import AlertEvent, AlertState, MaintenanceWindow, RequestLog
 from tests.factories import ConnectionFactory, RequestLogFactory
-from tests.test_ops_pages import HX, text
+from tests.views.test_ops_pages import HX, text
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 

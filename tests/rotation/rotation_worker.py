@@ -1,6 +1,6 @@
-"""A separate process that runs one rotation through the CLI (tests/test_rotation_processes.py).
+"""A separate process that runs one rotation through the CLI (tests/rotation/test_rotation_processes.py).
 
-    python tests/rotation_worker.py NAME START_AT
+    python tests/rotation/rotation_worker.py NAME START_AT
 waits until the Unix time START_AT (so many processes start at once), then runs
 `connections rotate NAME --json` and exits with its exit code. The environment chooses the
 database (TEST_DATABASE_URL) and, for crash tests, SWITCHBOARD_ROTATION_CRASH_AT.
@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.test_settings")
 
 import django  # noqa: E402

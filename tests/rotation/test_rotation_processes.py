@@ -1,6 +1,6 @@
 """Rotation with real processes: concurrency across processes, and workers killed mid-rotation.
 
-Each worker is `python tests/rotation_worker.py` (the `connections rotate` CLI in a fresh
+Each worker is `python tests/rotation/rotation_worker.py` (the `connections rotate` CLI in a fresh
 process) against this test run's PostgreSQL database and the sandbox served by this process.
 """
 
@@ -27,7 +27,7 @@ from connections.services.vault import active_credential
 from tests import factories
 
 pytestmark = [pytest.mark.services, pytest.mark.process, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_spool")]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ACTOR = Actor(label="tester", via="cli")
 REPEAT = 3
 
@@ -45,7 +45,7 @@ def worker_env(**extra) -> dict:
 
 def run_workers(name: str, count: int, *, env: dict, lead: float = 4.0, timeout: float = 120) -> list:
     start_at = time.time() + lead
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "rotation_worker.py"), name, str(start_at)],
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "rotation" / "rotation_worker.py"), name, str(start_at)],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(count)]
     results = []

@@ -25,7 +25,7 @@ often) and kill the worker at each point about seven times per run, enough to ca
 path on every CI run, in about a minute per vendor on 2 cores (each step is a few loopback
 requests and a few commits). Hypothesis keeps the failing sequences it finds in its database and
 replays them first. For a soak: `ROTATION_MODEL_EXAMPLES=1000 ROTATION_MODEL_STEPS=40 pytest
-tests/test_rotation_model.py` (docs/rotation.md, "Model-based test").
+tests/rotation/test_rotation_model.py` (docs/rotation.md, "Model-based test").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """State another process needs is shared by every process on the embedded default (`make run`:
 two web workers, a Celery worker with two processes, beat, all on one SQLite file): Test all's
 progress and the cache. Each step below is a separate OS process, as in `make run`. The limiter's
-cross-process tests are in tests/test_throttle.py."""
+cross-process tests are in tests/outbound/test_throttle.py."""
 
 from __future__ import annotations
 

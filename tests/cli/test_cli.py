@@ -13,7 +13,7 @@ from connections.models import AuditEvent, Connection, Credential
 from tests.cli import run_cli
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class TestAdd:

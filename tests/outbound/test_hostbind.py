@@ -13,7 +13,7 @@ from connections.providers.http import RequestSpec
 from connections.services.audit import Actor
 from connections.services.vault import credential_add, secret_replace
 from tests import factories
-from tests.test_client import Stub
+from tests.outbound.test_client import Stub
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 USER = Actor(label="hostbind-test")

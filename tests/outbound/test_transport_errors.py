@@ -31,7 +31,7 @@ from connections.services.audit import Actor
 from connections.services.testing import connection_test
 from tests import factories
 from tests.cli import run_cli
-from tests.test_egress_differential import fake_dns
+from tests.outbound.test_egress_differential import fake_dns
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 

@@ -1,6 +1,6 @@
 """Rotation (connections/rotation/): rescind-on-refresh and staged replacement, against the sandbox.
 
-Concurrency and killed workers run real processes: tests/test_rotation_processes.py.
+Concurrency and killed workers run real processes: tests/rotation/test_rotation_processes.py.
 """
 
 from __future__ import annotations
