@@ -9,17 +9,16 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+# isort: off
+from .choices import AlertCondition, AlertTransition, ChannelKind, CredentialSource, CredentialState  # noqa: F401
+from .choices import DeliveryState, Health, Operation, Outcome, RotationKind, RotationState, TriggeredBy  # noqa: F401
 from .crypto import EncryptedJSONField, SecretUnavailable
 from .providers import get_provider, provider_choices
+from .querysets import AlertDeliveryQuerySet, AlertRuleQuerySet, CredentialQuerySet
+from .querysets import MaintenanceWindowQuerySet, RotationAttemptQuerySet
+# isort: on
 
-
-class Health(models.TextChoices):
-    UNKNOWN = "unknown", "Unknown"
-    OK = "ok", "OK"
-    DEGRADED = "degraded", "Degraded"
-    FAILING = "failing", "Failing"
-    SUSPENDED = "suspended", "Suspended"
-    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+# The choices live in choices.py; they are imported here too, so `from .models import Health` works.
 
 
 class LiveConnections(models.Manager):
@@ -107,23 +106,13 @@ class Connection(models.Model):
         return {**self.provider_obj.default_options(), **(self.options or {})}
 
 
-class CredentialState(models.TextChoices):
-    STAGED = "staged", "Staged"
-    ACTIVE = "active", "Active"
-    RETIRED = "retired", "Retired"
-    RESCINDED = "rescinded", "Rescinded"
-    # A pasted (staged) secret the vendor refused during verification: it was never active.
-    REJECTED = "rejected", "Rejected"
-
-
 class Credential(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="credentials")
     version = models.PositiveIntegerField()
     secret = EncryptedJSONField()
     state = models.CharField(max_length=10, choices=CredentialState.choices, default=CredentialState.STAGED)
     fingerprint = models.CharField(max_length=32)
-    # How it came: operator (form/CLI), refresh (vendor-issued), recovery (spool import), import.
-    source = models.CharField(max_length=20, default="operator")
+    source = models.CharField(max_length=20, choices=CredentialSource.choices, default=CredentialSource.OPERATOR)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_by_label = models.CharField(max_length=150, blank=True)
@@ -132,6 +121,8 @@ class Credential(models.Model):
     retired_at = models.DateTimeField(null=True, blank=True)
     # Non-secret facts about the secret, e.g. a session token's expiry.
     meta = models.JSONField(default=dict, blank=True)
+
+    objects = CredentialQuerySet.as_manager()
 
     class Meta:
         ordering = ["connection", "-version"]
@@ -152,24 +143,16 @@ class Credential(models.Model):
             raise SecretUnavailable(f"connection {self.connection.name}, credential v{self.version}: {exc}") from None
 
 
-class RotationState(models.TextChoices):
-    STARTED = "started", "Started"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    OUTCOME_UNKNOWN = "outcome_unknown", "Outcome unknown"
-    RECOVERED = "recovered", "Recovered"
-
-
 class RotationAttempt(models.Model):
     """The rotation journal: one row per attempt, written and committed before the vendor is called."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="rotations")
-    kind = models.CharField(max_length=10, default="refresh")  # refresh | staged
+    kind = models.CharField(max_length=10, choices=RotationKind.choices, default=RotationKind.REFRESH)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
     actor_label = models.CharField(max_length=150, blank=True)
-    triggered_by = models.CharField(max_length=20, default="user")
+    triggered_by = models.CharField(max_length=20, choices=TriggeredBy.choices, default=TriggeredBy.USER)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -182,6 +165,8 @@ class RotationAttempt(models.Model):
     vendor_request_id = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
 
+    objects = RotationAttemptQuerySet.as_manager()
+
     class Meta:
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["state", "started_at"], name="rotation_state_started")]
@@ -190,20 +175,12 @@ class RotationAttempt(models.Model):
         return f"rotation {self.id} of {self.connection_id}: {self.state}"
 
 
-class Outcome(models.TextChoices):
-    OK = "ok", "OK"
-    HTTP_ERROR = "http_error", "HTTP error"
-    NETWORK_ERROR = "network_error", "Network error"
-    TIMEOUT = "timeout", "Timeout"
-    THROTTLED = "throttled", "Throttled"
-
-
 class RequestLog(models.Model):
     """One row per outbound HTTP attempt."""
 
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="request_logs")
     provider = models.CharField(max_length=32)  # denormalised for the vendor filter
-    operation = models.CharField(max_length=20)  # test, refresh, call, probe, login
+    operation = models.CharField(max_length=20, choices=Operation.choices)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=1000)
     chain_id = models.UUIDField(default=uuid.uuid4)  # groups the attempts of one logical request
@@ -221,7 +198,7 @@ class RequestLog(models.Model):
     request_excerpt = models.TextField(blank=True)
     response_excerpt = models.TextField(blank=True)
     response_content_type = models.CharField(max_length=200, blank=True)
-    triggered_by = models.CharField(max_length=20, default="user")  # user, schedule, cli, system
+    triggered_by = models.CharField(max_length=20, choices=TriggeredBy.choices, default=TriggeredBy.USER)
     actor_label = models.CharField(max_length=150, blank=True)
     task_id = models.CharField(max_length=100, blank=True)
 
@@ -273,15 +250,6 @@ class AuditEvent(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.connection_name}"
 
 
-class AlertCondition(models.TextChoices):
-    FAILING = "failing", "Connection failing"
-    NEEDS_ATTENTION = "needs_attention", "Needs attention"
-    ROTATION_FAILED = "rotation_failed", "Rotation failed or outcome unknown"
-    HEADROOM_LOW = "headroom_low", "Rate-limit headroom low"
-    RATE_LIMITED = "rate_limited", "Rate limited (429)"
-    CREDENTIAL_EXPIRING = "credential_expiring", "Credential or refresh about to lapse"
-
-
 class AlertRule(models.Model):
     """Whether and how a condition alerts. connection=None is the default for every connection;
     a rule for one connection overrides it."""
@@ -293,6 +261,8 @@ class AlertRule(models.Model):
     # headroom_low: percent of the limit remaining; credential_expiring: hours before expiry.
     threshold = models.FloatField(null=True, blank=True)
     cooldown_minutes = models.PositiveIntegerField(default=30)
+
+    objects = AlertRuleQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -306,10 +276,8 @@ class AlertRule(models.Model):
 
 
 class AlertChannel(models.Model):
-    KINDS = [("email", "E-mail"), ("webhook", "Webhook")]
-
     name = models.CharField(max_length=100, unique=True)
-    kind = models.CharField(max_length=10, choices=KINDS)
+    kind = models.CharField(max_length=10, choices=ChannelKind.choices)
     # E-mail: {"to": [...]}; webhook: {"url": ...}. Encrypted: a webhook URL is itself a secret.
     config = EncryptedJSONField()
     # Safe to show: the e-mail addresses or the webhook's host.
@@ -331,6 +299,8 @@ class MaintenanceWindow(models.Model):
     ends_at = models.DateTimeField()
     reason = models.CharField(max_length=300, blank=True)
     created_by_label = models.CharField(max_length=150, blank=True)
+
+    objects = MaintenanceWindowQuerySet.as_manager()
 
     class Meta:
         ordering = ["-starts_at"]
@@ -360,7 +330,7 @@ class AlertState(models.Model):
 class AlertEvent(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="alert_events")
     condition = models.CharField(max_length=30, choices=AlertCondition.choices)
-    transition = models.CharField(max_length=10)  # begin | end | test
+    transition = models.CharField(max_length=10, choices=AlertTransition.choices)
     at = models.DateTimeField(default=timezone.now)
     message = models.TextField()
     # Why nothing was sent, if so: maintenance window, cooldown, rule disabled.
@@ -376,17 +346,17 @@ class AlertEvent(models.Model):
 
 
 class AlertDelivery(models.Model):
-    STATES = [("pending", "Pending"), ("sent", "Sent"), ("failed", "Failed")]
-
     event = models.ForeignKey(AlertEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
     subject = models.CharField(max_length=300)
     body = models.TextField()
-    state = models.CharField(max_length=10, choices=STATES, default="pending")
+    state = models.CharField(max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AlertDeliveryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -37,6 +37,12 @@ if POSTGRES_AVAILABLE:
 else:
     os.environ["DATABASE_URL"] = "sqlite:///:memory:"
 _prefix = os.environ.get("TEST_KEY_PREFIX", "sbtest")
+# pytest-xdist: each worker gets its own cache keys, Celery queue and spool (pytest-django already
+# suffixes the test database per worker). Exported, so processes a test starts inherit the same prefix.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker and not _prefix.endswith(f"_{_worker}"):
+    _prefix = f"{_prefix}_{_worker}"
+os.environ["TEST_KEY_PREFIX"] = _prefix
 if REDIS_AVAILABLE:
     os.environ["CACHE_URL"] = f"{_redis_url}/1"
     os.environ["CELERY_BROKER_URL"] = f"{_redis_url}/2"

@@ -27,7 +27,6 @@ from ..models import (
     AlertState,
     Connection,
     Credential,
-    CredentialState,
     Health,
     RequestLog,
     RotationAttempt,
@@ -70,7 +69,7 @@ def ensure_default_rules() -> None:
 
 def effective_rules(connections: list[Connection]) -> dict[tuple[int, str], AlertRule]:
     """(connection id, condition) -> the rule in force: the connection's own or the default."""
-    rules = list(AlertRule.objects.filter(connection__in=connections) | AlertRule.objects.filter(connection=None))
+    rules = list(AlertRule.objects.in_force_for(connections))
     defaults = {r.condition: r for r in rules if r.connection_id is None}
     own = {(r.connection_id, r.condition): r for r in rules if r.connection_id is not None}
     result = {}
@@ -113,7 +112,7 @@ def _findings(connections: list[Connection], rules, now: dt.datetime) -> dict[tu
         .values_list("connection_id").annotate(last=Max("started_at"))
     )
     expiries: dict[int, dt.datetime] = {}
-    for cred in Credential.objects.filter(connection_id__in=ids, state=CredentialState.ACTIVE).only(
+    for cred in Credential.objects.active().filter(connection_id__in=ids).only(
             "connection_id", "meta"):
         raw = (cred.meta or {}).get("refresh_expires_at") or (cred.meta or {}).get("expires_at")
         if raw:

@@ -13,8 +13,8 @@ from ..services.audit import Actor, audit
 
 
 def in_maintenance(connection_ids: list[int], now: dt.datetime) -> set[int]:
-    return set(MaintenanceWindow.objects.filter(connection_id__in=connection_ids, starts_at__lte=now,
-                                                ends_at__gt=now).values_list("connection_id", flat=True))
+    return set(MaintenanceWindow.objects.in_force(now).filter(connection_id__in=connection_ids)
+               .values_list("connection_id", flat=True))
 
 
 def maintenance_create(*, connection: Connection, starts_at: dt.datetime, ends_at: dt.datetime, reason: str,

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from django.views.decorators.debug import sensitive_variables
 
 from ..crypto import SecretUnavailable
-from ..models import Connection, Credential, CredentialState, Outcome, RequestLog
+from ..models import Connection, Credential, Outcome, RequestLog
 from ..providers.http import Attempt, RefreshError, RequestSpec
 from . import guard, sessions
 from .attempt import MIN_TRY_SECONDS, attempt
@@ -46,7 +46,7 @@ def reveal(credential: Credential) -> dict:
 
 
 def _active_credential(connection: Connection) -> Credential | None:
-    return Credential.objects.filter(connection_id=connection.pk, state=CredentialState.ACTIVE).first()
+    return Credential.objects.active().filter(connection_id=connection.pk).first()
 
 
 def _origin_refusal(connection: Connection, credential: Credential) -> str:

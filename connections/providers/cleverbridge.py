@@ -106,4 +106,5 @@ class Cleverbridge(Provider):
             rules=(Rule("concurrency", scope, MAX_IN_FLIGHT),
                    Rule("pace", scope, settings.CLEVERBRIDGE_RATE_LIMIT, 1.0)),
             block_scope=scope,  # a 429 blocks the IP for a minute (Retry-After: 60)
+            shared=True,
         )

@@ -127,6 +127,7 @@ class ThrottlePlan:
     rules: tuple[Rule, ...] = ()
     # Where a vendor's "stop sending until T" (Retry-After, X-RateLimit-Reset) applies.
     block_scope: str = ""
+    shared: bool = False  # the budget is the vendor's for every connection (e.g. per egress IP), not per connection
 
 
 @dataclass(frozen=True)

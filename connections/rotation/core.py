@@ -97,14 +97,14 @@ def release_claim(connection_id: int, claim: uuid.UUID) -> bool:
 def release_stale_claims(*, now: datetime | None = None) -> int:
     """Clear claims whose lease expired (their worker died) and that guard no unsettled attempt."""
     now = now or timezone.now()
-    unsettled = RotationAttempt.objects.filter(state=RotationState.STARTED).values("connection_id")
+    unsettled = RotationAttempt.objects.unsettled().values("connection_id")
     return Connection.objects.filter(rotation_claim__isnull=False, rotation_lease_until__lt=now).exclude(
         pk__in=unsettled).update(rotation_claim=None, rotation_lease_until=None)
 
 
 def claim_holder(connection: Connection) -> RotationAttempt | None:
     """The attempt that is running for this connection, if any (for the "busy" message)."""
-    return connection.rotations.filter(state=RotationState.STARTED).order_by("-started_at").first()
+    return connection.rotations.unsettled().newest_first().first()
 
 
 def busy_outcome(connection: Connection, kind: str) -> RotationOutcome:

@@ -148,7 +148,7 @@ def reconcile_rotations(*, now: datetime | None = None, actor: Actor = RECONCILE
     """Import this machine's spool, settle stale `started` attempts, clear stale claims."""
     now = now or timezone.now()
     report: list[dict] = [{"spool": r.as_dict()} for r in spool.recover_spool(actor=actor)]
-    stale = RotationAttempt.objects.filter(state=RotationState.STARTED).filter(
+    stale = RotationAttempt.objects.unsettled().filter(
         Q(lease_until__lt=now) | Q(lease_until__isnull=True)).select_related("connection", "old_credential")
     for attempt in stale:
         claim = claim_connection(attempt.connection_id, now=now)

@@ -80,7 +80,7 @@ def rotate(*, connection: Connection, actor: Actor, task_id: str = "",
 def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attempt_id) -> RotationOutcome:
     connection.refresh_from_db()
     # A dead worker's attempt must be settled before we refresh again with what may be a rescinded secret.
-    for stale in connection.rotations.filter(state=RotationState.STARTED):
+    for stale in connection.rotations.unsettled():
         settled = settle_attempt(stale, actor=actor, task_id=task_id)
         if settled.state != RotationState.FAILED:
             return RotationOutcome(
@@ -193,8 +193,7 @@ def _unsettled_loss(credential: Credential, provider, secret: dict) -> RotationA
     secret rejected, or could not tell). Sessions log in again instead, so they are never blocked."""
     if provider.recovers_by_login(secret):
         return None
-    return RotationAttempt.objects.filter(old_credential=credential, kind="refresh",
-                                          state=RotationState.OUTCOME_UNKNOWN).order_by("-started_at").first()
+    return RotationAttempt.objects.lost_refreshes(credential).newest_first().first()
 
 
 def _error_of(result) -> dict:

@@ -59,7 +59,7 @@ def staged_replace(*, connection: Connection, secret: object, actor: Actor, task
 
 
 def _staged_claimed(connection, provider, secret_clean, actor, task_id):
-    for stale in connection.rotations.filter(state=RotationState.STARTED):
+    for stale in connection.rotations.unsettled():
         settle_attempt(stale, actor=actor, task_id=task_id)
     with transaction.atomic():
         Connection.objects.select_for_update().get(pk=connection.pk)
@@ -106,8 +106,7 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
 
 def _rescinded_by_vendor(credential: Credential) -> bool:
     """Did a refresh with this credential end with the vendor rejecting it (a lost answer, probed)?"""
-    return RotationAttempt.objects.filter(old_credential=credential, kind="refresh",
-                                          state=RotationState.OUTCOME_UNKNOWN, step="probed_rejected").exists()
+    return RotationAttempt.objects.lost_refreshes(credential).filter(step="probed_rejected").exists()
 
 
 def _reject(attempt, staged: Credential, actor: Actor, why: str, error: dict, vendor_request_id: str = ""):

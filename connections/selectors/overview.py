@@ -7,20 +7,9 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import TruncHour
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.safestring import SafeString
 
-from .. import charts
-from ..models import (
-    Connection,
-    Health,
-    MaintenanceWindow,
-    Outcome,
-    RequestLog,
-    RotationAttempt,
-    RotationState,
-)
+from ..models import Connection, Credential, Health, MaintenanceWindow, Outcome, RequestLog, RotationAttempt
 from ..providers import PROVIDERS
 from .log import _buckets
 
@@ -50,16 +39,6 @@ class LogStats:
     def error_rate(self) -> float | None:
         return self.failed / self.total if self.total else None
 
-    @property
-    def rate_label(self) -> str:
-        rate = self.error_rate
-        if rate is None:
-            return ""
-        return "<1 %" if 0 < rate < 0.01 else f"{rate:.0%}".replace("%", " %")
-
-    @property
-    def spark(self) -> SafeString:
-        return charts.sparkline(self.totals, self.errors)
 
 
 def _log_stats(*, now: datetime, provider: str = "") -> dict[int, LogStats]:
@@ -115,18 +94,16 @@ def _unit(period: float) -> str:
 
 
 def _throttle_plan(provider, connection: Connection):
-    """The provider's throttle rules for this connection, and whether their scope is shared by
-    every connection of the vendor (e.g. a per-egress-IP budget) rather than per connection or token."""
-    plan_of = getattr(provider, "throttle_plan", None)
-    if plan_of is None:
-        return None, False
-    try:
-        plan = plan_of(connection_id=connection.pk, fingerprint="a")
-        other = plan_of(connection_id=connection.pk + 1, fingerprint="b")
-    except Exception:  # a provider that cannot plan without a credential: show observed figures
-        return None, False
-    shared = bool(plan.rules) and [r.scope for r in plan.rules] == [r.scope for r in other.rules]
-    return plan, shared
+    """The provider's throttle rules for this connection (scoped by the active credential's
+    fingerprint, as the client scopes them), and whether the vendor's budget is shared by every
+    connection of the vendor (e.g. per egress IP): the plan says so."""
+    if hasattr(connection, "active_fingerprint"):  # annotated by overview()
+        fingerprint = connection.active_fingerprint or ""
+    else:
+        active = connection.credentials.active().only("fingerprint").first()
+        fingerprint = active.fingerprint if active else ""
+    plan = provider.throttle_plan(connection_id=connection.pk, fingerprint=fingerprint)
+    return plan, bool(plan.rules) and plan.shared
 
 
 def _in_flight(scope: str, memo: dict) -> int | None:
@@ -188,31 +165,27 @@ def headroom_for(connection: Connection, stats: LogStats, *, vendor_stats: LogSt
             "level": "danger" if blocked else "warn" if stats.throttled_last_hour else "ok", "observed_at": now}
 
 
-def _rotation_annotations() -> dict:
-    latest = RotationAttempt.objects.filter(connection=OuterRef("pk")).order_by("-started_at")
+def _row_annotations() -> dict:
+    latest = RotationAttempt.objects.filter(connection=OuterRef("pk")).newest_first()
+    active = Credential.objects.active().filter(connection=OuterRef("pk"))
     return {"rotation_state": Subquery(latest.values("state")[:1]),
-            "rotation_at": Subquery(latest.values("started_at")[:1])}
+            "rotation_at": Subquery(latest.values("started_at")[:1]),
+            "active_fingerprint": Subquery(active.values("fingerprint")[:1])}
 
 
-_PLACEHOLDER = "name-placeholder"
+@dataclass
+class OverviewRow:
+    connection: Connection  # annotated: rotation_state, rotation_at, active_fingerprint
+    stats: LogStats
+    headroom: dict
+    maintenance: MaintenanceWindow | None
+    problem_since: datetime | None  # set when the connection is in trouble
+
+
 # Triage order on the overview: what needs a person first, healthy connections last.
 TRIAGE_ORDER = {Health.NEEDS_ATTENTION: 0, Health.FAILING: 1, Health.DEGRADED: 2, Health.SUSPENDED: 3,
                 Health.UNKNOWN: 4, Health.OK: 5}
 PROBLEMS = (Health.NEEDS_ATTENTION, Health.FAILING, Health.DEGRADED)
-ROTATION_LABELS = dict(RotationState.choices)
-HEALTH_LABELS = dict(Health.choices)
-
-
-def _url_templates() -> dict[str, str]:
-    """Per-connection URLs, reversed once per page (200 rows x 5 reverses is measurable); a
-    route another area has not added yet is simply absent."""
-    urls = {}
-    for key, name in (("detail", "connection_detail"), ("errors", "connection_errors"), ("test", "connection_test")):
-        try:
-            urls[key] = reverse(name, args=[_PLACEHOLDER])
-        except NoReverseMatch:
-            pass
-    return urls
 
 
 def overview(*, now: datetime | None = None) -> dict:
@@ -223,15 +196,13 @@ def overview(*, now: datetime | None = None) -> dict:
     health_changed_at), or else the last passing test, the last moment it was known to work.
     """
     now = now or timezone.now()
-    connections = list(Connection.objects.order_by("name").annotate(**_rotation_annotations()))
+    connections = list(Connection.objects.order_by("name").annotate(**_row_annotations()))
     stats = _log_stats(now=now)
     empty_hours = _buckets(now - timedelta(hours=23), now, "hour")[-24:]
 
     def empty() -> LogStats:
         return LogStats(empty_hours, [0] * len(empty_hours), [0] * len(empty_hours))
 
-    url_templates = _url_templates()
-    log_url = reverse("request_log")
     vendor_stats: dict[str, LogStats] = {}
     for c in connections:
         v = vendor_stats.setdefault(c.provider, empty())
@@ -243,20 +214,14 @@ def overview(*, now: datetime | None = None) -> dict:
     rows = []
     counts: dict[str, int] = {}
     memo: dict = {}
-    maintenance = {w.connection_id: w for w in MaintenanceWindow.objects.filter(starts_at__lte=now, ends_at__gt=now)}
+    maintenance = {w.connection_id: w for w in MaintenanceWindow.objects.in_force(now)}
     for c in connections:
-        c.rotation_label = ROTATION_LABELS.get(c.rotation_state, "")
-        c.health_label = HEALTH_LABELS.get(c.health, c.health)  # get_FOO_display re-normalises choices per call
-        c.vendor_label = PROVIDERS[c.provider].label if c.provider in PROVIDERS else c.provider
         s = stats.get(c.pk) or empty()
         headroom = headroom_for(c, s, vendor_stats=vendor_stats[c.provider], now=now, memo=memo)
-        urls = {key: url.replace(_PLACEHOLDER, c.name) for key, url in url_templates.items()}
-        urls["log"] = f"{log_url}?connection={c.name}"
-        rows.append({"connection": c, "stats": s, "headroom": headroom, "urls": urls,
-                     "maintenance": maintenance.get(c.pk),
-                     "problem_since": (c.health_changed_at or c.last_ok_at) if c.health in PROBLEMS else None})
+        rows.append(OverviewRow(connection=c, stats=s, headroom=headroom, maintenance=maintenance.get(c.pk),
+                                problem_since=(c.health_changed_at or c.last_ok_at) if c.health in PROBLEMS else None))
         counts[c.health] = counts.get(c.health, 0) + 1
-    rows.sort(key=lambda row: TRIAGE_ORDER.get(row["connection"].health, len(TRIAGE_ORDER)))  # stable: by name within
+    rows.sort(key=lambda row: TRIAGE_ORDER.get(row.connection.health, len(TRIAGE_ORDER)))  # stable: by name within
     return {"rows": rows, "health_counts": counts, "now": now, "poll_seconds": 15,
             "problem_count": sum(counts.get(h, 0) for h in PROBLEMS)}
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Connection, CredentialState, Health, Outcome
+from ..models import Connection, Health, Outcome
 from ..providers.http import RequestSpec
 from .audit import Actor, audit
 
@@ -117,7 +117,7 @@ def _pause_reason(result, now) -> str:
 
 def _new_secret_since(connection: Connection) -> bool:
     """Was a credential activated after the connection was flagged needs_attention?"""
-    active = connection.credentials.filter(state=CredentialState.ACTIVE).only("activated_at").first()
+    active = connection.credentials.active().only("activated_at").first()
     since = connection.health_changed_at
     return bool(active and active.activated_at and since and active.activated_at > since)
 

@@ -110,7 +110,7 @@ def credential_activate(*, credential: Credential) -> Credential:
     """
     with transaction.atomic():
         now = timezone.now()
-        Credential.objects.filter(connection_id=credential.connection_id, state=CredentialState.ACTIVE).exclude(
+        Credential.objects.active().filter(connection_id=credential.connection_id).exclude(
             pk=credential.pk
         ).update(state=CredentialState.RETIRED, retired_at=now)
         credential.state = CredentialState.ACTIVE
@@ -124,7 +124,7 @@ def credential_activate(*, credential: Credential) -> Credential:
 
 
 def active_credential(connection: Connection) -> Credential | None:
-    return connection.credentials.filter(state=CredentialState.ACTIVE).first()
+    return connection.credentials.active().first()
 
 
 @sensitive_variables("secret", "secret_clean")

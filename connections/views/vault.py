@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard.reauth import recent_password
 
 from .. import selectors
-from ..forms import ConnectionForm, SecretForm
+from ..forms import ConnectionForm, SecretForm, alert_rule_formset
 from ..outbound import guard
 from ..providers import PROVIDERS
 from ..rotation import staged_replace
@@ -21,6 +21,7 @@ from ..services import archive as archive_services
 from ..services import vault as vault_services
 from ..services.audit import Actor
 from .common import can, get_connection, render
+from .rotation import rotation_context
 
 DETAIL_PARTS = {"credential-card", "credential-versions"}
 
@@ -40,8 +41,12 @@ def connection_detail(request, name: str):
         return TemplateResponse(request, "connections/archived.html", selectors.archived_detail(connection=connection))
     # htmx refreshes these after a rotation or replacement changes the credential.
     part = request.GET.get("part")
-    return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None,
-                  selectors.connection_detail(connection=connection))
+    context = selectors.connection_detail(connection=connection)
+    if part not in DETAIL_PARTS:  # the whole page: its Rotate panel and rotation history
+        context["rot"] = rotation_context(connection, attempt_id=request.GET.get("rotation", ""))
+        context["rules_formset"] = alert_rule_formset(context["alert_rules"], per_connection=True,
+                                                      editable=request.user.has_perm("connections.manage_alerts"))
+    return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None, context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -63,7 +63,7 @@ PAGES = [
     ("password-set", None, lambda c: _set_password_link()),
 ]
 # Fragment URLs that, opened directly, would answer a bare fragment: none (they redirect to the page that
-# holds them, see tests/test_page_fragments.py), so every page is measured.
+# holds them, see tests/views/test_page_fragments.py), so every page is measured.
 FRAGMENT_PENDING: set[str] = set()
 # The routes PAGES covers, by URL name; POST-only routes are listed apart (they have no page).
 ROUTES_COVERED = {
