@@ -90,6 +90,9 @@ class Result:
     rate_limit: dict = field(default_factory=dict)
     credential_id: int | None = None
     content_type: str = ""
+    body: bytes = b""  # the last answer's raw body (at most max_body bytes; the proxy passes it on)
+    body_truncated: bool = False
+    redactor: Redactor | None = field(default=None, repr=False)  # masks this send's secrets
 
     @property
     def sent(self) -> bool:
@@ -126,6 +129,8 @@ class _Try:
     content_type: str = ""
     log_id: int | None = None
     sent: bool = True
+    body: bytes = b""
+    truncated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -136,7 +141,7 @@ class _Call:
     """State shared by the attempts of one send()."""
 
     def __init__(self, connection: Connection, spec: RequestSpec, *, actor, operation: str, task_id: str,
-                 max_wait: float | None):
+                 max_wait: float | None, max_body: int | None = None):
         self.connection = connection
         self.provider = connection.provider_obj
         self.options = connection.effective_options()
@@ -155,6 +160,7 @@ class _Call:
         self.url = ""
         self.sent_url = ""  # with the query string, once prepared
         self.redactor = Redactor()
+        self.max_body = max_body or settings.OUTBOUND_MAX_BODY_BYTES
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -196,6 +202,7 @@ class _Call:
             triggered_by=getattr(self.actor, "via", "system")[:20],
             actor_label=getattr(self.actor, "label", "")[:150],
             task_id=self.task_id[:100],
+            application=getattr(self.actor, "application", "")[:64],
         )
         t.log_id = row.pk if row is not None else None
         return t
@@ -267,15 +274,17 @@ def _origin_refusal(connection: Connection, credential: Credential) -> str:
 @sensitive_variables()
 def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "call",
          credential: Credential | None = None, retry: bool = True, task_id: str = "",
-         max_wait: float | None = None) -> Result:
+         max_wait: float | None = None, max_body: int | None = None) -> Result:
     """Send one logical request to the connection's vendor; see the module docstring.
 
     credential=None uses the active credential, read now; pass a Credential to use that one
     (staged verification, probing with an old secret). retry=False makes exactly one attempt
     (refresh calls). max_wait bounds every wait (throttle, Retry-After, backoff); by default
-    OUTBOUND_MAX_WAIT for users and the CLI, OUTBOUND_MAX_WAIT_BACKGROUND otherwise.
+    OUTBOUND_MAX_WAIT for users and the CLI, OUTBOUND_MAX_WAIT_BACKGROUND otherwise. max_body:
+    the most of an answer read (default OUTBOUND_MAX_BODY_BYTES).
     """
-    call = _Call(connection, spec, actor=actor, operation=operation, task_id=task_id, max_wait=max_wait)
+    call = _Call(connection, spec, actor=actor, operation=operation, task_id=task_id, max_wait=max_wait,
+                 max_body=max_body)
     provider = call.provider
     tries: list[_Try] = []
 
@@ -402,6 +411,9 @@ def _result(call: _Call, tries: list[_Try], cred: Credential | None) -> Result:
         rate_limit=r.obj(last.rate.as_dict()),
         credential_id=cred.pk if cred else None,
         content_type=last.content_type,
+        body=last.body,
+        body_truncated=last.truncated,
+        redactor=r,
     )
 
 
@@ -462,7 +474,7 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
         call.sent_url = prepared.url
         resp = session.send(prepared, stream=True, timeout=(connect_timeout, read_timeout), allow_redirects=False)
         try:
-            body, truncated = _read_body(resp, settings.OUTBOUND_MAX_BODY_BYTES, t0 + connect_timeout + read_timeout)
+            body, truncated = _read_body(resp, call.max_body, t0 + connect_timeout + read_timeout)
         except _BodyTooSlow:
             t = _Try(outcome=Outcome.TIMEOUT, status=resp.status_code, maybe_delivered=True,
                      error=ErrorInfo(code="read_timeout",
@@ -488,7 +500,7 @@ def _attempt(call: _Call, number: int, cred: Credential, secret: dict) -> _Try:
 
     duration_ms = int((time.monotonic() - t0) * 1000)
     t = _classify(call, resp, body, truncated)
-    t.duration_ms = duration_ms
+    t.duration_ms, t.body, t.truncated = duration_ms, body, truncated
     # The vendor's words travel on to health, audit and JSON columns: make them storable.
     t.error = ErrorInfo(code=storable(t.error.code), message=storable(t.error.message),
                         request_id=storable(t.error.request_id), details=storable(t.error.details))
