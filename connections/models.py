@@ -450,9 +450,7 @@ class ApplicationKey(models.Model):
     created_by_label = models.CharField(max_length=150, blank=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    call_count = models.PositiveBigIntegerField(default=0)
-    refused_count = models.PositiveBigIntegerField(default=0)  # scope refusals and Switchboard 429s
+    last_used_at = models.DateTimeField(null=True, blank=True)  # to the minute (services/appkeys.py)
 
     class Meta:
         ordering = ["name"]

@@ -213,6 +213,9 @@ TEMPLATES = [
 
 DATABASES = {"default": _db_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'switchboard.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+# The web server (dashboard/wsgi.py only) keeps each thread's connection this many seconds, checked
+# before each request; 0 opens one per request (docs/proxy.md, "Serving").
+WEB_CONN_MAX_AGE = _read("WEB_CONN_MAX_AGE", env.int, 60)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # web, worker and beat share the file in the embedded set-up: wait for locks, write-ahead log.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -109,9 +109,9 @@ def _list(options, stdout) -> int:
     if options["json"]:
         dump(rows, stdout)
         return OK
-    header = ("NAME", "KEY", "CONNECTIONS", "METHODS", "STATUS", "CALLS", "LAST USED")
+    header = ("NAME", "KEY", "CONNECTIONS", "METHODS", "STATUS", "CALLS 24H", "LAST USED")
     table = [(r["name"], r["key_prefix"] + "…", ",".join(r["connections"]), ",".join(r["methods"]),
-              "active" if r["active"] else "revoked", str(r["call_count"]), r["last_used_at"] or "never")
+              "active" if r["active"] else "revoked", str(r["calls_24h"]), r["last_used_at"] or "never")
              for r in rows]
     widths = [max(len(row[n]) for row in [header, *table]) for n in range(len(header))]
     for row in [header, *table]:

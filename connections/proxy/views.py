@@ -130,18 +130,16 @@ def _answer(result, request_id: str) -> HttpResponse:
 @login_not_required
 def proxy(request: HttpRequest, name: str, rest: str = "") -> HttpResponse:
     request_id = uuid.uuid4().hex
-    app = appkeys.authenticate(request.META.get("HTTP_AUTHORIZATION", ""))
+    grant = appkeys.authorize(request.META.get("HTTP_AUTHORIZATION", ""), name)
+    app, connection = grant.application, grant.connection
     if app is None:
         return _own(401, "unauthenticated", "send an application key: Authorization: Bearer sbk_... "
                     "(a key that is unknown, revoked or replaced by a rotation is refused)", request_id,
                     WWW_Authenticate='Bearer realm="switchboard-proxy"')
     method = request.method.upper()
-    connection = Connection.objects.filter(name=name, application_keys=app).first()
     if connection is None:
-        appkeys.count_use(app=app, refused=True)
         return _own(403, "not_in_scope", f"application {app.name} may not call connection {name!r}", request_id)
     if app.methods and method not in app.methods:
-        appkeys.count_use(app=app, refused=True)
         return _own(403, "method_not_in_scope",
                     f"application {app.name} may use {', '.join(app.methods)} only, not {method}", request_id)
     if not connection.enabled:
@@ -171,7 +169,7 @@ def proxy(request: HttpRequest, name: str, rest: str = "") -> HttpResponse:
 
     spec = RequestSpec(method, full, headers=hdrs.outgoing(request.META), data=body or None, expect=("*",))
     actor = Actor(label=f"app:{app.name}", via="proxy", ip=client_ip(request), application=app.name)
-    cred = _active(connection)
+    cred = grant.credential
     options = {"actor": actor, "operation": OPERATION, "task_id": request_id, "max_wait": settings.PROXY_MAX_WAIT,
                "max_body": settings.PROXY_MAX_RESPONSE_BYTES}
     result = send(connection, spec, credential=cred, **options)
@@ -183,6 +181,6 @@ def proxy(request: HttpRequest, name: str, rest: str = "") -> HttpResponse:
         fresh = _await_rotation(connection, cred.pk)
         if fresh is not None:
             result = send(connection, spec, credential=fresh, **options)
-    appkeys.count_use(app=app)
+    appkeys.note_use(app=app)
     return _answer(result, request_id)
 

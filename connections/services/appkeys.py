@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..commits import fast_commit
-from ..models import ApplicationKey, Connection
+from ..models import ApplicationKey, Connection, Credential, CredentialState
 from .audit import Actor, audit
 
 KEY_PREFIX = "sbk_"
@@ -141,20 +141,66 @@ def revoke_key(*, name: str, actor: Actor) -> ApplicationKey:
     return app
 
 
+def _parse(header: str) -> tuple[str, str] | None:
+    scheme, _, key = (header or "").partition(" ")
+    key = key.strip()
+    match = KEY_RE.match(key) if scheme.lower() == "bearer" else None
+    return (match.group(1), key) if match else None
+
+
 def authenticate(header: str) -> ApplicationKey | None:
     """The live application whose key `Authorization: Bearer <key>` carries, or None."""
-    scheme, _, key = (header or "").partition(" ")
-    match = KEY_RE.match(key.strip()) if scheme.lower() == "bearer" else None
-    if match is None:
+    parsed = _parse(header)
+    if parsed is None:
         return None
-    app = ApplicationKey.objects.filter(key_id=match.group(1), revoked_at__isnull=True).first()
-    if app is None or not hmac.compare_digest(app.key_hash, hash_key(key.strip())):
+    app = ApplicationKey.objects.filter(key_id=parsed[0], revoked_at__isnull=True).first()
+    if app is None or not hmac.compare_digest(app.key_hash, hash_key(parsed[1])):
         return None
     return app
 
 
-def count_use(*, app: ApplicationKey, refused: bool = False) -> None:
-    """One call (or one refusal) on the application's counters; the commit skips the fsync."""
-    field = "refused_count" if refused else "call_count"
-    with fast_commit():
-        ApplicationKey.objects.filter(pk=app.pk).update(**{field: F(field) + 1, "last_used_at": timezone.now()})
+@dataclass(frozen=True)
+class Grant:
+    """What the proxy needs to send a call: the application (None: 401), the connection (None:
+    not in its scope, 403) and the connection's active credential (None: none stored)."""
+
+    application: ApplicationKey | None = None
+    connection: Connection | None = None
+    credential: Credential | None = None
+
+
+def authorize(header: str, connection_name: str) -> Grant:
+    """The key, its scope and the connection's active credential, in one query on the usual path."""
+    parsed = _parse(header)
+    if parsed is None:
+        return Grant()
+    prefix = "connection__application_keys__"
+    row = (Credential.objects.filter(connection__name=connection_name, state=CredentialState.ACTIVE,
+                                     **{f"{prefix}key_id": parsed[0], f"{prefix}revoked_at__isnull": True})
+           .select_related("connection")
+           .annotate(app_pk=F(f"{prefix}id"), app_name=F(f"{prefix}name"), app_hash=F(f"{prefix}key_hash"),
+                     app_methods=F(f"{prefix}methods"), app_last_used=F(f"{prefix}last_used_at"))[:1])
+    row = next(iter(row), None)
+    if row is not None:
+        if not hmac.compare_digest(row.app_hash, hash_key(parsed[1])):
+            return Grant()
+        app = ApplicationKey(pk=row.app_pk, name=row.app_name, key_id=parsed[0], key_hash=row.app_hash,
+                             methods=row.app_methods, last_used_at=row.app_last_used)
+        return Grant(app, row.connection, row)
+    # The slow path: tell a bad key from a connection out of scope or without a credential.
+    app = authenticate(header)
+    if app is None:
+        return Grant()
+    return Grant(app, Connection.objects.filter(name=connection_name, application_keys=app).first())
+
+
+USE_WRITE_EVERY = 60  # seconds: last_used_at is a minute exact, and costs one write a minute
+
+
+def note_use(*, app: ApplicationKey) -> None:
+    """Record that the application called (at most one write a minute; call counts come from the
+    request log, which has a row per call with the application's name)."""
+    now = timezone.now()
+    if app.last_used_at is None or (now - app.last_used_at).total_seconds() >= USE_WRITE_EVERY:
+        with fast_commit():
+            ApplicationKey.objects.filter(pk=app.pk).update(last_used_at=now)
