@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit
 
-from .. import guard
+from ..outbound import guard
 
 # Escapes that would change how the vendor splits the path: slash, backslash, dot, NUL, %.
 _ENCODED = re.compile(r"%(2f|5c|2e|00|25)", re.IGNORECASE)

@@ -18,9 +18,9 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from ..client import send
 from ..models import Connection, Credential, CredentialState, Outcome
-from ..providers.base import ErrorInfo, RequestSpec
+from ..outbound.client import send
+from ..providers.http import ErrorInfo, RequestSpec
 from ..services import appkeys
 from ..services.audit import Actor, client_ip
 from . import headers as hdrs

@@ -19,8 +19,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..commits import fast_commit
 from ..models import ApplicationKey, Connection, Credential, CredentialState
+from ..outbound.commits import fast_commit
 from .audit import Actor, audit
 
 KEY_PREFIX = "sbk_"
