@@ -91,7 +91,8 @@ def create_key(*, name: str, connections, methods=(), actor: Actor) -> IssuedKey
     scope = _connections(connections)
     allowed = parse_methods(methods)
     if ApplicationKey.objects.filter(name=name).exists():
-        raise ValidationError({"name": f"an application named {name!r} exists already"}, code="exists")
+        raise ValidationError({"name": ValidationError(f"an application named {name!r} exists already",
+                                                       code="exists")})
     key_id, key = _new_key()
     app = ApplicationKey.objects.create(name=name, key_id=key_id, key_hash=hash_key(key), methods=allowed,
                                         created_by=actor.user, created_by_label=actor.label)
