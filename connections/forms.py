@@ -113,3 +113,19 @@ class UserRoleForm(forms.Form):
 
 class UserActiveForm(forms.Form):
     active = forms.TypedChoiceField(choices=[("1", "reactivate"), ("0", "deactivate")], coerce=lambda v: v == "1")
+
+
+class ApplicationKeyForm(forms.Form):
+    """An application of the egress proxy and its scope (services/appkeys.py validates)."""
+
+    name = forms.CharField(max_length=64, required=False,
+                           help_text="Lower-case letters, digits, - and _, e.g. billing-app.")
+    connections = forms.MultipleChoiceField(choices=(), required=False, widget=forms.CheckboxSelectMultiple,
+                                            label="Connections it may call")
+    methods = forms.MultipleChoiceField(choices=(), required=False, widget=forms.CheckboxSelectMultiple,
+                                        label="Methods", help_text="None ticked: any method.")
+
+    def __init__(self, *args, connection_names=(), methods=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["connections"].choices = [(n, n) for n in connection_names]
+        self.fields["methods"].choices = [(m, m) for m in methods]
