@@ -28,7 +28,7 @@ from ..providers import PROVIDERS
 # ---------------------------------------------------------------------------------------------
 
 LOG_PAGE_SIZE = 50
-OPERATIONS = ("test", "call", "refresh", "probe", "login")
+OPERATIONS = ("test", "call", "refresh", "probe", "login", "proxy")
 STATUS_CLASSES = {"2xx": (200, 299), "3xx": (300, 399), "4xx": (400, 499), "5xx": (500, 599)}
 NO_ERROR_CODE = "(none)"  # the log filter value for "no vendor error code"
 ERROR_OUTCOMES = [o for o in Outcome.values if o != Outcome.OK]
@@ -37,7 +37,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The list columns of the log; the excerpts and JSON details are only read on the details page.
 _LOG_LIST_FIELDS = ("id", "connection_id", "provider", "operation", "method", "path", "attempt", "started_at",
                     "duration_ms", "status_code", "outcome", "vendor_request_id", "error_code", "error_message",
-                    "triggered_by")
+                    "triggered_by", "application")
 
 
 def _parse_local_datetime(value: str) -> datetime | None:
@@ -72,6 +72,7 @@ class LogFilters:
     status: str = ""  # "4xx", "429" or "none" (no answer)
     error_code: str = ""  # exact, or NO_ERROR_CODE
     request_id: str = ""  # the vendor's request id, exact match
+    application: str = ""  # the proxy's application (exact name)
     since: datetime | None = None
     until: datetime | None = None
     tail: bool = False
@@ -92,6 +93,7 @@ class LogFilters:
             status=status,
             error_code=get("error_code"),
             request_id=get("request_id"),
+            application=get("application")[:64],
             since=_parse_local_datetime(get("since")) if get("since") else None,
             until=_parse_local_datetime(get("until")) if get("until") else None,
             tail=get("tail") in ("1", "on", "true"),
@@ -99,7 +101,7 @@ class LogFilters:
 
     def as_params(self) -> dict[str, str]:
         params = {name: getattr(self, name) for name in ("connection", "vendor", "operation", "outcome", "status",
-                                                          "error_code", "request_id")}
+                                                          "error_code", "request_id", "application")}
         for name in ("since", "until"):
             value = getattr(self, name)
             if value:
@@ -124,6 +126,8 @@ class LogFilters:
             qs = qs.filter(provider=self.vendor)
         if self.operation:
             qs = qs.filter(operation=self.operation)
+        if self.application:
+            qs = qs.filter(application=self.application)
         if self.outcome:
             qs = qs.filter(outcome=self.outcome)
         if self.status == "none":
