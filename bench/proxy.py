@@ -171,13 +171,15 @@ def rotation(product, key: str, clients: int, seconds: float) -> None:
     rows = RequestLog.objects.filter(application="bench", operation="proxy",
                                      started_at__gte=datetime.fromtimestamp(since, UTC))
     rejected = rows.filter(status_code__in=(401, 403)).count()
+    by_status = dict(Counter(rows.values_list("status_code", flat=True)))
     total = sum(run["statuses"].values())
     stats = product.sandbox("GET", "cleanlist/stats")
     print(f"3. Cleanlist rotation every 2 s for {seconds:g} s under {clients} clients through the proxy:")
     print(f"   application calls {total} ({total / run['elapsed']:.0f}/s), failed {len(run['failures'])} (goal 0); "
           f"rotations {dict(outcomes)}")
     print(f"   calls that met a rotation (old token refused at the vendor, retried once with the new one): "
-          f"{rejected}; vendor saw rescinded-token uses {stats.get('rescinded_token_uses')}")
+          f"{rejected}; vendor saw rescinded-token uses {stats.get('rescinded_token_uses')}; "
+          f"the application's log rows by status {by_status}")
     if run["failures"]:
         print(f"   failures, e.g. {run['failures'][:5]}")
 
@@ -193,8 +195,9 @@ def main() -> int:
     os.environ.setdefault("TEST_KEY_PREFIX", "sbbench")
     t0 = time.monotonic()
     product = harness.start(args.backend)
-    print(f"runall tree ({args.backend}) up in {time.monotonic() - t0:.0f} s at {product.url}; "
-          f"web: {product.env.get('WEB_THREADS', 'default')} threads per gunicorn worker")
+    print(f"runall tree ({args.backend}) up in {time.monotonic() - t0:.0f} s at {product.url}: gunicorn gthread, "
+          f"2 workers x 4 threads (manage.py runall); load average before: {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     try:
         out = product.manage("appkeys", "add", "bench", "--connections", "demo-cleverbridge,demo-cleanlist",
                              "--json").stdout
