@@ -224,7 +224,18 @@ def test_switchboards_own_429_is_marked_and_never_the_vendors(product):
     assert all("X-Switchboard-Throttled" not in a.headers for a in answers)
 
 
-def test_cleanlist_rotations_under_traffic_fail_no_call_and_are_logged(product):
+@pytest.fixture
+def cleanlist_rescinds_with_403(product):
+    """The twin answers a rescinded token with 403, as some Cleanlist deployments do (VENDORS.md)."""
+    product.sandbox("POST", "cleanlist/reset", b"{}")
+    product.sandbox("POST", "cleanlist/config", json.dumps({"rescinded_status": 403}).encode())
+    yield
+    product.sandbox("POST", "cleanlist/config", json.dumps({"rescinded_status": 401}).encode())
+
+
+def test_cleanlist_rotations_under_traffic_fail_no_call_and_are_logged(product, cleanlist_rescinds_with_403):
+    """email_verify checks the token (pub_echo ignores it). Calls in flight when a rotation rescinds the old
+    token get 403 from the vendor and are retried once with the new one: the applications see no failure."""
     key = add_key(product, "rotating", "demo-cleanlist")
     failures: list[str] = []
     done = threading.Event()
@@ -234,17 +245,18 @@ def test_cleanlist_rotations_under_traffic_fail_no_call_and_are_logged(product):
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {key}"
         while not done.is_set():
-            r = session.post(f"{product.url}/proxy/demo-cleanlist/pub_echo/", json={"text": "hi"}, timeout=30)
+            r = session.post(f"{product.url}/proxy/demo-cleanlist/email_verify/", json={"email": "a@example.com"},
+                             timeout=30)
             count[0] += 1
             if r.status_code != 200 or r.json().get("ok") is not True:
                 failures.append(f"{r.status_code} {r.text[:200]}")
 
-    threads = [threading.Thread(target=client) for _ in range(4)]
+    threads = [threading.Thread(target=client) for _ in range(6)]
     for t in threads:
         t.start()
     try:
         rotations = [json.loads(product.manage("connections", "rotate", "demo-cleanlist", "--json").stdout)
-                     for _ in range(4)]
+                     for _ in range(6)]
     finally:
         done.set()
         for t in threads:
@@ -256,8 +268,12 @@ def test_cleanlist_rotations_under_traffic_fail_no_call_and_are_logged(product):
         "import json; from connections.models import RequestLog as R; "
         "q = R.objects.filter(application='rotating'); "
         "print(json.dumps({'n': q.count(), 'ops': sorted(set(q.values_list('operation', flat=True))), "
+        "'met': q.filter(status_code=403).count(), "
         "'text': ' '.join(x for r in q for x in (r.path, r.request_excerpt, r.response_excerpt, r.actor_label))}))"))
     assert rows["n"] >= count[0] and rows["ops"] == ["proxy"]
+    # Calls did meet the rotations (the old token was refused on its way), and each of them was retried.
+    assert rows["met"] > 0, "no call met a rotation: the test proved nothing"
+    assert product.sandbox("GET", "cleanlist/stats")["rescinded_token_uses"] == rows["met"]
     assert "app:rotating" in rows["text"]
     assert key not in rows["text"] and DEMO_CREDENTIALS["cleanlist"]["token"] not in rows["text"]
     assert key not in product.log("web")
