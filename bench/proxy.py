@@ -51,6 +51,27 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def _tree_cpu(root: int, name: str) -> float:
+    """CPU seconds (user + system) used so far by the processes called `name` under pid `root`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        stats[int(stat.parent.name)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    def under(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = stats.get(pid, ("", 0, 0))[1]
+        return False
+    return sum(cpu for pid, (comm, _, cpu) in stats.items() if name in comm and under(pid))
+
+
 def latency(product, key: str, calls: int) -> None:
     from connections.sandbox.credentials import DEMO_CREDENTIALS
 
@@ -64,7 +85,10 @@ def latency(product, key: str, calls: int) -> None:
     d_url = f"{product.sandbox_url}/cleverbridge/connection/test"
     p_url = f"{product.url}/proxy/demo-cleverbridge/connection/test"
     times: dict[str, list[float]] = {"direct": [], "proxied": []}
+    cpu_before = 0.0
     for i in range(calls + 20):
+        if i == 20:
+            cpu_before = _tree_cpu(product.proc.pid, "gunicorn")
         for name, session, url in (("direct", direct, d_url), ("proxied", proxied, p_url)):
             t0 = time.perf_counter()
             response = session.get(url, timeout=10)
@@ -73,6 +97,7 @@ def latency(product, key: str, calls: int) -> None:
                 print(f"  {name} call failed: {response.status_code} {response.text[:200]}")
             if i >= 20:  # warm-up: connections, imports, caches
                 times[name].append(elapsed)
+    web_cpu_ms = (_tree_cpu(product.proc.pid, "gunicorn") - cpu_before) * 1000 / calls
     product.sandbox("POST", "cleverbridge/reset", b"{}")
     d, p = times["direct"], times["proxied"]
     print(f"1. added latency, {calls} sequential calls each against a twin answering in {TWIN_MS} ms:")
@@ -80,6 +105,8 @@ def latency(product, key: str, calls: int) -> None:
     print(f"   proxied  median {statistics.median(p):6.1f} ms  p99 {pct(p, 99):6.1f} ms")
     print(f"   proxied/direct: median {statistics.median(p) / statistics.median(d):.2f}x (goal <= 1.3x), "
           f"p99 {pct(p, 99) / pct(d, 99):.2f}x; added median {statistics.median(p) - statistics.median(d):.1f} ms")
+    print(f"   CPU of the web workers per proxied call: {web_cpu_ms:.1f} ms (what the proxy adds on an idle machine, "
+          f"plus its database and Redis round trips; {os.getloadavg()[0]:.1f} load average now)")
 
 
 def hammer(product, key: str, path: str, clients: int, seconds: float, body: dict | None = None) -> dict:

@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import include, path
 
 from connections.proxy.views import proxy
 
@@ -12,7 +12,8 @@ urlpatterns = [
     path("accounts/password/", accounts.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/set-password/<uidb64>/<token>/", accounts.SetPasswordView.as_view(), name="password_set"),
     # The egress proxy for applications (Bearer application keys; no session, no CSRF): docs/proxy.md.
-    re_path(r"^proxy/(?P<name>[-a-zA-Z0-9_]+)(?P<rest>/.*)?$", proxy, name="proxy"),
+    path("proxy/<slug:name>/<path:rest>", proxy, name="proxy"),
+    path("proxy/<slug:name>/", proxy, name="proxy_root"),
     path("", include("connections.urls")),
 ]
 

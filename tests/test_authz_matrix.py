@@ -21,6 +21,7 @@ from tests.urlconf import all_routes, fill
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 PUBLIC = {"login", "logout", "password_set"}  # password_set: the one-time link, checked by its token
 SIGNED_IN = {"password_change", "reauth"}  # your own password (change it, confirm it): every signed-in user
+KEY_AUTH = {"proxy", "proxy_root"}  # the egress proxy: an application key, never a session (tests/system/test_proxy.py)
 
 
 @pytest.fixture
@@ -35,7 +36,8 @@ def samples(db):
     window = MaintenanceWindow.objects.create(connection=c, starts_at=timezone.now(), ends_at=timezone.now())
     target = factories.user("viewer", username="matrix-target")
     return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "attempt_id": "00000000-0000-0000-0000-000000000000",
-            "channel": channel.pk, "window": window.pk, "user_id": target.pk, "uidb64": "MA", "token": "expired-token"}
+            "channel": channel.pk, "window": window.pk, "user_id": target.pk, "uidb64": "MA", "token": "expired-token",
+            "rest": "v3.0/districts"}
 
 
 def _sample_values(route: str, samples: dict) -> dict:
@@ -50,7 +52,7 @@ def _sample_values(route: str, samples: dict) -> dict:
 def protected_routes(samples):
     routes = []
     for route, name in all_routes():
-        if name in PUBLIC | SIGNED_IN:
+        if name in PUBLIC | SIGNED_IN | KEY_AUTH:
             continue
         url = fill(route, _sample_values(route, samples))
         routes.append((name, url, resolve(url).func))
@@ -85,6 +87,20 @@ def test_matrix(role, samples):
             if not ok:
                 failures.append(f"{method.upper()} {url} ({name}, needs {needed}) -> {status}")
     assert failures == [], "\n".join(failures)
+
+
+@pytest.mark.parametrize("role", ["anonymous", "viewer", "operator", "admin"])
+def test_the_proxy_takes_application_keys_never_sessions(role, samples):
+    """A signed-in session (any role) is no key: the proxy answers 401 JSON, and never redirects to sign in."""
+    client = Client()
+    if role != "anonymous":
+        client.force_login(factories.user(role))
+    routes = [fill(route, samples) for route, name in all_routes() if name in KEY_AUTH]
+    assert len(routes) == 2
+    for url in routes:
+        for method in ("get", "post", "delete"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 401 and response.json()["error"]["code"] == "unauthenticated", url
 
 
 @pytest.mark.parametrize("role", ["anonymous", "viewer", "operator", "admin"])

@@ -28,6 +28,10 @@ from .paths import BadPath, check_tail, check_within, raw_tail
 
 OPERATION = "proxy"
 READ_CHUNK = 64 * 1024
+# A call retried with the new credential can meet the next rotation too when rotations follow each
+# other faster than the call (seconds apart under load): at most this many retries, each with a
+# newer credential than the last, never the same one twice.
+MAX_ROTATION_RETRIES = 3
 # Switchboard's own refusals for a send that was never answered (status None), by error code.
 NOT_SENT_STATUS = {"bad_path": 400, "no_credential": 503, "secret_unavailable": 503,
                    "secret_not_for_this_host": 503, "outbound_refused": 502, "dns_failed": 502}
@@ -173,14 +177,18 @@ def proxy(request: HttpRequest, name: str, rest: str = "") -> HttpResponse:
     options = {"actor": actor, "operation": OPERATION, "task_id": request_id, "max_wait": settings.PROXY_MAX_WAIT,
                "max_body": settings.PROXY_MAX_RESPONSE_BYTES}
     result = send(connection, spec, credential=cred, **options)
-    if result.status_code is not None and cred is not None and provider.rejects_secret(
-            result.status_code, ErrorInfo(code=result.error_code, message=result.error_message,
-                                          request_id=result.vendor_request_id, details=result.error_details)):
-        # The call met a rotation: the old secret was rescinded while it was on its way. Retry once
-        # with the new one, waiting for a rotation still in flight to commit it (DESIGN.md, Rotation).
-        fresh = _await_rotation(connection, cred.pk)
-        if fresh is not None:
-            result = send(connection, spec, credential=fresh, **options)
+    for _ in range(MAX_ROTATION_RETRIES):
+        if result.status_code is None or cred is None or not provider.rejects_secret(
+                result.status_code, ErrorInfo(code=result.error_code, message=result.error_message,
+                                              request_id=result.vendor_request_id, details=result.error_details)):
+            break
+        # The call met a rotation: its secret was rescinded while it was on its way. Retry once with
+        # the new one, waiting for a rotation still in flight to commit it (DESIGN.md, Rotation). Each
+        # credential is tried once: a rejection with no newer credential is the vendor's answer.
+        cred = _await_rotation(connection, cred.pk)
+        if cred is None:
+            break
+        result = send(connection, spec, credential=cred, **options)
     appkeys.note_use(app=app)
     return _answer(result, request_id)
 

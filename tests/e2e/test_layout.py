@@ -77,7 +77,7 @@ POST_ONLY = {
     "maintenance_create", "maintenance_end", "connection_rotate", "connection_replace", "logout",
     "user_role", "user_active", "user_reset_password",
     "application_create", "application_scope", "application_rotate", "application_revoke",
-    "proxy",  # the egress proxy: an API for applications (any method), no page; tests/system/test_proxy.py
+    "proxy", "proxy_root",  # the egress proxy: an API for applications (any method), no page; tests/system/test_proxy.py
 }
 
 def _set_password_link() -> str:
