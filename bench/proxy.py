@@ -174,7 +174,6 @@ def rotation(product, key: str, clients: int, seconds: float) -> None:
     from connections.rotation import rotate
     from connections.services.audit import Actor
 
-    product.sandbox("POST", "cleanlist/reset", b"{}")
     # A rescinded token gets 403 (as some Cleanlist deployments answer; VENDORS.md: treat 401 and 403 alike).
     product.sandbox("POST", "cleanlist/config", json.dumps({"rescinded_status": 403}).encode())
     outcomes: Counter = Counter()

@@ -226,8 +226,8 @@ def test_switchboards_own_429_is_marked_and_never_the_vendors(product):
 
 @pytest.fixture
 def cleanlist_rescinds_with_403(product):
-    """The twin answers a rescinded token with 403, as some Cleanlist deployments do (VENDORS.md)."""
-    product.sandbox("POST", "cleanlist/reset", b"{}")
+    """The twin answers a rescinded token with 403, as some Cleanlist deployments do (VENDORS.md). (No reset:
+    it would forget a token that a scheduled refresh has already rotated.)"""
     product.sandbox("POST", "cleanlist/config", json.dumps({"rescinded_status": 403}).encode())
     yield
     product.sandbox("POST", "cleanlist/config", json.dumps({"rescinded_status": 401}).encode())
