@@ -61,6 +61,7 @@ class Operation(models.TextChoices):
     REFRESH = "refresh", "Refresh"
     PROBE = "probe", "Probe"
     LOGIN = "login", "Login"
+    PROXY = "proxy", "Proxy"
 
 
 class Outcome(models.TextChoices):

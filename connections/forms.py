@@ -218,6 +218,7 @@ class LogFilterForm(forms.Form):
     status = forms.CharField(required=False, max_length=10)
     error_code = forms.CharField(required=False, max_length=200)
     request_id = forms.CharField(required=False, max_length=200)
+    application = forms.CharField(required=False, max_length=64)
     since = forms.DateTimeField(required=False, label="From")
     until = forms.DateTimeField(required=False, label="To")
     tail = forms.BooleanField(required=False)
@@ -241,3 +242,19 @@ class LogFilterForm(forms.Form):
             label = self.fields[name].label or name.replace("_", " ").capitalize()
             out.append(f"{label} “{raw}”: {' '.join(messages)}")
         return out
+
+
+class ApplicationKeyForm(forms.Form):
+    """An application of the egress proxy and its scope (services/appkeys.py validates)."""
+
+    name = forms.CharField(max_length=64, required=False,
+                           help_text="Lower-case letters, digits, - and _, e.g. billing-app.")
+    connections = forms.MultipleChoiceField(choices=(), required=False, widget=forms.CheckboxSelectMultiple,
+                                            label="Connections it may call")
+    methods = forms.MultipleChoiceField(choices=(), required=False, widget=forms.CheckboxSelectMultiple,
+                                        label="Methods", help_text="None ticked: any method.")
+
+    def __init__(self, *args, connection_names=(), methods=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["connections"].choices = [(n, n) for n in connection_names]
+        self.fields["methods"].choices = [(m, m) for m in methods]

@@ -201,6 +201,8 @@ class RequestLog(models.Model):
     triggered_by = models.CharField(max_length=20, choices=TriggeredBy.choices, default=TriggeredBy.USER)
     actor_label = models.CharField(max_length=150, blank=True)
     task_id = models.CharField(max_length=100, blank=True)
+    # The application whose proxied call this was (connections/proxy/); "" for Switchboard's own.
+    application = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -213,6 +215,8 @@ class RequestLog(models.Model):
             models.Index(fields=["vendor_request_id"], name="reqlog_vendor_req_id",
                          condition=~Q(vendor_request_id="")),
             models.Index(fields=["chain_id"], name="reqlog_chain"),
+            models.Index(fields=["application", "-started_at", "-id"], name="reqlog_app_recent",
+                         condition=~Q(application="")),
             # Covers the overview's 24 h per-connection totals (index-only scan).
             models.Index(fields=["started_at"], include=["connection_id", "outcome", "status_code"],
                          name="reqlog_stats_cover"),
@@ -419,3 +423,39 @@ class ThrottleLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.pk}"
+
+
+# ----------------------------------------------------------------------------- the egress proxy
+
+
+class ApplicationKey(models.Model):
+    """An application's key for /proxy/<connection>/<path> (connections/proxy/). The key itself is
+    shown once; only its SHA-256 and its public prefix (`sbk_` + key id) are stored."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=16, unique=True)  # public part of the key, after "sbk_"
+    key_hash = models.CharField(max_length=64)  # hex SHA-256 of the whole key
+    connections = models.ManyToManyField(Connection, related_name="application_keys", blank=True)
+    methods = models.JSONField(default=list, blank=True)  # upper-case methods; empty: any method
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_by_label = models.CharField(max_length=150, blank=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)  # to the minute (services/appkeys.py)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def prefix(self) -> str:
+        """What identifies the key without revealing it (shown on pages, in the CLI and the log)."""
+        return f"sbk_{self.key_id}"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import alerts, ops, testing, users, vault
+from .views import alerts, appkeys, ops, testing, users, vault
 from .views import rotation as rotation_views
 
 urlpatterns = [
@@ -43,6 +43,12 @@ urlpatterns = [
     path("connections/<slug:name>/rotations/", rotation_views.rotation_history, name="connection_rotations"),
     path("connections/<slug:name>/rotations/<uuid:attempt_id>/", rotation_views.rotation_status,
          name="connection_rotation_status"),
+    # appkeys.py: applications of the egress proxy (everyone sees them; admins manage keys)
+    path("applications/", appkeys.application_list, name="application_list"),
+    path("applications/new/", appkeys.application_create, name="application_create"),
+    path("applications/<slug:name>/scope/", appkeys.application_scope, name="application_scope"),
+    path("applications/<slug:name>/rotate/", appkeys.application_rotate, name="application_rotate"),
+    path("applications/<slug:name>/revoke/", appkeys.application_revoke, name="application_revoke"),
     # users.py: user management (admins)
     path("users/", users.user_list, name="user_list"),
     path("users/new/", users.user_create, name="user_create"),

@@ -119,6 +119,13 @@ OUTBOUND_MAX_WAIT_BACKGROUND = _read("OUTBOUND_MAX_WAIT_BACKGROUND", env.float, 
 OUTBOUND_DEADLINE = _read("OUTBOUND_DEADLINE", env.float, 30.0)
 OUTBOUND_DEADLINE_BACKGROUND = _read("OUTBOUND_DEADLINE_BACKGROUND", env.float, 120.0)
 OUTBOUND_MAX_BODY_BYTES = _read("OUTBOUND_MAX_BODY_BYTES", env.int, 1024 * 1024)
+# The egress proxy (/proxy/<connection>/<path>, docs/proxy.md): the largest request body an
+# application may send (413 beyond), the largest vendor answer passed back (502 beyond), how long a
+# call may wait for the shared limiter (then Switchboard's own 429) and for a rotation in flight.
+PROXY_MAX_BODY_BYTES = _read("PROXY_MAX_BODY_BYTES", env.int, 1024 * 1024)
+PROXY_MAX_RESPONSE_BYTES = _read("PROXY_MAX_RESPONSE_BYTES", env.int, 8 * 1024 * 1024)
+PROXY_MAX_WAIT = _read("PROXY_MAX_WAIT", env.float, 5.0)
+PROXY_ROTATION_WAIT = _read("PROXY_ROTATION_WAIT", env.float, 10.0)
 # The largest credential field (a password, a token) accepted on the form, the CLI and import.
 SECRET_MAX_FIELD_BYTES = _read("SECRET_MAX_FIELD_BYTES", env.int, 16 * 1024)
 # Names this deployment's egress IP: Cleverbridge's limit is per IP, shared by all its connections.
@@ -206,6 +213,9 @@ TEMPLATES = [
 
 DATABASES = {"default": _db_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'switchboard.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+# The web server (dashboard/wsgi.py only) keeps each thread's connection this many seconds, checked
+# before each request; 0 opens one per request (docs/proxy.md, "Serving").
+WEB_CONN_MAX_AGE = _read("WEB_CONN_MAX_AGE", env.int, 60)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # web, worker and beat share the file in the embedded set-up: wait for locks, write-ahead log.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

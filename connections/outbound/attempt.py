@@ -95,7 +95,7 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict) -> Try:
         call.sent_url = prepared.url
         resp = session.send(prepared, stream=True, timeout=(connect_timeout, read_timeout), allow_redirects=False)
         try:
-            body, truncated = read_body(resp, settings.OUTBOUND_MAX_BODY_BYTES, t0 + connect_timeout + read_timeout)
+            body, truncated = read_body(resp, call.max_body, t0 + connect_timeout + read_timeout)
         except BodyTooSlow:
             t = Try(outcome=Outcome.TIMEOUT, status=resp.status_code, maybe_delivered=True,
                      error=ErrorInfo(code="read_timeout",
@@ -121,7 +121,7 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict) -> Try:
 
     duration_ms = int((time.monotonic() - t0) * 1000)
     t = classify(call, resp, body, truncated)
-    t.duration_ms = duration_ms
+    t.duration_ms, t.body, t.truncated = duration_ms, body, truncated
     # The vendor's words travel on to health, audit and JSON columns: make them storable.
     t.error = ErrorInfo(code=storable(t.error.code), message=storable(t.error.message),
                         request_id=storable(t.error.request_id), details=storable(t.error.details))

@@ -54,6 +54,9 @@ class Result:
     rate_limit: dict = field(default_factory=dict)
     credential_id: int | None = None
     content_type: str = ""
+    body: bytes = b""  # the last answer's raw body (at most max_body bytes; the proxy passes it on)
+    body_truncated: bool = False
+    redactor: Redactor | None = field(default=None, repr=False)  # masks this send's secrets
 
     @property
     def sent(self) -> bool:
@@ -87,6 +90,8 @@ class Try:
     content_type: str = ""
     log_id: int | None = None
     sent: bool = True
+    body: bytes = b""
+    truncated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -97,7 +102,7 @@ class Call:
     """State shared by the attempts of one send()."""
 
     def __init__(self, connection: Connection, spec: RequestSpec, *, actor, operation: str, task_id: str,
-                 max_wait: float | None):
+                 max_wait: float | None, max_body: int | None = None):
         self.connection = connection
         self.provider = connection.provider_obj
         self.options = connection.effective_options()
@@ -116,6 +121,7 @@ class Call:
         self.url = ""
         self.sent_url = ""  # with the query string, once prepared
         self.redactor = Redactor()
+        self.max_body = max_body or settings.OUTBOUND_MAX_BODY_BYTES
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -157,6 +163,7 @@ class Call:
             triggered_by=getattr(self.actor, "via", "system")[:20],
             actor_label=getattr(self.actor, "label", "")[:150],
             task_id=self.task_id[:100],
+            application=getattr(self.actor, "application", "")[:64],
         )
         t.log_id = row.pk if row is not None else None
         return t

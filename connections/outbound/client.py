@@ -66,15 +66,17 @@ def _origin_refusal(connection: Connection, credential: Credential) -> str:
 @sensitive_variables()
 def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "call",
          credential: Credential | None = None, retry: bool = True, task_id: str = "",
-         max_wait: float | None = None) -> Result:
+         max_wait: float | None = None, max_body: int | None = None) -> Result:
     """Send one logical request to the connection's vendor; see the module docstring.
 
     credential=None uses the active credential, read now; pass a Credential to use that one
     (staged verification, probing with an old secret). retry=False makes exactly one attempt
     (refresh calls). max_wait bounds every wait (throttle, Retry-After, backoff); by default
-    OUTBOUND_MAX_WAIT for users and the CLI, OUTBOUND_MAX_WAIT_BACKGROUND otherwise.
+    OUTBOUND_MAX_WAIT for users and the CLI, OUTBOUND_MAX_WAIT_BACKGROUND otherwise. max_body:
+    the most of an answer read (default OUTBOUND_MAX_BODY_BYTES).
     """
-    call = Call(connection, spec, actor=actor, operation=operation, task_id=task_id, max_wait=max_wait)
+    call = Call(connection, spec, actor=actor, operation=operation, task_id=task_id, max_wait=max_wait,
+                max_body=max_body)
     provider = call.provider
     tries: list[Try] = []
 
@@ -220,6 +222,9 @@ def _result(call: Call, tries: list[Try], cred: Credential | None) -> Result:
         rate_limit=r.obj(last.rate.as_dict()),
         credential_id=cred.pk if cred else None,
         content_type=last.content_type,
+        body=last.body,
+        body_truncated=last.truncated,
+        redactor=r,
     )
 
 

@@ -27,7 +27,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The list columns of the log; the excerpts and JSON details are only read on the details page.
 _LOG_LIST_FIELDS = ("id", "connection_id", "provider", "operation", "method", "path", "attempt", "started_at",
                     "duration_ms", "status_code", "outcome", "vendor_request_id", "error_code", "error_message",
-                    "triggered_by")
+                    "triggered_by", "application")
 
 
 def encode_cursor(started_at: datetime, pk: int) -> str:
@@ -53,13 +53,14 @@ class LogFilters:
     status: str = ""  # "4xx", "429" or "none" (no answer)
     error_code: str = ""  # exact, or NO_ERROR_CODE
     request_id: str = ""  # the vendor's request id, exact match
+    application: str = ""  # the proxy's application (exact name)
     since: datetime | None = None
     until: datetime | None = None
     tail: bool = False
 
     def as_params(self) -> dict[str, str]:
         params = {name: getattr(self, name) for name in ("connection", "vendor", "operation", "outcome", "status",
-                                                          "error_code", "request_id")}
+                                                          "error_code", "request_id", "application")}
         for name in ("since", "until"):
             value = getattr(self, name)
             if value:
@@ -79,6 +80,8 @@ class LogFilters:
             qs = qs.filter(provider=self.vendor)
         if self.operation:
             qs = qs.filter(operation=self.operation)
+        if self.application:
+            qs = qs.filter(application=self.application)
         if self.outcome:
             qs = qs.filter(outcome=self.outcome)
         if self.status == "none":

@@ -58,6 +58,8 @@ PAGES = [
     ("not-found-404", "viewer", lambda c: "/connections/no-such-connection/"),
     ("sign-in", None, lambda c: "/accounts/login/"),
     ("users", "admin", lambda c: "/users/"),
+    ("applications", "admin", lambda c: "/applications/"),
+    ("applications-viewer", "viewer", lambda c: "/applications/"),
     ("user-create", "admin", lambda c: "/users/new/"),
     ("password-change", "viewer", lambda c: "/accounts/password/"),
     ("password-set", None, lambda c: _set_password_link()),
@@ -70,7 +72,7 @@ ROUTES_COVERED = {
     "overview", "test_all_progress", "connection_list", "connection_create", "connection_detail", "connection_edit",
     "connection_secret", "connection_errors", "connection_headroom", "connection_rotation", "connection_rotations",
     "connection_rotation_status", "connection_test_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
-    "login", "user_list", "user_create", "password_change", "password_set",
+    "login", "user_list", "user_create", "password_change", "password_set", "application_list",
     "reauth",  # measured at 1366x768 and 390x844 by tests/e2e/test_reauth.py
 }
 POST_ONLY = {
@@ -78,6 +80,8 @@ POST_ONLY = {
     "alert_channel_test", "alert_channel_delete", "alert_rules_update", "connection_alert_rules",
     "maintenance_create", "maintenance_end", "connection_rotate", "connection_replace", "logout",
     "user_role", "user_active", "user_reset_password",
+    "application_create", "application_scope", "application_rotate", "application_revoke",
+    "proxy", "proxy_root",  # the egress proxy: an API for applications (any method), no page; tests/system/test_proxy.py
 }
 
 def _set_password_link() -> str:

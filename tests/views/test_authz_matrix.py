@@ -39,10 +39,11 @@ EXPECTED = {
     "connection_create": "admin",
     "connection_edit": "admin",
     "connection_secret": "admin",
-    "connection_delete": "admin",
+    "connection_archive": "admin",
     "audit_log": "viewer",
     # testing
     "connection_test": "operator",
+    "connection_test_status": "operator",
     "connection_resume_tests": "operator",
     # rotation
     "connection_rotation": "viewer",
@@ -65,7 +66,14 @@ EXPECTED = {
     "user_role": "admin",
     "user_active": "admin",
     "user_reset_password": "admin",
+    # applications of the egress proxy
+    "application_list": "viewer",
+    "application_create": "admin",
+    "application_scope": "admin",
+    "application_rotate": "admin",
+    "application_revoke": "admin",
 }
+KEY_AUTH = {"proxy", "proxy_root"}  # the egress proxy: an application key, never a session (tests/system/test_proxy.py)
 
 
 @pytest.fixture
@@ -81,7 +89,8 @@ def samples(db):
     target = factories.user("viewer", username="matrix-target")
     return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "run_id": "0" * 32,
             "attempt_id": "00000000-0000-0000-0000-000000000000",
-            "channel": channel.pk, "window": window.pk, "user_id": target.pk, "uidb64": "MA", "token": "expired-token"}
+            "channel": channel.pk, "window": window.pk, "user_id": target.pk, "uidb64": "MA", "token": "expired-token",
+            "rest": "v3.0/districts"}
 
 
 def _sample_values(route: str, samples: dict) -> dict:
@@ -96,7 +105,7 @@ def _sample_values(route: str, samples: dict) -> dict:
 def protected_routes(samples):
     routes = []
     for route, name in all_routes():
-        if name in PUBLIC | SIGNED_IN:
+        if name in PUBLIC | SIGNED_IN | KEY_AUTH:
             continue
         url = fill(route, _sample_values(route, samples))
         routes.append((name, url, resolve(url).func))
@@ -136,6 +145,20 @@ def test_matrix(role, samples):
             if not ok:
                 failures.append(f"{method.upper()} {url} ({name}, for {least} and above) -> {status}")
     assert failures == [], "\n".join(failures)
+
+
+@pytest.mark.parametrize("role", ["anonymous", "viewer", "operator", "admin"])
+def test_the_proxy_takes_application_keys_never_sessions(role, samples):
+    """A signed-in session (any role) is no key: the proxy answers 401 JSON, and never redirects to sign in."""
+    client = Client()
+    if role != "anonymous":
+        client.force_login(factories.user(role))
+    routes = [fill(route, samples) for route, name in all_routes() if name in KEY_AUTH]
+    assert len(routes) == 2
+    for url in routes:
+        for method in ("get", "post", "delete"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 401 and response.json()["error"]["code"] == "unauthenticated", url
 
 
 @pytest.mark.parametrize("role", ["anonymous", "viewer", "operator", "admin"])
