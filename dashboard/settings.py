@@ -140,6 +140,9 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "connections",
 ]
 
@@ -150,10 +153,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "connections.middleware.PermissionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "dashboard.reauth.IdleTimeoutMiddleware",  # after messages: it says why you were signed out
+    "dashboard.twofactor.SecondFactorMiddleware",  # a session that owes its code reaches nothing else
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "connections.middleware.MethodNotAllowedPage",  # a link to a POST-only URL: a page, not a blank 405
@@ -320,6 +325,9 @@ SESSION_IDLE_TIMEOUT = _read("SESSION_IDLE_TIMEOUT", env.int, 30) * 60
 REAUTH_MAX_AGE = _read("REAUTH_MINUTES", env.int, 10) * 60
 if SESSION_IDLE_TIMEOUT <= 0 or REAUTH_MAX_AGE <= 0:
     raise ImproperlyConfigured("SESSION_IDLE_TIMEOUT and REAUTH_MINUTES must be whole numbers of minutes, 1 or more")
+# Admins must enrol a second factor (TOTP) before they can do anything; others may (dashboard/twofactor.py).
+SECOND_FACTOR_FOR_ADMINS = _bool("SECOND_FACTOR_FOR_ADMINS", True)
+OTP_TOTP_ISSUER = _read("OTP_TOTP_ISSUER", env.str, "Switchboard")
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,12 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import accounts, reauth
+from . import accounts, reauth, twofactor
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/confirm/", reauth.confirm_password, name="reauth"),
+    path("accounts/two-factor/", twofactor.two_factor, name="two_factor"),
+    path("accounts/security/", twofactor.security, name="security"),
+    path("accounts/security/recovery-codes/", twofactor.recovery_codes, name="security_recovery_codes"),
+    path("accounts/security/remove/", twofactor.remove, name="security_remove"),
     path("accounts/password/", accounts.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/set-password/<uidb64>/<token>/", accounts.SetPasswordView.as_view(), name="password_set"),
     path("", include("connections.urls")),

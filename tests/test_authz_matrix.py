@@ -20,7 +20,8 @@ from tests.urlconf import all_routes, fill
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 PUBLIC = {"login", "logout", "password_set"}  # password_set: the one-time link, checked by its token
-SIGNED_IN = {"password_change", "reauth"}  # your own password (change it, confirm it): every signed-in user
+# Your own account (change or confirm your password, your second factor): every signed-in user.
+SIGNED_IN = {"password_change", "reauth", "two_factor", "security", "security_recovery_codes", "security_remove"}
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ PAGES = [
     ("users", "admin", lambda c: "/users/"),
     ("user-create", "admin", lambda c: "/users/new/"),
     ("password-change", "viewer", lambda c: "/accounts/password/"),
+    ("security-enrol", "viewer", lambda c: "/accounts/security/"),
     ("password-set", None, lambda c: _set_password_link()),
 ]
 # Fragment URLs that, opened directly, would answer a bare fragment: none (they redirect to the page that
@@ -68,12 +69,14 @@ ROUTES_COVERED = {
     "connection_rotation_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
     "login", "user_list", "user_create", "password_change", "password_set",
     "reauth",  # measured at 1366x768 and 390x844 by tests/e2e/test_reauth.py
+    "security",
+    "two_factor",  # with the Security page's other states, by tests/e2e/test_second_factor.py
 }
 POST_ONLY = {
     "test_all", "connection_delete", "connection_test", "connection_resume_tests", "alert_channel_create",
     "alert_channel_test", "alert_channel_delete", "alert_rules_update", "connection_alert_rules",
     "maintenance_create", "maintenance_end", "connection_rotate", "connection_replace", "logout",
-    "user_role", "user_active", "user_reset_password",
+    "user_role", "user_active", "user_reset_password", "security_recovery_codes", "security_remove",
 }
 
 def _set_password_link() -> str:
