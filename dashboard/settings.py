@@ -27,6 +27,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from dashboard.logformat import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -147,6 +149,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dashboard.logformat.RequestIdMiddleware",  # first: every later log line carries the request id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -325,6 +328,10 @@ SESSION_IDLE_TIMEOUT = _read("SESSION_IDLE_TIMEOUT", env.int, 30) * 60
 REAUTH_MAX_AGE = _read("REAUTH_MINUTES", env.int, 10) * 60
 if SESSION_IDLE_TIMEOUT <= 0 or REAUTH_MAX_AGE <= 0:
     raise ImproperlyConfigured("SESSION_IDLE_TIMEOUT and REAUTH_MINUTES must be whole numbers of minutes, 1 or more")
+# /metrics answers only requests with `Authorization: Bearer <METRICS_TOKEN>`; unset: no endpoint (404).
+METRICS_TOKEN = _read("METRICS_TOKEN", env.str, "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN is malformed: use at least 16 random characters")
 # Admins must enrol a second factor (TOTP) before they can do anything; others may (dashboard/twofactor.py).
 SECOND_FACTOR_FOR_ADMINS = _bool("SECOND_FACTOR_FOR_ADMINS", True)
 OTP_TOTP_ISSUER = _read("OTP_TOTP_ISSUER", env.str, "Switchboard")
@@ -345,13 +352,12 @@ EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", env.str, "switchboard@localhost")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", env.str, "INFO")},
-    # urllib3 logs request lines with the full path at DEBUG: a webhook's path is its secret.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"},
-                "urllib3": {"level": "WARNING"}},
-}
+# LOG_FORMAT=json: one JSON object per log line, with request id and connection (dashboard/logformat.py).
+LOG_FORMAT = _read("LOG_FORMAT", env.str, "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is malformed: expected text or json, got {LOG_FORMAT!r}")
+LOGGING = logging_config(_read("LOG_LEVEL", env.str, "INFO"), LOG_FORMAT)
+if LOG_FORMAT == "json":
+    import logging as _logging
+
+    _logging.captureWarnings(True)  # warnings.warn(...) becomes a log line (py.warnings), JSON too

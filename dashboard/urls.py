@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import accounts, reauth, twofactor
+from . import accounts, metrics, reauth, twofactor
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/security/remove/", twofactor.remove, name="security_remove"),
     path("accounts/password/", accounts.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/set-password/<uidb64>/<token>/", accounts.SetPasswordView.as_view(), name="password_set"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("", include("connections.urls")),
 ]
 
