@@ -19,7 +19,8 @@ from tests import factories
 from tests.urlconf import all_routes, fill
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
-PUBLIC = {"login", "logout", "password_set"}  # password_set: the one-time link, checked by its token
+# password_set: the one-time link, checked by its token; metrics: a bearer token (tests/test_metrics.py).
+PUBLIC = {"login", "logout", "password_set", "metrics"}
 # Your own account (change or confirm your password, your second factor): every signed-in user.
 SIGNED_IN = {"password_change", "reauth", "two_factor", "security", "security_recovery_codes", "security_remove"}
 
