@@ -95,3 +95,19 @@ class TestCounts:
         factories.connection("clever", name="secretive", secret={"token": SECRET}, base_url=vendors.base_url("clever"))
         text = scrape().content.decode()
         assert "secretive" in text and SECRET not in text
+
+
+def test_the_grafana_dashboard_and_alert_rules_use_metrics_that_exist(settings, db):
+    """docs/grafana-dashboard.json and docs/prometheus-alerts.yml: every switchboard_* name they query
+    is one /metrics declares (a renamed metric would leave them empty)."""
+    from pathlib import Path
+
+    settings.METRICS_TOKEN = TOKEN
+    factories.connection("clever", secret={"token": "t" * 20})  # the gauges need a connection
+    declared = {re.sub(r"_total$", "", n) for n in re.findall(r"^# TYPE (switchboard_\w+) ", scrape().content.decode(), re.M)}
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    for name in ("grafana-dashboard.json", "prometheus-alerts.yml"):
+        used = {re.sub(r"_(total|bucket|count|sum)$", "", n)
+                for n in re.findall(r"switchboard_[a-z0-9_]+", (docs / name).read_text())}
+        used.discard("switchboard_")  # the alert group's name prefix, not a metric
+        assert used and used <= declared, f"{name} queries {sorted(used - declared)}, not declared by /metrics"
