@@ -86,6 +86,13 @@ def confirm_password(request):
         target = reverse("overview")
     from connections.services import second_factor
 
+    from .sso import sso_enabled
+
+    if not request.user.has_usable_password() and sso_enabled():
+        # A single sign-on user has no password here: the provider asks for it again (prompt=login).
+        return render(request, "registration/confirm_password.html",
+                      {"sso_name": settings.OIDC_PROVIDER_NAME, "next": target,
+                       "minutes": settings.REAUTH_MAX_AGE // 60})
     with_code = second_factor.has_second_factor(request.user)
     form = (ConfirmWithCodeForm if with_code else ConfirmForm)(request.POST or None)
     if request.method == "POST" and form.is_valid():

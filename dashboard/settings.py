@@ -174,7 +174,51 @@ AUTHENTICATION_BACKENDS = [
     # django-axes first: repeated failed sign-ins are throttled per user name and IP.
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "dashboard.sso.SsoBackend",  # answers only the single sign-on callback
 ]
+
+# Single sign-on with OpenID Connect (dashboard/sso.py): on when OIDC_RP_CLIENT_ID is set.
+OIDC_RP_CLIENT_ID = _read("OIDC_RP_CLIENT_ID", env.str, "")
+OIDC_RP_CLIENT_SECRET = _read("OIDC_RP_CLIENT_SECRET", env.str, "")
+OIDC_OP_DISCOVERY_URL = _read("OIDC_OP_DISCOVERY_URL", env.str, "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = _read("OIDC_OP_AUTHORIZATION_ENDPOINT", env.str, "")
+OIDC_OP_TOKEN_ENDPOINT = _read("OIDC_OP_TOKEN_ENDPOINT", env.str, "")
+OIDC_OP_USER_ENDPOINT = _read("OIDC_OP_USER_ENDPOINT", env.str, "")
+OIDC_OP_JWKS_ENDPOINT = _read("OIDC_OP_JWKS_ENDPOINT", env.str, "")
+OIDC_RP_SIGN_ALGO = _read("OIDC_RP_SIGN_ALGO", env.str, "RS256")
+OIDC_RP_SCOPES = _read("OIDC_RP_SCOPES", env.str, "openid email profile")
+OIDC_PROVIDER_NAME = _read("OIDC_PROVIDER_NAME", env.str, "single sign-on")
+OIDC_ROLE_CLAIM = _read("OIDC_ROLE_CLAIM", env.str, "groups")
+# Trust the provider's second factor when the ID token's amr lists one of these (empty: never).
+OIDC_MFA_AMR = _read("OIDC_MFA_AMR", env.list, ["mfa"])
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_CREATE_USER = True
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/"
+
+
+def _role_map(name: str) -> dict[str, str]:
+    """OIDC_ROLE_MAP="ops-admins=admin,ops=operator,staff=viewer": provider group -> role."""
+    mapping = {}
+    for item in filter(None, (part.strip() for part in env.str(name, default="").split(","))):
+        group, sep, role = item.rpartition("=")
+        if not sep or not group.strip() or role.strip() not in ("viewer", "operator", "admin"):
+            raise ImproperlyConfigured(f"{name} is malformed: expected group=role pairs (roles viewer, operator, "
+                                       f"admin) separated by commas, got {item!r}")
+        mapping[group.strip()] = role.strip()
+    return mapping
+
+
+OIDC_ROLE_MAP = _role_map("OIDC_ROLE_MAP")
+if OIDC_RP_CLIENT_ID:
+    _missing = [n for n in ("OIDC_RP_CLIENT_SECRET",) if not globals()[n]]
+    if not OIDC_OP_DISCOVERY_URL:
+        _missing += [n for n in ("OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT",
+                                 "OIDC_OP_JWKS_ENDPOINT") if not globals()[n]]
+    if _missing or not OIDC_ROLE_MAP:
+        raise ImproperlyConfigured("OIDC_RP_CLIENT_ID is set but single sign-on is incomplete: set "
+                                   + ", ".join(_missing + ([] if OIDC_ROLE_MAP else ["OIDC_ROLE_MAP"]))
+                                   + " (or OIDC_OP_DISCOVERY_URL instead of the endpoints)")
 AXES_FAILURE_LIMIT = _read("AXES_FAILURE_LIMIT", env.int, 5)
 TEST_RATE_PER_MINUTE = _read("TEST_RATE_PER_MINUTE", env.int, 10)  # per user, on the Test button
 AXES_COOLOFF_TIME = _read("AXES_COOLOFF_MINUTES", env.int, 15) / 60  # hours

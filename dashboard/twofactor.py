@@ -37,13 +37,19 @@ OPEN_PATHS = ("/accounts/two-factor/", "/accounts/security/", "/accounts/logout/
               "/oidc/")
 
 
-def admin_needs_enrolment(user) -> bool:
-    return settings.SECOND_FACTOR_FOR_ADMINS and role_of(user) == ADMIN_ROLE and not sf.has_second_factor(user)
+def _idp_checked(request) -> bool:
+    """Single sign-on whose provider asserted a second factor (dashboard/sso.py)."""
+    return request is not None and bool(request.session.get("switchboard_sso_mfa"))
 
 
-def needs_code(user) -> bool:
+def admin_needs_enrolment(user, request=None) -> bool:
+    return (settings.SECOND_FACTOR_FOR_ADMINS and role_of(user) == ADMIN_ROLE and not _idp_checked(request)
+            and not sf.has_second_factor(user))
+
+
+def needs_code(user, request=None) -> bool:
     """Signed in with a device but this session has not entered a code yet."""
-    return not user.is_verified() and sf.has_second_factor(user)
+    return not user.is_verified() and not _idp_checked(request) and sf.has_second_factor(user)
 
 
 class SecondFactorMiddleware:
@@ -56,9 +62,9 @@ class SecondFactorMiddleware:
     def __call__(self, request):
         user = request.user
         if user.is_authenticated and not request.path.startswith(OPEN_PATHS):
-            if needs_code(user):
+            if needs_code(user, request):
                 return _redirect(request, reverse("two_factor") + "?" + urlencode({"next": request.get_full_path()}))
-            if admin_needs_enrolment(user):
+            if admin_needs_enrolment(user, request):
                 return _redirect(request, reverse("security"))
         return self.get_response(request)
 
@@ -83,7 +89,7 @@ def two_factor(request):
     if not request.user.is_authenticated:
         return HttpResponseRedirect(reverse("login"))
     target = _safe_next(request)
-    if not needs_code(request.user):
+    if not needs_code(request.user, request):
         return HttpResponseRedirect(target)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -162,5 +168,5 @@ def recovery_codes(request):
 def remove(request):
     if sf.second_factor_remove(user=request.user, actor=Actor.from_request(request)):
         messages.success(request, "Your second factor was removed." + (
-            " Admins need one: set up a new one now." if admin_needs_enrolment(request.user) else ""))
+            " Admins need one: set up a new one now." if admin_needs_enrolment(request.user, request) else ""))
     return HttpResponseRedirect(reverse("security"))

@@ -1,10 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import accounts, metrics, reauth, twofactor
+from . import accounts, metrics, reauth, sso, twofactor
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", accounts.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    # Single sign-on (dashboard/sso.py): off (404) unless OIDC_RP_CLIENT_ID is set.
+    path("oidc/authenticate/", sso.SsoStart.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", sso.SsoCallback.as_view(), name="oidc_authentication_callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/confirm/", reauth.confirm_password, name="reauth"),
     path("accounts/two-factor/", twofactor.two_factor, name="two_factor"),

@@ -79,8 +79,10 @@ POST_ONLY = {
     "user_role", "user_active", "user_reset_password", "security_recovery_codes", "security_remove",
 }
 
-# GET routes that answer no page: /metrics is Prometheus text for a scraper (tests/test_metrics.py).
-NO_PAGE = {"metrics"}
+# GET routes that answer no page: /metrics is Prometheus text for a scraper (tests/test_metrics.py); the
+# single sign-on routes redirect to the provider and back (tests/e2e/test_sso.py measures the sign-in
+# page with its SSO button and the SSO re-authentication page at both sizes).
+NO_PAGE = {"metrics", "oidc_authentication_init", "oidc_authentication_callback"}
 
 
 def _set_password_link() -> str:
