@@ -95,8 +95,8 @@ class SsoBackend(OIDCAuthenticationBackend):
         if user is None:
             messages.error(self.request, (
                 f"{settings.OIDC_PROVIDER_NAME} signed you in, but none of your groups there gives you a role in "
-                "Switchboard (or your account here is deactivated). Ask an admin to add you to a group for "
-                "Switchboard.") if role is None else "Your Switchboard account is deactivated. Ask an admin.")
+                "Switchboard. Ask an admin to add you to a group for Switchboard.") if role is None
+                else "Your Switchboard account is deactivated. Ask an admin.")
             return None
         amr = payload.get("amr") or []
         self.request.session[SSO_MFA] = bool(set(amr if isinstance(amr, list) else [amr]) & set(settings.OIDC_MFA_AMR))
