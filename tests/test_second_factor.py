@@ -163,3 +163,41 @@ class TestCliReset:
         assert sign_in(admin.username).get("/")["Location"] == "/accounts/security/"
         again = run_cli("reset-second-factor", admin.username, command="users")
         assert again.code == 0 and "nothing changed" in again.out
+
+
+class TestSsoSecondFactor:
+    def test_an_sso_admin_whose_provider_checked_a_second_factor_is_not_asked_again(self):
+        from dashboard.sso import SSO_MFA
+
+        admin = factories.user("admin")
+        client = Client()
+        client.force_login(admin)
+        assert client.get("/")["Location"] == "/accounts/security/"
+        session = client.session
+        session[SSO_MFA] = True  # what dashboard/sso.py stores when the ID token's amr has "mfa"
+        session.save()
+        assert client.get("/").status_code == 200
+
+
+class TestRoleMapping:
+    def test_the_highest_mapped_role_wins_and_unmapped_groups_give_none(self):
+        from connections.services.sso import role_for
+
+        mapping = {"ops-admins": "admin", "ops": "operator", "staff": "viewer"}
+        assert role_for(["staff", "ops"], mapping) == "operator"
+        assert role_for(["staff", "ops-admins"], mapping) == "admin"
+        assert role_for("staff", mapping) == "viewer"
+        assert role_for(["marketing"], mapping) is None
+        assert role_for(None, mapping) is None
+
+    def test_a_provider_account_named_like_a_local_one_gets_its_own_user(self):
+        from connections.services.sso import sso_sign_in
+
+        local = factories.user("admin", username="root-admin")
+        user = sso_sign_in(issuer="https://idp.example", subject="s-1", username="root-admin", email="",
+                           role="viewer", ip=None)
+        assert user.pk != local.pk and user.username == "root-admin-2" and not user.has_usable_password()
+        assert sso_sign_in(issuer="https://idp.example", subject="s-1", username="renamed", email="",
+                           role="operator", ip=None).pk == user.pk  # matched by subject, role followed
+        local.refresh_from_db()
+        assert local.has_usable_password() and local.groups.filter(name="admin").exists()
