@@ -78,9 +78,17 @@ def _safe_next(request) -> str:
 
 
 class CodeForm(forms.Form):
+    """The code at sign-in: from the app or a recovery code."""
+
     code = forms.CharField(label="Code", max_length=20, strip=True, widget=forms.TextInput(attrs={
         "autocomplete": "one-time-code", "inputmode": "text", "autofocus": True, "spellcheck": "false",
         "autocapitalize": "off"}), help_text="The 6 digits your authenticator app shows, or one of your recovery codes.")
+
+
+class EnrolForm(CodeForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["code"].help_text = "The 6 digits the app shows now."
 
 
 @sensitive_post_parameters("code")
@@ -112,6 +120,7 @@ def _qr_svg(device) -> str:
     # Inline SVG (no image request, nothing external); the otpauth URI carries the secret, so this
     # is rendered only while the device is unconfirmed.
     return mark_safe(segno.make(device.config_url, error="m").svg_inline(scale=4, dark="#111", light="#fff",
+                                                                          omitsize=True,  # a viewBox: CSS sizes it
                                                                           title="QR code for your authenticator app"))
 
 
@@ -123,7 +132,7 @@ def _secret_text(device) -> str:
 def _security_page(request, *, form=None, codes=None, status=200):
     user = request.user
     enrolled = sf.has_second_factor(user)
-    context = {"enrolled": enrolled, "codes": codes, "form": form or CodeForm(),
+    context = {"enrolled": enrolled, "codes": codes, "form": form or EnrolForm(),
                "required": settings.SECOND_FACTOR_FOR_ADMINS and role_of(user) == ADMIN_ROLE,
                "recovery_left": None}
     if enrolled:
@@ -139,7 +148,7 @@ def _security_page(request, *, form=None, codes=None, status=200):
 def security(request):
     """GET: the user's second factor (or enrolment). POST: confirm enrolment with a code."""
     if request.method == "POST" and not sf.has_second_factor(request.user):
-        form = CodeForm(request.POST)
+        form = EnrolForm(request.POST)
         if form.is_valid():
             device = sf.pending_totp(user=request.user)
             codes = sf.totp_confirm(user=request.user, device=device, code=form.cleaned_data["code"],
