@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 
-import requests
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -29,6 +28,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
+from connections.outbound.idp import IdpUnreachable, fetch_json
 from connections.services.audit import client_ip
 from connections.services.sso import role_for, sso_sign_in
 
@@ -52,9 +52,7 @@ def _discovery() -> dict:
     key = f"oidc-discovery:{url}"
     doc = cache.get(key)
     if doc is None:
-        response = requests.get(url, timeout=settings.OIDC_TIMEOUT, allow_redirects=False)
-        response.raise_for_status()
-        doc = response.json()
+        doc = fetch_json(url, timeout=settings.OIDC_TIMEOUT)
         cache.set(key, doc, timeout=3600)
     return doc
 
@@ -118,9 +116,8 @@ class SsoStart(OIDCAuthenticationRequestView):
             raise Http404("single sign-on is not configured")
         try:
             self.OIDC_OP_AUTH_ENDPOINT = self.get_settings("OIDC_OP_AUTHORIZATION_ENDPOINT")
-        except (requests.RequestException, ValueError) as exc:
-            log.warning("single sign-on: the provider's discovery document could not be read (%s)",
-                        type(exc).__name__)
+        except IdpUnreachable as exc:
+            log.warning("single sign-on: the provider's discovery document could not be read (%s)", exc)
             messages.error(request, f"{settings.OIDC_PROVIDER_NAME} cannot be reached right now. "
                                     "Try again, or sign in with a password.")
             from django.shortcuts import redirect
@@ -145,7 +142,8 @@ class SsoCallback(OIDCAuthenticationCallbackView):
             raise Http404("single sign-on is not configured")
         try:
             return super().get(request)
-        except (requests.RequestException, SuspiciousOperation) as exc:
+        # requests' errors (the library's token, userinfo and JWKS calls) are OSErrors.
+        except (OSError, IdpUnreachable, SuspiciousOperation) as exc:
             log.warning("single sign-on failed: %s", type(exc).__name__)
             messages.error(request, f"Signing in with {settings.OIDC_PROVIDER_NAME} did not work. Try again.")
             return self.login_failure()
