@@ -459,3 +459,20 @@ class ApplicationKey(models.Model):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class ExternalIdentity(models.Model):
+    """A user who signs in with single sign-on (dashboard/sso.py), by the identity provider's
+    issuer and subject: never by user name, so an IdP account cannot take over a local one."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
+    issuer = models.CharField(max_length=300)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="one_user_per_external_identity")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.issuer} {self.subject}"

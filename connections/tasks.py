@@ -134,9 +134,13 @@ def evaluate_alerts() -> int:
 @shared_task(bind=True, name="connections.tasks.deliver_alert", ignore_result=True, max_retries=4)
 def deliver_alert(self, delivery_id: int) -> str:
     from .alerts import DeliveryFailed, deliver
+    from .metrics import alert_delivered
 
     try:
-        return deliver(delivery_id, final_attempt=self.request.retries >= self.max_retries)
+        state = deliver(delivery_id, final_attempt=self.request.retries >= self.max_retries)
     except DeliveryFailed as exc:
+        alert_delivered(delivery_id, "retry")
         # 10 s, 20 s, 40 s, 80 s: a flaky SMTP server or webhook gets a few minutes to recover.
         raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from None
+    alert_delivered(delivery_id, state)
+    return state

@@ -27,6 +27,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from dashboard.logformat import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -147,20 +149,26 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "connections",
 ]
 
 MIDDLEWARE = [
+    "dashboard.logformat.RequestIdMiddleware",  # first: every later log line carries the request id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "connections.middleware.PermissionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "dashboard.reauth.IdleTimeoutMiddleware",  # after messages: it says why you were signed out
+    "dashboard.twofactor.SecondFactorMiddleware",  # a session that owes its code reaches nothing else
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "connections.middleware.MethodNotAllowedPage",  # a link to a POST-only URL: a page, not a blank 405
@@ -173,7 +181,51 @@ AUTHENTICATION_BACKENDS = [
     # django-axes first: repeated failed sign-ins are throttled per user name and IP.
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "dashboard.sso.SsoBackend",  # answers only the single sign-on callback
 ]
+
+# Single sign-on with OpenID Connect (dashboard/sso.py): on when OIDC_RP_CLIENT_ID is set.
+OIDC_RP_CLIENT_ID = _read("OIDC_RP_CLIENT_ID", env.str, "")
+OIDC_RP_CLIENT_SECRET = _read("OIDC_RP_CLIENT_SECRET", env.str, "")
+OIDC_OP_DISCOVERY_URL = _read("OIDC_OP_DISCOVERY_URL", env.str, "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = _read("OIDC_OP_AUTHORIZATION_ENDPOINT", env.str, "")
+OIDC_OP_TOKEN_ENDPOINT = _read("OIDC_OP_TOKEN_ENDPOINT", env.str, "")
+OIDC_OP_USER_ENDPOINT = _read("OIDC_OP_USER_ENDPOINT", env.str, "")
+OIDC_OP_JWKS_ENDPOINT = _read("OIDC_OP_JWKS_ENDPOINT", env.str, "")
+OIDC_RP_SIGN_ALGO = _read("OIDC_RP_SIGN_ALGO", env.str, "RS256")
+OIDC_RP_SCOPES = _read("OIDC_RP_SCOPES", env.str, "openid email profile")
+OIDC_PROVIDER_NAME = _read("OIDC_PROVIDER_NAME", env.str, "single sign-on")
+OIDC_ROLE_CLAIM = _read("OIDC_ROLE_CLAIM", env.str, "groups")
+# Trust the provider's second factor when the ID token's amr lists one of these (empty: never).
+OIDC_MFA_AMR = _read("OIDC_MFA_AMR", env.list, ["mfa"])
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_CREATE_USER = True
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/"
+
+
+def _role_map(name: str) -> dict[str, str]:
+    """OIDC_ROLE_MAP="ops-admins=admin,ops=operator,staff=viewer": provider group -> role."""
+    mapping = {}
+    for item in filter(None, (part.strip() for part in env.str(name, default="").split(","))):
+        group, sep, role = item.rpartition("=")
+        if not sep or not group.strip() or role.strip() not in ("viewer", "operator", "admin"):
+            raise ImproperlyConfigured(f"{name} is malformed: expected group=role pairs (roles viewer, operator, "
+                                       f"admin) separated by commas, got {item!r}")
+        mapping[group.strip()] = role.strip()
+    return mapping
+
+
+OIDC_ROLE_MAP = _role_map("OIDC_ROLE_MAP")
+if OIDC_RP_CLIENT_ID:
+    _missing = [n for n in ("OIDC_RP_CLIENT_SECRET",) if not globals()[n]]
+    if not OIDC_OP_DISCOVERY_URL:
+        _missing += [n for n in ("OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT",
+                                 "OIDC_OP_JWKS_ENDPOINT") if not globals()[n]]
+    if _missing or not OIDC_ROLE_MAP:
+        raise ImproperlyConfigured("OIDC_RP_CLIENT_ID is set but single sign-on is incomplete: set "
+                                   + ", ".join(_missing + ([] if OIDC_ROLE_MAP else ["OIDC_ROLE_MAP"]))
+                                   + " (or OIDC_OP_DISCOVERY_URL instead of the endpoints)")
 AXES_FAILURE_LIMIT = _read("AXES_FAILURE_LIMIT", env.int, 5)
 TEST_RATE_PER_MINUTE = _read("TEST_RATE_PER_MINUTE", env.int, 10)  # per user, on the Test button
 AXES_COOLOFF_TIME = _read("AXES_COOLOFF_MINUTES", env.int, 15) / 60  # hours
@@ -330,6 +382,13 @@ SESSION_IDLE_TIMEOUT = _read("SESSION_IDLE_TIMEOUT", env.int, 30) * 60
 REAUTH_MAX_AGE = _read("REAUTH_MINUTES", env.int, 10) * 60
 if SESSION_IDLE_TIMEOUT <= 0 or REAUTH_MAX_AGE <= 0:
     raise ImproperlyConfigured("SESSION_IDLE_TIMEOUT and REAUTH_MINUTES must be whole numbers of minutes, 1 or more")
+# /metrics answers only requests with `Authorization: Bearer <METRICS_TOKEN>`; unset: no endpoint (404).
+METRICS_TOKEN = _read("METRICS_TOKEN", env.str, "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN is malformed: use at least 16 random characters")
+# Admins must enrol a second factor (TOTP) before they can do anything; others may (dashboard/twofactor.py).
+SECOND_FACTOR_FOR_ADMINS = _bool("SECOND_FACTOR_FOR_ADMINS", True)
+OTP_TOTP_ISSUER = _read("OTP_TOTP_ISSUER", env.str, "Switchboard")
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -347,13 +406,12 @@ EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", env.str, "switchboard@localhost")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", env.str, "INFO")},
-    # urllib3 logs request lines with the full path at DEBUG: a webhook's path is its secret.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"},
-                "urllib3": {"level": "WARNING"}},
-}
+# LOG_FORMAT=json: one JSON object per log line, with request id and connection (dashboard/logformat.py).
+LOG_FORMAT = _read("LOG_FORMAT", env.str, "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is malformed: expected text or json, got {LOG_FORMAT!r}")
+LOGGING = logging_config(_read("LOG_LEVEL", env.str, "INFO"), LOG_FORMAT)
+if LOG_FORMAT == "json":
+    import logging as _logging
+
+    _logging.captureWarnings(True)  # warnings.warn(...) becomes a log line (py.warnings), JSON too

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .. import metrics
 from ..models import Connection, Credential, Health, RotationAttempt, RotationState
 from ..services.audit import Actor, audit
 from ..services.testing import connection_test
@@ -177,6 +178,7 @@ def journal_finish(attempt: RotationAttempt, *, state: str, actor: Actor | None 
     for name, value in fields.items():
         setattr(attempt, name, value)
     attempt.save()
+    metrics.rotation_settled(attempt)
     audit(actor=actor or actor_from(attempt), action=f"rotation.{state}", connection=attempt.connection,
           details={"attempt": str(attempt.id), "kind": attempt.kind, "old_fingerprint": attempt.old_fingerprint,
                    "new_fingerprint": attempt.new_fingerprint, "vendor_request_id": attempt.vendor_request_id,

@@ -52,10 +52,18 @@ class TestStartupConfiguration:
         assert_one_line_naming(result, "CREDENTIAL_KEYS")
 
     @pytest.mark.parametrize("variable,value", [("DEBUG", "maybe"), ("LOG_RETENTION_DAYS", "ten"),
-                                                ("CACHE_URL", "nonsense")])
+                                                ("CACHE_URL", "nonsense"), ("LOG_FORMAT", "xml"),
+                                                ("METRICS_TOKEN", "short"), ("OIDC_ROLE_MAP", "ops=root"),
+                                                ("SECOND_FACTOR_FOR_ADMINS", "sometimes")])
     def test_malformed_values(self, variable, value):
         env = {"DEBUG": "true", "SECRET_KEY": "x" * 50, "CREDENTIAL_KEYS": GOOD_KEY, variable: value}
         assert_one_line_naming(manage("check", **env), variable)
+
+    def test_incomplete_single_sign_on_names_what_is_missing(self):
+        env = {"DEBUG": "true", "SECRET_KEY": "x" * 50, "CREDENTIAL_KEYS": GOOD_KEY, "OIDC_RP_CLIENT_ID": "sb"}
+        result = manage("check", **env)
+        assert_one_line_naming(result, "OIDC_RP_CLIENT_SECRET")
+        assert "OIDC_ROLE_MAP" in result.stderr and "OIDC_OP_DISCOVERY_URL" in result.stderr
 
     def test_good_production_configuration_starts(self):
         result = manage("check", DEBUG="false", SECRET_KEY="x" * 50, CREDENTIAL_KEYS=GOOD_KEY,

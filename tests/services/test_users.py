@@ -240,7 +240,8 @@ class TestOwnPassword:
         browser, other_session = Client(), Client()
         for c in (browser, other_session):
             c.post("/accounts/login/", {"username": user.username, "password": factories.PASSWORD})
-        assert 'href="/accounts/password/"' in browser.get("/").content.decode()
+        assert 'href="/accounts/security/"' in browser.get("/").content.decode()
+        assert 'href="/accounts/password/"' in browser.get("/accounts/security/").content.decode()
         wrong = browser.post("/accounts/password/", {"old_password": "nope", "new_password1": NEW_PASSWORD,
                                                      "new_password2": NEW_PASSWORD})
         assert wrong.status_code == 200 and "incorrectly" in wrong.content.decode()

@@ -19,8 +19,10 @@ from tests.factories import RequestLogFactory
 from tests.urlconf import all_routes, fill
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
-PUBLIC = {"login", "logout", "password_set"}  # password_set: the one-time link, checked by its token
-SIGNED_IN = {"password_change", "reauth"}  # your own password (change it, confirm it): every signed-in user
+# password_set: the one-time link, checked by its token; metrics: a bearer token (tests/test_metrics.py).
+PUBLIC = {"login", "logout", "password_set", "metrics", "oidc_authentication_init", "oidc_authentication_callback"}
+# Your own account (change or confirm your password, your second factor): every signed-in user.
+SIGNED_IN = {"password_change", "reauth", "two_factor", "security", "security_recovery_codes", "security_remove"}
 RANK = {"anonymous": 0, "viewer": 1, "operator": 2, "admin": 3}
 # The least role that may use each route (GET and POST alike).
 EXPECTED = {
