@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import requests
 
 from tests.authserver.fixture import CLIENT_ID, CLIENT_SECRET, DEFAULT_REDIRECT_URIS
+from tests.authserver.tokenlog import digest  # noqa: F401  (tests compare the token log with it)
 
 
 def pkce_pair() -> tuple[str, str]:

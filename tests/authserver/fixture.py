@@ -147,6 +147,13 @@ class AuthServer:
         """Every refresh token the server issued: token, token_family, revoked (null while live)."""
         return self._query("SELECT id, token, token_family, revoked, access_token_id FROM oauth2_provider_refreshtoken ORDER BY id")
 
+    def family_revoked(self, refresh_token: str) -> bool:
+        """Was the grant family this refresh token belongs to revoked as a whole (a replay)?"""
+        rows = self._query("SELECT token_family FROM oauth2_provider_refreshtoken WHERE token = ?", (refresh_token,))
+        if not rows or not rows[0]["token_family"]:
+            return False
+        return rows[0]["token_family"] in self.revoked_families()
+
     def revoked_families(self) -> set[str]:
         """Families whose every token was revoked at once: what reuse protection does on a replay."""
         rows = self.refresh_tokens()
