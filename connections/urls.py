@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import alerts, ops, testing, users, vault
+from .views import alerts, oauth2, ops, testing, users, vault
 from .views import rotation as rotation_views
 
 urlpatterns = [
@@ -42,6 +42,9 @@ urlpatterns = [
     path("connections/<slug:name>/rotations/", rotation_views.rotation_history, name="connection_rotations"),
     path("connections/<slug:name>/rotations/<uuid:attempt_id>/", rotation_views.rotation_status,
          name="connection_rotation_status"),
+    # oauth2.py: "Connect" (authorization code + PKCE) and the authorization server's callback
+    path("connections/<slug:name>/oauth2/connect/", oauth2.connect, name="oauth2_connect"),
+    path("oauth2/callback/", oauth2.callback, name="oauth2_callback"),
     # users.py: user management (admins)
     path("users/", users.user_list, name="user_list"),
     path("users/new/", users.user_create, name="user_create"),

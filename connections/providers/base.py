@@ -653,6 +653,10 @@ class Provider:
     # Options that are URLs a secret is sent to or a browser is sent to (checked like base URLs).
     url_options: tuple[str, ...] = ()
 
+    def supports_connect(self, options: dict) -> bool:
+        """Can the connection page start an authorization-code flow ("Connect", oauth2)?"""
+        return False
+
     def secret_urls(self, base_url: str, options: dict) -> list[str]:
         """Every URL this connection's secret is sent to: it is bound to their origins (vault)."""
         return [base_url]

@@ -153,6 +153,9 @@ class OAuth2(Provider):
                 "refresh_token": tokens.refresh_token or secret["refresh_token"],
                 "session": grants.session_of(tokens)}
 
+    def supports_connect(self, options: dict) -> bool:
+        return bool((options or {}).get("authorize_url"))
+
     def code_request(self, options: dict, *, code: str, verifier: str, redirect_uri: str) -> RequestSpec:
         """RFC 6749 §4.1.3 with the RFC 7636 verifier: the "Connect" exchange."""
         return grants.token_request(options["token_url"], grant="authorization_code", code=code,
