@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from connections.client import RequestSpec, send
 from connections.models import Health, RotationAttempt, RotationState
+from connections.outbound.client import RequestSpec, send
 from connections.rotation import reconcile_rotations, spool
 from connections.rotation.core import CRASH_ENV, lease_seconds
 from connections.services.audit import Actor

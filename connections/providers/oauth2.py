@@ -6,7 +6,7 @@ stored by "Connect": authorization code + PKCE, services/oauth2_connect.py). Opt
 authorize_url, scope, test_path, client_auth (basic|post), probe (none|access_token).
 
 Where the access token lives: inside the credential's encrypted secret under "session", like
-TeleTracker's bearer sessions (services/sessions.py). A client-credentials token is a "login"
+TeleTracker's bearer sessions (outbound/sessions.py). A client-credentials token is a "login"
 (asked again whenever it expires). A refresh is a rotation (rotation/refresh.py): servers that
 follow RFC 9700 §4.14.2 rotate the refresh token on every refresh and revoke the whole grant
 when a rotated one is presented again, so it runs under the claim, once, journaled and spooled,
@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 
 from ..crypto import fingerprint
 from . import oauth2_grants as grants
-from .base import ErrorInfo, Field, Outbound, Provider, Reply, RequestSpec, SchemaError
+from .base import Provider
+from .http import ErrorInfo, Outbound, Reply, RequestSpec
+from .schema import Field, SchemaError
 
 PROBES = ("none", "access_token")
 

@@ -21,8 +21,9 @@ from django.db import DatabaseError, transaction
 
 from ..crypto import decrypt_bytes, encrypt_bytes
 from ..models import Connection, Credential, CredentialState
-from ..providers.base import RefreshError, SchemaError
+from ..providers.http import RefreshError
 from ..providers.oauth2_grants import authorization_url, explain_grant_error, pkce_pair
+from ..providers.schema import SchemaError
 from .audit import Actor, audit
 from .vault import active_credential
 
@@ -87,8 +88,8 @@ def connect_finish(*, session, params, actor: Actor):
 
 
 def _exchange(connection: Connection, code: str, verifier: str, redirect_uri: str, actor: Actor):
-    from ..client import send
     from ..models import RotationState
+    from ..outbound.client import send
     from ..rotation.core import busy_outcome, claim_connection, journal_finish, journal_start, release_claim
     from ..rotation.refresh import _store_new_secret, describe_result
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.reauth import recent_password
 from dashboard.security import CSP
 
-from ..providers.base import SchemaError
+from ..providers.schema import SchemaError
 from ..services.audit import Actor
 from ..services.oauth2_connect import ConnectError, connect_finish, connect_start
 from .common import can, get_connection

@@ -10,8 +10,8 @@ from urllib.parse import unquote
 import pytest
 from playwright.sync_api import expect
 
-from connections.client import RequestSpec, send
 from connections.models import Connection, RequestLog
+from connections.outbound.client import RequestSpec, send
 from connections.services.audit import Actor
 from connections.services.vault import active_credential
 from tests import factories
