@@ -223,6 +223,8 @@ class Provider:
         connection then needs attention (reauthorize_advice) and is not refreshed with it again."""
         return False
 
+    # How a session starts, in the journal's words ("Started a <label> session: <login_words>").
+    login_words: str = "logged in with the stored user name and password"
     # What to do when the refresh secret is lost or dead ("{name}": the connection), e.g. oauth2's
     # "re-authorize: press Connect"; empty: ask the vendor's support for a new secret.
     reauthorize_advice: str = ""

@@ -45,6 +45,7 @@ class OAuth2(Provider):
     reauthorize_advice = ("re-authorize: press Connect on the connection page (the authorization server's consent "
                           "page issues a new grant), or paste a new refresh token (Rotate → \"Paste a new secret\", "
                           "or `connections rotate {name} --stdin`)")
+    login_words = "asked the token endpoint for an access token (client credentials)"
     credential_fields = (
         Field("client_id", "Client id", help="The client (application) id registered at the authorization server."),
         Field("client_secret", "Client secret", secret=True),

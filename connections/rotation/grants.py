@@ -121,6 +121,8 @@ def renew_for_call(*, connection: Connection, actor: Actor, task_id: str = "",
         outcome = rotate(connection=connection, actor=actor, task_id=task_id)
     finally:
         _local.renewing = False
+    if outcome.state == BUSY and not Connection.objects.filter(pk=connection.pk, rotation_claim__isnull=False).exists():
+        return None, outcome.message  # not another refresh: a wait (e.g. a timed-out refresh may still land)
     if outcome.state == BUSY:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and Connection.objects.filter(
