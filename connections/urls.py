@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import alerts, appkeys, ops, testing, users, vault
+from .views import alerts, appkeys, oauth2, ops, testing, users, vault
 from .views import rotation as rotation_views
 
 urlpatterns = [
@@ -49,6 +49,9 @@ urlpatterns = [
     path("applications/<slug:name>/scope/", appkeys.application_scope, name="application_scope"),
     path("applications/<slug:name>/rotate/", appkeys.application_rotate, name="application_rotate"),
     path("applications/<slug:name>/revoke/", appkeys.application_revoke, name="application_revoke"),
+    # oauth2.py: "Connect" (authorization code + PKCE) and the authorization server's callback
+    path("connections/<slug:name>/oauth2/connect/", oauth2.connect, name="oauth2_connect"),
+    path("oauth2/callback/", oauth2.callback, name="oauth2_callback"),
     # users.py: user management (admins)
     path("users/", users.user_list, name="user_list"),
     path("users/new/", users.user_create, name="user_create"),

@@ -208,7 +208,7 @@ def request_excerpt(call: Call, prepared: requests.PreparedRequest) -> str:
 
 # Answers that carry new secrets: when such a body cannot be parsed, the secrets in it cannot be
 # found and redacted, so its text is not logged at all (only its size).
-SECRET_BEARING_OPERATIONS = ("refresh", "login")
+SECRET_BEARING_OPERATIONS = ("refresh", "login", "connect")
 
 
 def response_excerpt(call: Call, resp: requests.Response, body: bytes, truncated: bool, parsed: bool) -> str:

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..models import Connection, Credential, Outcome, RequestLog
-from ..providers.base import ThrottlePlan
+from ..providers.http import ThrottlePlan
 from .limiter import Seed
 
 SEED_MARGIN_SECONDS = 2.0

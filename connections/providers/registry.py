@@ -7,11 +7,12 @@ from .cleanlist import Cleanlist
 from .clever import Clever
 from .cleverbridge import Cleverbridge
 from .cloverdx import CloverDX
+from .oauth2 import OAuth2
 from .teletracker import TeleTracker
 
 PROVIDERS: dict[str, Provider] = {
     cls.key: cls()
-    for cls in (Cleverbridge, Clever, CloverDX, TeleTracker, Cleanlist)
+    for cls in (Cleverbridge, Clever, CloverDX, TeleTracker, Cleanlist, OAuth2)
 }
 
 

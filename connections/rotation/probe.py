@@ -73,6 +73,10 @@ def lost_answer_advice(*, connection: Connection, attempt: RotationAttempt, when
         ids.append(f"refresh request id {attempt.vendor_request_id}")
     if probe is not None and probe.vendor_request_id:
         ids.append(f"probe request id {probe.vendor_request_id}")
+    if provider.reauthorize_advice:
+        return (f"The {provider.label} refresh at {utc(when)} may have rotated the secret but its answer was lost: "
+                f"the old secret is now rejected{' (' + '; '.join(ids) + ')' if ids else ''}. Action: "
+                + provider.reauthorize_advice.format(name=connection.name) + ". Do not refresh again.")
     keeps = ""
     if provider.support_keeps_days:  # only a figure the vendor documents (TeleTracker: about two weeks)
         keep_until = (when + timedelta(days=provider.support_keeps_days)).strftime("%Y-%m-%d")

@@ -122,13 +122,18 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                     f"have been rescinded by {provider.label}, so refreshing with it again is refused. Paste the "
                     f"secret {provider.label} support issues (Rotate → \"Paste a new secret instead\", or "
                     f"`connections rotate {connection.name} --stdin`).")
+    from .grants import refuse_spent
+
+    spent = refuse_spent(connection=connection, old=old, actor=actor)
+    if spent is not None:
+        return spent  # a replay of a refresh secret already used: refused before anything is sent
     with transaction.atomic():
         attempt = journal_start(connection=connection, actor=actor, kind="refresh", old=old, attempt_id=attempt_id,
                                 old_fingerprint=secret_print(provider, old, secret))
     checkpoint("journaled")
     close_db_connection()
 
-    spec = provider.refresh_request(secret)
+    spec = provider.refresh_request(secret, connection.effective_options())
     started = timezone.now()
     try:
         result = send(connection, spec, actor=actor, operation="refresh", credential=old, retry=False,
@@ -182,6 +187,11 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                                    f"the refresh answered {describe_result(result)}", probe=probe)
         return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current "
                                      f"secret is unchanged and still active ({probe.detail}).", result)
+    if provider.grant_refused(result.status_code, error_info(result)):
+        from .grants import grant_refused
+
+        return grant_refused(connection=connection, attempt=attempt, actor=actor, result=result,
+                             what=describe_result(result))
     return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current secret "
                                  "is unchanged and still active" + (
                                      "; the vendor rejected it, so it may have been revoked: test the connection."

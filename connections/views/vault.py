@@ -46,7 +46,12 @@ def connection_detail(request, name: str):
         context["rot"] = rotation_context(connection, attempt_id=request.GET.get("rotation", ""))
         context["rules_formset"] = alert_rule_formset(context["alert_rules"], per_connection=True,
                                                       editable=request.user.has_perm("connections.manage_alerts"))
-    return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None, context)
+    response = render(request, "connections/detail.html", part if part in DETAIL_PARTS else None, context)
+    if context["can_connect"]:
+        from .oauth2 import allow_connect_redirect
+
+        allow_connect_redirect(response, context["options"]["authorize_url"])
+    return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -38,6 +38,8 @@ PAGES = [
     ("connection-detail", "admin", lambda c: f"/connections/{c.first.name}/"),
     ("connection-detail-viewer", "viewer", lambda c: f"/connections/{c.first.name}/"),
     ("connection-archived", "viewer", lambda c: f"/connections/{c.archived.name}/"),
+    ("connection-detail-oauth2", "admin", lambda c: f"/connections/{_oauth2_connection().name}/"),
+    ("oauth2-callback-stale", "admin", lambda c: "/oauth2/callback/?state=stale&code=stale"),
     ("connection-edit", "admin", lambda c: f"/connections/{c.first.name}/edit/"),
     ("connection-secret", "admin", lambda c: f"/connections/{c.first.name}/secret/"),
     ("connection-errors", "viewer", lambda c: f"/connections/{c.first.name}/errors/"),
@@ -73,7 +75,7 @@ ROUTES_COVERED = {
     "overview", "test_all_progress", "connection_list", "connection_create", "connection_detail", "connection_edit",
     "connection_secret", "connection_errors", "connection_headroom", "connection_rotation", "connection_rotations",
     "connection_rotation_status", "connection_test_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
-    "login", "user_list", "user_create", "password_change", "password_set", "application_list",
+    "login", "user_list", "user_create", "password_change", "password_set", "application_list", "oauth2_callback",
     "reauth",  # measured at 1366x768 and 390x844 by tests/e2e/test_reauth.py
     "security",
     "two_factor",  # with the Security page's other states, by tests/e2e/test_second_factor.py
@@ -82,7 +84,7 @@ POST_ONLY = {
     "test_all", "connection_archive", "connection_test", "connection_resume_tests", "alert_channel_create",
     "alert_channel_test", "alert_channel_delete", "alert_rules_update", "connection_alert_rules",
     "maintenance_create", "maintenance_end", "connection_rotate", "connection_replace", "logout",
-    "user_role", "user_active", "user_reset_password", "security_recovery_codes", "security_remove",
+    "user_role", "user_active", "user_reset_password", "security_recovery_codes", "security_remove", "oauth2_connect",
     "application_create", "application_scope", "application_rotate", "application_revoke",
     "proxy", "proxy_root",  # the egress proxy: an API for applications (any method), no page; tests/system/test_proxy.py
 }
@@ -91,6 +93,15 @@ POST_ONLY = {
 # single sign-on routes redirect to the provider and back (tests/e2e/test_sso.py measures the sign-in
 # page with its SSO button and the SSO re-authentication page at both sizes).
 NO_PAGE = {"metrics", "oidc_authentication_init", "oidc_authentication_callback"}
+
+def _oauth2_connection() -> Connection:
+    """An OAuth 2.0 connection with Connect (its authorization server is never reached here)."""
+    existing = Connection.objects.filter(name="oauth2-layout").first()
+    return existing or factories.connection(
+        "oauth2", name="oauth2-layout", base_url="https://api.example.com",
+        secret={"client_id": "switchboard-layout", "client_secret": "layout-secret-value"},
+        options={"token_url": "https://auth.example.com/oauth/token", "scope": "read write offline_access",
+                 "authorize_url": "https://auth.example.com/oauth/authorize", "test_path": "/v1/me"})
 
 
 def _set_password_link() -> str:

@@ -53,6 +53,9 @@ EXPECTED = {
     "connection_rotation_status": "viewer",
     "connection_rotate": "operator",
     "connection_replace": "operator",
+    # OAuth 2.0 Connect (authorization code + PKCE): a new secret, so admins
+    "oauth2_connect": "admin",
+    "oauth2_callback": "admin",
     # alerts
     "alert_list": "viewer",
     "alert_channel_create": "admin",

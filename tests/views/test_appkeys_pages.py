@@ -11,7 +11,8 @@ from django.test import Client
 from connections.models import ApplicationKey, AuditEvent, RequestLog
 from connections.services import appkeys as services
 from connections.services.audit import Actor
-from tests.test_ops_pages import log_ids, make_conn, row
+from tests.factories import ConnectionFactory, RequestLogFactory
+from tests.views.test_ops_pages import log_ids
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
@@ -23,10 +24,10 @@ def signed_in(user) -> Client:
 
 
 def test_viewers_see_applications_and_use_but_never_keys(viewer, admin_user):
-    conn = make_conn("billing-api")
+    conn = ConnectionFactory(name="billing-api")
     issued = services.create_key(name="shop", connections=["billing-api"], actor=Actor(label="t"))
-    RequestLog.objects.bulk_create([row(conn, operation="proxy", application="shop") for _ in range(3)]
-                                   + [row(conn, operation="call")])
+    RequestLog.objects.bulk_create([RequestLogFactory.build(connection=conn, operation="proxy", application="shop") for _ in range(3)]
+                                   + [RequestLogFactory.build(connection=conn, operation="call")])
     page = signed_in(viewer).get("/applications/")
     html = page.content.decode()
     assert page.status_code == 200 and "shop" in html and issued.application.prefix in html
@@ -38,7 +39,7 @@ def test_viewers_see_applications_and_use_but_never_keys(viewer, admin_user):
 
 
 def test_admin_creates_and_rotates_with_the_key_shown_once(admin_user):
-    make_conn("billing-api")
+    ConnectionFactory(name="billing-api")
     admin = signed_in(admin_user)
     created = admin.post("/applications/new/", {"name": "shop", "connections": ["billing-api"], "methods": ["GET"]})
     assert created.status_code == 200 and "no-store" in created["Cache-Control"]
@@ -55,7 +56,7 @@ def test_admin_creates_and_rotates_with_the_key_shown_once(admin_user):
 
 
 def test_bad_input_on_the_page_changes_nothing(admin_user):
-    make_conn("billing-api")
+    ConnectionFactory(name="billing-api")
     bad = signed_in(admin_user).post("/applications/new/", {"name": "Bad Name!", "connections": ["billing-api"]})
     assert bad.status_code == 400 and "lower-case letters" in bad.content.decode()
     none = signed_in(admin_user).post("/applications/new/", {"name": "ok-name"})
@@ -64,10 +65,10 @@ def test_bad_input_on_the_page_changes_nothing(admin_user):
 
 
 def test_request_log_filters_by_application(viewer):
-    conn = make_conn("billing-api")
-    RequestLog.objects.bulk_create([row(conn, operation="proxy", application="shop", path="/a"),
-                                    row(conn, operation="proxy", application="crm", path="/b"),
-                                    row(conn, operation="call", path="/c")])
+    conn = ConnectionFactory(name="billing-api")
+    RequestLog.objects.bulk_create([RequestLogFactory.build(connection=conn, operation="proxy", application="shop", path="/a"),
+                                    RequestLogFactory.build(connection=conn, operation="proxy", application="crm", path="/b"),
+                                    RequestLogFactory.build(connection=conn, operation="call", path="/c")])
     response = signed_in(viewer).get("/log/?application=shop")
     ids = log_ids(response)
     assert RequestLog.objects.get(pk__in=ids).application == "shop" and len(ids) == 1
