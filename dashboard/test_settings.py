@@ -32,7 +32,7 @@ os.environ["OUTBOUND_ALLOW_PRIVATE_NETWORKS"] = "true"
 # Two fixed test keys, newest first (never used outside tests).
 os.environ["CREDENTIAL_KEYS"] = "mHWpJZ5C_8lJthykFMT0jVbJunxHg-_GB5Z4P0YBXsU=,vh4GE6cDHmJngYEbw8Kb1dEz9_UMWaGSweIb6KHILPU="
 os.environ.pop("DEMO_MODE", None)
-# Most tests sign admins in with force_login; tests/test_second_factor.py turns the rule back on.
+# Most tests sign admins in with force_login; tests/dashboard/test_second_factor.py turns the rule back on.
 os.environ["SECOND_FACTOR_FOR_ADMINS"] = "false"
 if POSTGRES_AVAILABLE:
     os.environ["DATABASE_URL"] = _pg_url

@@ -89,7 +89,7 @@ POST_ONLY = {
     "proxy", "proxy_root",  # the egress proxy: an API for applications (any method), no page; tests/system/test_proxy.py
 }
 
-# GET routes that answer no page: /metrics is Prometheus text for a scraper (tests/test_metrics.py); the
+# GET routes that answer no page: /metrics is Prometheus text for a scraper (tests/dashboard/test_metrics.py); the
 # single sign-on routes redirect to the provider and back (tests/e2e/test_sso.py measures the sign-in
 # page with its SSO button and the SSO re-authentication page at both sizes).
 NO_PAGE = {"metrics", "oidc_authentication_init", "oidc_authentication_callback"}

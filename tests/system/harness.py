@@ -125,7 +125,7 @@ def _environment(backend: str, workdir: Path, web_port: int, sandbox_port: int) 
         "SWITCHBOARD_ADMIN_PASSWORD": PASSWORD,
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "PYTHONUNBUFFERED": "1",
-        # The tests sign the admin in with a password only; tests/test_second_factor.py and
+        # The tests sign the admin in with a password only; tests/dashboard/test_second_factor.py and
         # tests/e2e/test_second_factor.py cover the second factor that production requires.
         "SECOND_FACTOR_FOR_ADMINS": "false",
     })

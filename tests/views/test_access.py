@@ -6,8 +6,8 @@ from tests import factories
 from tests.factories import RequestLogFactory
 from tests.urlconf import all_routes, fill
 
-# password_set: the one-time link, checked by its token; metrics: a bearer token (tests/test_metrics.py);
-# the single sign-on routes start and finish a provider's sign-in (tests/test_sso.py).
+# password_set: the one-time link, checked by its token; metrics: a bearer token (tests/dashboard/test_metrics.py);
+# the single sign-on routes start and finish a provider's sign-in (tests/dashboard/test_sso.py).
 PUBLIC = {"login", "password_set", "metrics", "oidc_authentication_init", "oidc_authentication_callback"}
 
 

@@ -19,7 +19,7 @@ from tests.factories import RequestLogFactory
 from tests.urlconf import all_routes, fill
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
-# password_set: the one-time link, checked by its token; metrics: a bearer token (tests/test_metrics.py).
+# password_set: the one-time link, checked by its token; metrics: a bearer token (tests/dashboard/test_metrics.py).
 PUBLIC = {"login", "logout", "password_set", "metrics", "oidc_authentication_init", "oidc_authentication_callback"}
 # Your own account (change or confirm your password, your second factor): every signed-in user.
 SIGNED_IN = {"password_change", "reauth", "two_factor", "security", "security_recovery_codes", "security_remove"}
