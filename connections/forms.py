@@ -113,3 +113,25 @@ class UserRoleForm(forms.Form):
 
 class UserActiveForm(forms.Form):
     active = forms.TypedChoiceField(choices=[("1", "reactivate"), ("0", "deactivate")], coerce=lambda v: v == "1")
+
+
+class VendorUploadForm(forms.Form):
+    """A declarative vendor definition: a YAML file, or its text pasted."""
+
+    file = forms.FileField(required=False, label="Definition file (.yaml)")
+    definition = forms.CharField(required=False, label="Or paste the YAML", strip=False,
+                                 widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("file") and not (cleaned.get("definition") or "").strip():
+            raise forms.ValidationError("Choose a file or paste a definition.")
+        return cleaned
+
+    def text(self) -> str:
+        from .services.vendors import decode_upload
+
+        upload = self.cleaned_data.get("file")
+        if upload:
+            return decode_upload(upload.read(upload.size + 1 if upload.size is not None else None))
+        return self.cleaned_data["definition"]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import alerts, ops, testing, users, vault
+from .views import alerts, ops, testing, users, vault, vendors
 from .views import rotation as rotation_views
 
 urlpatterns = [
@@ -42,6 +42,9 @@ urlpatterns = [
     path("connections/<slug:name>/rotations/", rotation_views.rotation_history, name="connection_rotations"),
     path("connections/<slug:name>/rotations/<uuid:attempt_id>/", rotation_views.rotation_status,
          name="connection_rotation_status"),
+    # vendors.py: built-in and declarative vendors, uploading a definition (admins)
+    path("vendors/", vendors.vendor_list, name="vendor_list"),
+    path("vendors/upload/", vendors.vendor_upload, name="vendor_upload"),
     # users.py: user management (admins)
     path("users/", users.user_list, name="user_list"),
     path("users/new/", users.user_create, name="user_create"),
