@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .providers import PROVIDERS, provider_choices
+from .providers import PROVIDERS, provider_choices, provider_for
 from .providers.base import SchemaError
 
 
@@ -84,7 +84,7 @@ class SecretForm(forms.Form):
 
     def __init__(self, *args, provider: str, **kwargs):
         super().__init__(*args, **kwargs)
-        for f in PROVIDERS[provider].credential_fields:
+        for f in provider_for(provider).credential_fields:  # none for a vendor whose definition is gone
             self.fields[f.name] = secret_field(f)
 
     def secret(self) -> dict:

@@ -13,6 +13,7 @@ from connections.cli import vendors
 
 
 class Command(BaseCommand):
+    stealth_options = ("stdin",)
     help = "Declarative vendors: check definition files (by line and field), list vendors."
 
     def add_arguments(self, parser: CommandParser) -> None:
