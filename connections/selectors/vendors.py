@@ -4,6 +4,7 @@ files that did not load (with their problems)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.db.models import Count
 
@@ -42,9 +43,10 @@ def vendor_rows() -> list[VendorRow]:
         definition = getattr(provider, "definition", None)
         rows.append(VendorRow(
             key=key, label=provider.label, declarative=declarative,
-            source=provider.source if declarative else f"connections/providers/{type(provider).__module__.rsplit('.', 1)[-1]}.py",
+            source=provider.source if declarative else f"providers/{type(provider).__module__.rsplit('.', 1)[-1]}.py",
             auth=_auth_of(provider),
-            hosts=", ".join(definition.allowed_hosts) if definition else (provider.default_base_url or "any"),
+            hosts=", ".join(definition.allowed_hosts) if definition
+            else f"any (default {urlsplit(provider.default_base_url).hostname})",
             limits=provider.describe_limits(), test=provider.test_proves, connections=counts.get(key, 0)))
     return rows
 

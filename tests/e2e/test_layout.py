@@ -53,6 +53,8 @@ PAGES = [
     ("forbidden-403", "viewer", lambda c: "/connections/new/"),
     ("not-found-404", "viewer", lambda c: "/connections/no-such-connection/"),
     ("sign-in", None, lambda c: "/accounts/login/"),
+    ("vendors", "viewer", lambda c: "/vendors/"),
+    ("vendor-upload", "admin", lambda c: "/vendors/upload/"),
     ("users", "admin", lambda c: "/users/"),
     ("user-create", "admin", lambda c: "/users/new/"),
     ("password-change", "viewer", lambda c: "/accounts/password/"),
@@ -66,7 +68,7 @@ ROUTES_COVERED = {
     "overview", "test_all_progress", "connection_list", "connection_create", "connection_detail", "connection_edit",
     "connection_secret", "connection_errors", "connection_headroom", "connection_rotation", "connection_rotations",
     "connection_rotation_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
-    "login", "user_list", "user_create", "password_change", "password_set",
+    "login", "user_list", "user_create", "password_change", "password_set", "vendor_list", "vendor_upload",
     "reauth",  # measured at 1366x768 and 390x844 by tests/e2e/test_reauth.py
 }
 POST_ONLY = {
