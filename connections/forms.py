@@ -120,7 +120,7 @@ class VendorUploadForm(forms.Form):
 
     file = forms.FileField(required=False, label="Definition file (.yaml)")
     definition = forms.CharField(required=False, label="Or paste the YAML", strip=False,
-                                 widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}))
+                                 widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "mono"}))
 
     def clean(self):
         cleaned = super().clean()
