@@ -13,7 +13,10 @@ class ConnectionsConfig(AppConfig):
         from dashboard import reauth  # noqa: F401 (its sign-in receiver stamps the session)
 
         from . import crypto
+        from .rotation.grants import renew_for_call
+        from .services.sessions import register_renewer
 
+        register_renewer(renew_for_call)
         post_migrate.connect(_sync_roles, sender=self)
         post_migrate.connect(_create_cache_table, sender=self)
 

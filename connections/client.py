@@ -250,13 +250,20 @@ def _active_credential(connection: Connection) -> Credential | None:
     return Credential.objects.filter(connection_id=connection.pk, state=CredentialState.ACTIVE).first()
 
 
-def _origin_refusal(connection: Connection, credential: Credential) -> str:
+def _origin_refusal(connection: Connection, credential: Credential, url: str = "") -> str:
     """Why this credential may not go to the connection's current origin, or "" (it may).
 
     A secret is bound to the scheme, host and port it was entered for (services.vault.credential_add);
-    changing them retires it, and this check holds even for a secret a caller passes explicitly."""
+    changing them retires it, and this check holds even for a secret a caller passes explicitly.
+    A request to another origin (oauth2's token endpoint) needs that origin bound too."""
     bound = (credential.meta or {}).get("origin")
     current = guard.origin(connection.base_url)
+    target = guard.origin(url) if url else current
+    if target != current and bound and bound == current:
+        if target in (credential.meta or {}).get("also_origins", []):
+            return ""
+        return (f"not sent: credential v{credential.version} was not entered for {target}; Switchboard sends a "
+                "secret only to the origins it was entered for")
     if bound and bound == current:
         return ""
     return (f"not sent: credential v{credential.version} was entered for {bound or 'another host'}, and "
@@ -299,7 +306,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "no_credential",
                                    f"connection {connection.name} has no active credential; store a secret first"))
         return finish()
-    unbound = _origin_refusal(connection, cred)
+    unbound = _origin_refusal(connection, cred, call.url)
     if unbound:
         tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "secret_not_for_this_host", unbound))
         return finish(cred)
@@ -310,7 +317,23 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         return finish(cred)
     call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
 
-    if provider.needs_session(secret, call.options, spec):
+    if provider.needs_session(secret, call.options, spec) and provider.renews_by_rotation(secret):
+        # A rotating refresh (oauth2): through rotation's claim, never a second refresh of one grant.
+        from .services.sessions import session_renew
+
+        renewed, why = ((None, "only the active credential is renewed") if explicit
+                        else session_renew(connection=connection, actor=actor, task_id=task_id))
+        try:
+            secret = reveal(renewed) if renewed is not None else secret
+        except SecretUnavailable as exc:
+            renewed, why = None, str(exc)
+        if renewed is None:
+            tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "access_token_expired",
+                                       f"not sent: the access token is missing or expired and was not renewed: {why}"))
+            return finish(cred)
+        cred = renewed
+        call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
+    elif provider.needs_session(secret, call.options, spec):
         from .services.sessions import session_login
 
         login, new_secret = session_login(connection=connection, credential=cred, actor=actor, task_id=task_id)
@@ -333,7 +356,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
             # retry ONCE with the new active one (DESIGN.md, rotation). A rejection without a new
             # secret to try (a wrong password, a 403 for a service the token may not use): never.
             fresh = _active_credential(connection)
-            if fresh is not None and fresh.pk != cred.pk and not _origin_refusal(connection, fresh):
+            if fresh is not None and fresh.pk != cred.pk and not _origin_refusal(connection, fresh, call.url):
                 try:
                     secret = reveal(fresh)
                 except SecretUnavailable:

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from tests import factories
+from tests.authserver.fixture import authserver  # noqa: F401  (the test OAuth 2.0 / OIDC server)
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
 

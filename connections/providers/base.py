@@ -598,7 +598,7 @@ class Provider:
     def can_refresh(self, secret: dict) -> bool:
         return False
 
-    def refresh_request(self, secret: dict) -> RequestSpec:
+    def refresh_request(self, secret: dict, options: dict | None = None) -> RequestSpec:
         raise NotImplementedError(f"{self.key} has no refresh endpoint")
 
     def parse_refresh(self, secret: dict, data: Any, now: float | None = None) -> dict:
@@ -630,6 +630,32 @@ class Provider:
         bearer-session credential with no session yet: rotating starts one) or "replace" (an
         operator pastes a new one). Stored in Credential.meta, so pages never decrypt to decide."""
         return "refresh" if self.rescinds_on_refresh and self.can_refresh(secret) else "replace"
+
+    def renews_by_rotation(self, secret: dict) -> bool:
+        """Is a new session (access token) obtained by a refresh that rotates the secret? Then a
+        call that finds it expired renews it through rotation (claim, journal, spool), not a login
+        (oauth2's refresh-token grant)."""
+        return False
+
+    def verifies_by_refresh(self, secret: dict) -> bool:
+        """Can a pasted secret only be checked by consuming it (a refresh token without an access
+        token)? Then a paste is promoted and refreshed under the claim, and put back if refused."""
+        return False
+
+    def grant_refused(self, status: int | None, error: ErrorInfo) -> bool:
+        """Does a refused refresh say the secret is dead for good (OAuth 2.0 invalid_grant)? The
+        connection then needs attention (reauthorize_advice) and is not refreshed with it again."""
+        return False
+
+    # What to do when the refresh secret is lost or dead ("{name}": the connection), e.g. oauth2's
+    # "re-authorize: press Connect"; empty: ask the vendor's support for a new secret.
+    reauthorize_advice: str = ""
+    # Options that are URLs a secret is sent to or a browser is sent to (checked like base URLs).
+    url_options: tuple[str, ...] = ()
+
+    def secret_urls(self, base_url: str, options: dict) -> list[str]:
+        """Every URL this connection's secret is sent to: it is bound to their origins (vault)."""
+        return [base_url]
 
     def recovers_by_login(self, secret: dict) -> bool:
         """After a refresh whose outcome is unknown, does logging in again with the stored

@@ -104,7 +104,7 @@ class Cleanlist(Provider):
     def can_refresh(self, secret: dict) -> bool:
         return bool(secret.get("token"))
 
-    def refresh_request(self, secret: dict) -> RequestSpec:
+    def refresh_request(self, secret: dict, options: dict | None = None) -> RequestSpec:
         # VENDORS.md: POST /api/_refresh/ with the current token -> result.new_token. Never retried.
         return RequestSpec("POST", "/_refresh/", json={}, idempotent=False)
 

@@ -20,12 +20,13 @@ from .cleanlist import Cleanlist
 from .clever import Clever
 from .cleverbridge import Cleverbridge
 from .cloverdx import CloverDX
+from .oauth2 import OAuth2
 from .teletracker import TeleTracker
 from .vendor_files import Problem, load_text
 
 BUILT_IN: dict[str, Provider] = {
     cls.key: cls()
-    for cls in (Cleverbridge, Clever, CloverDX, TeleTracker, Cleanlist)
+    for cls in (Cleverbridge, Clever, CloverDX, TeleTracker, Cleanlist, OAuth2)
 }
 SUFFIXES = (".yaml", ".yml")
 CHECK_EVERY = 1.0  # seconds between looks at PROVIDERS_DIR

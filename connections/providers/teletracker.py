@@ -154,7 +154,7 @@ class TeleTracker(Provider):
         return self.scheme(secret) == "bearer_session" and self.has_session(secret) \
             and bool(secret["session"].get("refresh_token"))
 
-    def refresh_request(self, secret: dict) -> RequestSpec:
+    def refresh_request(self, secret: dict, options: dict | None = None) -> RequestSpec:
         # VENDORS.md: POST /auth/refresh with refresh_token returns a new token AND a new refresh
         # token; the old refresh token no longer works. Never retried blindly (rotation.py).
         if not self.can_refresh(secret):

@@ -113,6 +113,10 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
                f"whether it rotated the secret{probe_hint_text(connection)}. Action: test with a call that checks the "
                f"secret; if it is rejected, ask {provider.label} support for a new one quoting that time, "
                "then paste it. Do not refresh again until then.")
+    if provider.reauthorize_advice:
+        message = (f"The {provider.label} refresh at {utc(when)}{req} got no answer and Switchboard cannot tell "
+                   f"whether it rotated the secret{probe_hint_text(connection)}. Action: "
+                   + provider.reauthorize_advice.format(name=connection.name) + ". Do not refresh again.")
     with transaction.atomic():
         journal_finish(attempt, state=RotationState.OUTCOME_UNKNOWN, actor=actor, step=f"probe_{probe.verdict}",
                        error=f"{message} ({what}; probe: {probe.detail})")

@@ -144,6 +144,10 @@ def lost_answer_advice(*, connection: Connection, attempt: RotationAttempt, when
         ids.append(f"refresh request id {attempt.vendor_request_id}")
     if probe is not None and probe.vendor_request_id:
         ids.append(f"probe request id {probe.vendor_request_id}")
+    if provider.reauthorize_advice:
+        return (f"The {provider.label} refresh at {utc(when)} may have rotated the secret but its answer was lost: "
+                f"the old secret is now rejected{' (' + '; '.join(ids) + ')' if ids else ''}. Action: "
+                + provider.reauthorize_advice.format(name=connection.name) + ". Do not refresh again.")
     ask = provider.lost_refresh_advice or f"issue a new {provider.label} secret"
     keeps = ""
     if provider.support_keeps_days:  # only a figure the vendor documents (TeleTracker: about two weeks)
@@ -225,6 +229,11 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                     f"have been rescinded by {provider.label}, so refreshing with it again is refused. Paste the "
                     f"secret {provider.label} support issues (Rotate → \"Paste a new secret instead\", or "
                     f"`connections rotate {connection.name} --stdin`).")
+    from .grants import refuse_spent
+
+    spent = refuse_spent(connection=connection, old=old, actor=actor)
+    if spent is not None:
+        return spent  # a replay of a refresh secret already used: refused before anything is sent
     with transaction.atomic():
         attempt = journal_start(connection=connection, actor=actor, kind="refresh", old=old, attempt_id=attempt_id,
                                 old_fingerprint=secret_print(provider, old, secret))
@@ -233,7 +242,7 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
 
     from ..client import send
 
-    spec = provider.refresh_request(secret)
+    spec = provider.refresh_request(secret, connection.effective_options())
     started = timezone.now()
     try:
         result = send(connection, spec, actor=actor, operation="refresh", credential=old, retry=False,
@@ -287,6 +296,11 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                                    f"the refresh answered {describe_result(result)}", probe=probe)
         return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current "
                                      f"secret is unchanged and still active ({probe.detail}).", result)
+    if provider.grant_refused(result.status_code, _error_info(result)):
+        from .grants import grant_refused
+
+        return grant_refused(connection=connection, attempt=attempt, actor=actor, result=result,
+                             what=describe_result(result))
     return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current secret "
                                  "is unchanged and still active" + (
                                      "; the vendor rejected it, so it may have been revoked: test the connection."

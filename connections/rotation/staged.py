@@ -61,6 +61,11 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
 
     for stale in connection.rotations.filter(state=RotationState.STARTED):
         settle_attempt(stale, actor=actor, task_id=task_id)
+    if provider.verifies_by_refresh(secret_clean):
+        # A refresh token without an access token can only be checked by using it (rotation/grants.py).
+        from .grants import staged_by_refresh
+
+        return staged_by_refresh(connection=connection, secret=secret_clean, actor=actor, task_id=task_id)
     with transaction.atomic():
         Connection.objects.select_for_update().get(pk=connection.pk)
         old = active_credential(connection)

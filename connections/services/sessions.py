@@ -54,6 +54,24 @@ def session_store(*, credential: Credential, session: dict) -> dict:
     return secret
 
 
+# A session renewed by a rotating refresh (oauth2's refresh-token grant) goes through rotation's
+# claim, journal and spool; rotation registers that function at start-up (apps.py), so this lower
+# layer never imports rotation.
+_renewer = None
+
+
+def register_renewer(renewer) -> None:
+    global _renewer
+    _renewer = renewer
+
+
+def session_renew(*, connection, actor, task_id: str = "") -> tuple[Credential | None, str]:
+    """Renew the active credential's session by a refresh; (the active credential, "") or (None, why)."""
+    if _renewer is None:
+        return None, "no refresh is available in this process"
+    return _renewer(connection=connection, actor=actor, task_id=task_id)
+
+
 def session_forget(*, credential: Credential) -> None:
     """Drop a stored session the vendor rejected, so the next call logs in again."""
     with transaction.atomic():

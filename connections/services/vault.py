@@ -58,6 +58,11 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
         cleaned["options"] = prov.clean_options(options or {})
     except SchemaError as exc:
         errors.update({f"option {k}" if k != "__all__" else "options": v for k, v in exc.errors.items()})
+    for option_name in prov.url_options:  # e.g. oauth2's token endpoint: the same egress rules
+        value = (cleaned.get("options") or {}).get(option_name)
+        problem = guard.saved_url_problem(value) if value else ""
+        if problem:
+            errors[f"option {option_name}"] = problem
     for field_name, value in (("test_interval", test_interval), ("refresh_interval", refresh_interval)):
         if value is None:
             continue
@@ -94,8 +99,15 @@ def credential_add(*, connection: Connection, secret: dict, actor: Actor, state:
         created_by_label=actor.label,
         activated_at=timezone.now() if state == CredentialState.ACTIVE else None,
         meta={**connection.provider_obj.credential_meta(secret), **(meta or {}),
-              "origin": guard.origin(connection.base_url)},
+              "origin": guard.origin(connection.base_url), "also_origins": _also_origins(connection)},
     )
+
+
+def _also_origins(connection: Connection) -> list[str]:
+    """Origins besides the base URL's that this connection's secret goes to (oauth2's token URL)."""
+    main = guard.origin(connection.base_url)
+    urls = connection.provider_obj.secret_urls(connection.base_url, connection.effective_options())
+    return sorted({guard.origin(u) for u in urls} - {main, ""})
 
 
 def credential_activate(*, credential: Credential) -> Credential:
@@ -168,6 +180,8 @@ def connection_update(*, connection: Connection, actor: Actor, base_url: str | N
             audit(actor=actor, action="connection.update", connection=connection, details={"changes": changes})
             if "base_url" in changes:
                 _unbind_secrets(connection, actor, old_url=changes["base_url"]["from"])
+            elif "options" in changes:
+                _unbind_for_options(connection, actor, old_options=changes["options"]["from"])
         _after_definition_change(connection)
     return connection
 
@@ -175,12 +189,12 @@ def connection_update(*, connection: Connection, actor: Actor, base_url: str | N
 HOST_CHANGED = "host_changed"
 
 
-def _unbind_secrets(connection: Connection, actor: Actor, *, old_url: str) -> list[Credential]:
+def _unbind_secrets(connection: Connection, actor: Actor, *, old_url: str, force: bool = False) -> list[Credential]:
     """A new scheme, host or port: retire every live secret of the connection (active and staged),
     so none of them ever reaches the new origin; the admin enters the secret again. A path-only
     change keeps them. Runs inside connection_update's transaction."""
     old, new = guard.origin(old_url), guard.origin(connection.base_url)
-    if old == new:
+    if old == new and not force:
         return []
     live = list(connection.credentials.select_for_update().defer("secret")
                 .filter(state__in=[CredentialState.ACTIVE, CredentialState.STAGED]))
@@ -194,6 +208,17 @@ def _unbind_secrets(connection: Connection, actor: Actor, *, old_url: str) -> li
               details={"from": old, "to": new,
                        "retired": [{"version": c.version, "fingerprint": c.fingerprint} for c in live]})
     return live
+
+
+def _unbind_for_options(connection: Connection, actor: Actor, *, old_options: dict) -> list[Credential]:
+    """An option the secret is sent to (oauth2's token_url) moved to another origin: retire the
+    live secrets, as for a new base URL host."""
+    provider = connection.provider_obj
+    before = {guard.origin(u) for u in provider.secret_urls(connection.base_url,
+                                                            {**provider.default_options(), **(old_options or {})})}
+    if before == {guard.origin(u) for u in provider.secret_urls(connection.base_url, connection.effective_options())}:
+        return []
+    return _unbind_secrets(connection, actor, old_url=connection.base_url, force=True)
 
 
 def retired_for_host_change(connection: Connection) -> Credential | None:
