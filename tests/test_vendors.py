@@ -196,16 +196,15 @@ class TestSchemes:
         row = RequestLog.objects.get(pk=result.log_ids[0])
         assert "access_key=" in row.path and secret not in row.path and secret not in row.request_excerpt
 
-    def test_oauth2_refresh_is_accepted_in_a_definition_but_stores_no_secret_yet(self, providers_dir):
+    def test_oauth2_token_url_must_be_https_on_an_allowed_host(self):
         text = STRIPE_BASIC.replace(
             "  scheme: basic\n  username_label: Secret key\n  username_secret: true\n  password_required: false\n",
-            "  scheme: oauth2_refresh\n  token_url: https://api.stripe.com/oauth/token\n")
-        write(providers_dir, "refreshing.yaml", text.replace("key: stripe-basic", "key: refreshing"))
-        assert "refreshing" in PROVIDERS
-        result = run_cli("add", "r1", "--provider", "refreshing", "--base-url", "https://api.stripe.com",
-                         stdin={"client_id": "a", "client_secret": "b", "refresh_token": "c"})
-        assert result.code == 2 and "OAuth 2.0 refresh-token scheme" in result.err
-        assert not Connection.objects.filter(name="r1").exists()
+            "  scheme: oauth2_refresh\n  token_url: https://tokens.elsewhere.example/oauth/token\n"
+            "  authorize_url: http://api.stripe.com/authorize\n")
+        _, problems = load_text(text)
+        by_field = {p.field: p.message for p in problems}
+        assert "not one of allowed_hosts" in by_field["auth.token_url"]
+        assert "must be an https URL" in by_field["auth.authorize_url"]
 
 
 class TestVendorsCommand:

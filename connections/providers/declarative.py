@@ -4,9 +4,8 @@ Everything a built-in vendor gets comes from the Provider base and the client: t
 with parsed errors, headroom, throttling with the vendor's scope, alerts, staged rotation. This
 class only answers the hooks from data: where the secret goes (auth scheme), which hosts it may
 go to, the test requests, the error envelope (JSON pointers), the rate-limit headers and limits,
-and the retry rules. OAuth 2.0 client credentials use the bearer-session hooks (a token fetched
-before the first call, stored encrypted in the credential, fetched again when it expires or is
-refused).
+and the retry rules. The OAuth 2.0 schemes add the generic oauth2 provider's token mechanics
+(declarative_oauth2.py).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from .base import (
     Outbound,
     Provider,
     RateLimitInfo,
-    RefreshError,
     Reply,
     RequestSpec,
     RetryPolicy,
@@ -37,8 +35,6 @@ from .base import (
 from .vendor_files import Definition, host_allowed
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-# Fetch a new client-credentials token this long before the one held expires.
-TOKEN_MARGIN = 60.0
 _MISSING = object()
 
 
@@ -82,15 +78,9 @@ class DeclarativeProvider(Provider):
         self.retry_policy = RetryPolicy(max_attempts=r.max_attempts, retry_statuses=frozenset(r.statuses),
                                         backoff_base=r.backoff_base, backoff_cap=r.backoff_cap, jitter=r.jitter,
                                         retry_network=r.network, retry_429=r.on_rate_limit)
-        if d.auth.scheme == "oauth2_client_credentials":
-            self.protected_paths = (d.auth.token_url,) if d.auth.token_url.startswith("/") else ()
 
     # -- schema -------------------------------------------------------------
     def clean_secret(self, data: object) -> dict:
-        if self.definition.auth.scheme == "oauth2_refresh":
-            raise SchemaError({"__all__": (
-                f"{self.label} uses the OAuth 2.0 refresh-token scheme, which needs the generic OAuth 2.0 "
-                "token mechanics (provider oauth2); this build does not have them yet, so no secret was stored")})
         cleaned = super().clean_secret(data)
         return {k: v for k, v in cleaned.items() if v != ""}
 
@@ -140,11 +130,7 @@ class DeclarativeProvider(Provider):
 
     # -- addressing ---------------------------------------------------------
     def url_for(self, base_url: str, path: str) -> str:
-        token_url = self.definition.auth.token_url
-        if token_url and path == token_url and "://" in token_url:
-            url = token_url  # an absolute token endpoint (checked below like any URL)
-        else:
-            url = super().url_for(base_url, path)
+        url = super().url_for(base_url, path)
         problem = self._check_host(url)
         if problem:
             raise ValueError(problem)  # the client records it and sends nothing
@@ -159,17 +145,6 @@ class DeclarativeProvider(Provider):
         a = d.auth
         if request.auth == "none":
             return
-        if request.auth == "login":  # the client-credentials token request
-            form = {"grant_type": "client_credentials"}
-            if a.scope:
-                form["scope"] = a.scope
-            if a.client_auth == "basic":
-                request.headers["Authorization"] = "Basic " + basic_token(secret["client_id"], secret["client_secret"])
-            else:
-                form.update(client_id=secret["client_id"], client_secret=secret["client_secret"])
-            request.data = form
-            request.headers["Accept"] = "application/json"
-            return
         if a.scheme == "basic":
             request.headers["Authorization"] = "Basic " + basic_token(secret["username"], secret.get("password", ""))
         elif a.scheme == "bearer":
@@ -180,52 +155,13 @@ class DeclarativeProvider(Provider):
                 request.params[a.param_name] = value  # redacted in logs: every secret value is masked
             else:
                 request.headers[a.param_name] = value
-        elif a.scheme == "oauth2_client_credentials" and self.has_session(secret):
-            request.headers["Authorization"] = f"Bearer {secret['session']['token']}"
 
     def composite_values(self, secret: dict) -> list[str]:
         if self.definition.auth.scheme == "basic" and secret.get("username"):
             return [f"{secret['username']}:{secret.get('password', '')}"]
-        if self.definition.auth.scheme == "oauth2_client_credentials" and secret.get("client_id"):
+        if self.definition.auth.scheme.startswith("oauth2") and secret.get("client_id"):
             return [f"{secret['client_id']}:{secret.get('client_secret', '')}"]
         return []
-
-    # -- OAuth 2.0 client credentials: a token before the first call --------------------
-    def has_session(self, secret: dict) -> bool:
-        return isinstance(secret.get("session"), dict) and bool(secret["session"].get("token"))
-
-    def needs_session(self, secret: dict, options: dict, spec: RequestSpec) -> bool:
-        if self.definition.auth.scheme != "oauth2_client_credentials" or spec.auth != "default":
-            return False
-        if not self.has_session(secret):
-            return True
-        return float(secret["session"].get("expires_at") or 0) - TOKEN_MARGIN <= time.time()
-
-    def login_request(self, options: dict) -> RequestSpec:
-        # RFC 6749 §4.4.2: POST grant_type=client_credentials as a form to the token endpoint.
-        return RequestSpec("POST", self.definition.auth.token_url, data={}, auth="login", idempotent=True,
-                           expect=("application/json",))
-
-    def parse_login(self, secret: dict, data: Any, now: float) -> dict:
-        # RFC 6749 §5.1: access_token, token_type, expires_in (recommended).
-        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str) or not data["access_token"]:
-            raise RefreshError("the token endpoint's answer carries no access_token")
-        lifetime = _int(str(data.get("expires_in"))) if data.get("expires_in") is not None else None
-        lifetime = float(lifetime) if lifetime and 0 < lifetime <= 366 * 86400 else 3600.0
-        session = {"token": data["access_token"], "obtained_at": now, "expires_at": now + lifetime,
-                   "lifetime": lifetime}
-        return {**secret, "session": session}
-
-    def credential_meta(self, secret: dict) -> dict:
-        meta = super().credential_meta(secret)
-        if self.has_session(secret):
-            import datetime as dt
-
-            from ..crypto import fingerprint
-
-            expires = dt.datetime.fromtimestamp(float(secret["session"]["expires_at"]), dt.UTC)
-            meta.update(session_expires_at=expires.isoformat(), session_fingerprint=fingerprint(secret["session"]))
-        return meta
 
     # -- the connection test ------------------------------------------------------
     def _spec(self, i: int) -> RequestSpec:
@@ -357,7 +293,18 @@ def _credential_fields(d: Definition) -> tuple[Field, ...]:
         return (Field("token", a.label or "Token", secret=True, help=a.help),)
     if a.scheme == "api_key":
         return (Field("api_key", a.label or "API key", secret=True, help=a.help),)
-    fields = (Field("client_id", "Client ID", help=a.help), Field("client_secret", "Client secret", secret=True))
+    fields = (Field("client_id", "Client id", help=a.help or "The client id registered at the authorization server."),
+              Field("client_secret", "Client secret", secret=True))
     if a.scheme == "oauth2_refresh":
-        fields += (Field("refresh_token", "Refresh token", secret=True),)
+        fields += (Field("refresh_token", "Refresh token", secret=True, required=False,
+                         help="Paste one, or leave empty and press Connect after saving (authorization code + PKCE)."),)
     return fields
+
+
+def build(definition: Definition, source: str = "") -> Provider:
+    """The provider of a definition: OAuth 2.0 schemes run on the oauth2 provider's mechanics."""
+    if definition.auth.scheme.startswith("oauth2"):
+        from .declarative_oauth2 import DeclarativeOAuth2
+
+        return DeclarativeOAuth2(definition, source)
+    return DeclarativeProvider(definition, source)

@@ -49,7 +49,7 @@ class DefinitionFile:
 def check_text(text: str, *, source: str = "", taken: Mapping[str, str] | None = None):
     """(provider or None, problems) for a definition's text; `taken` maps keys already in use
     to where they come from (a built-in, another file)."""
-    from .declarative import DeclarativeProvider
+    from .declarative import build
 
     definition, problems = load_text(text)
     if definition is None:
@@ -59,7 +59,7 @@ def check_text(text: str, *, source: str = "", taken: Mapping[str, str] | None =
         return None, [Problem(1, "key", f"{definition.key!r} is a built-in vendor; choose another key")]
     if where:
         return None, [Problem(1, "key", f"{definition.key!r} is already defined by {where}")]
-    return DeclarativeProvider(definition, source=source), []
+    return build(definition, source=source), []
 
 
 def read_folder(folder: Path) -> tuple[dict[str, Provider], list[DefinitionFile]]:

@@ -57,6 +57,7 @@ class Auth:
     authorize_url: str = ""
     scope: str = ""
     client_auth: str = "basic"
+    probe: str = "none"  # oauth2_refresh: "access_token" when the server revokes it on rotation
 
 
 @dataclass(frozen=True)
@@ -339,10 +340,10 @@ def _pointers(c: _Checker, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _auth(c: _Checker) -> Auth:
+def _auth(c: _Checker, hosts: tuple[str, ...]) -> Auth:
     a = c.sub("auth", ("scheme", "header", "prefix", "in", "name", "label", "help", "username_label",
                        "password_label", "username_secret", "password_required", "token_url", "authorize_url",
-                       "scope", "client_auth"))
+                       "scope", "client_auth", "probe"))
     scheme = a.text("scheme", required=True, choices=SCHEMES)
     kw: dict[str, Any] = {"scheme": scheme or "bearer", "label": a.text("label", limit=100),
                           "help": a.text("help", limit=300)}
@@ -363,16 +364,19 @@ def _auth(c: _Checker) -> Auth:
         kw["authorize_url"] = a.text("authorize_url", limit=1000)
         kw["scope"] = a.text("scope", limit=1000)
         kw["client_auth"] = a.text("client_auth", "basic", choices=("basic", "post"))
-        tu = kw["token_url"]
-        if tu and not (tu.startswith("/") or re.match(r"^https?://", tu)):
-            a.fail("token_url", "must be a path on the base URL (/oauth/token) or an absolute http(s) URL "
-                                "on one of the allowed hosts")
+        kw["probe"] = a.text("probe", "none", choices=("none", "access_token"))
+        for name in ("token_url", "authorize_url"):
+            url = kw[name]
+            if url and not re.match(r"^https://[^/?#\s@]+(/[^#\s]*)?$", url):
+                a.fail(name, "must be an https URL, e.g. https://auth.example.com/oauth/token")
+            elif url and hosts and not host_allowed(re.sub(r"^https://([^/:?]+).*$", r"\1", url).lower(), hosts):
+                a.fail(name, f"its host is not one of allowed_hosts ({', '.join(hosts)})")
     extra = {"header", "prefix", "in", "name", "username_label", "password_label", "username_secret",
-             "password_required", "token_url", "authorize_url", "scope", "client_auth"}
+             "password_required", "token_url", "authorize_url", "scope", "client_auth", "probe"}
     used = {"bearer": {"header", "prefix"}, "api_key": {"in", "name", "prefix"},
             "basic": {"username_label", "password_label", "username_secret", "password_required"},
-            "oauth2_client_credentials": {"token_url", "authorize_url", "scope", "client_auth"},
-            "oauth2_refresh": {"token_url", "authorize_url", "scope", "client_auth"}}.get(scheme, extra)
+            "oauth2_client_credentials": {"token_url", "scope", "client_auth"},
+            "oauth2_refresh": {"token_url", "authorize_url", "scope", "client_auth", "probe"}}.get(scheme, extra)
     for name in sorted(extra - used):
         if a.has(name):
             a.fail(name, f"does not apply to the {scheme} scheme")
@@ -496,7 +500,7 @@ def check(tree: _Node, problems: list[Problem]) -> Definition | None:
                     headers.append((hname, str(hval.value)))
     expect = c.texts("expect") or ("application/json",)
     parts = dict(
-        key=key, name=name, allowed_hosts=hosts, auth=_auth(c), tests=_tests(c), docs=c.text("docs", limit=500),
+        key=key, name=name, allowed_hosts=hosts, auth=_auth(c, hosts), tests=_tests(c), docs=c.text("docs", limit=500),
         default_base_url=base_url, headers=tuple(headers), expect=expect,
         auth_failure_statuses=c.statuses("auth_failure_statuses", (401,)) or (401,),
         errors=_envelope(c), rate_limit=_rate_limit(c), retry=_retry(c),
