@@ -207,6 +207,39 @@ class TestSchemes:
         assert "must be an https URL" in by_field["auth.authorize_url"]
 
 
+class TestLikeABuiltIn:
+    def test_created_on_the_new_connection_form_and_tested_on_its_page(self, admin_client_, vendors):
+        response = admin_client_.post("/connections/new/", {
+            "name": "github-form", "provider": "github", "base_url": vendors.base_url("github"),
+            "test_interval": "300", "refresh_interval": "0", "enabled": "on",
+            "secret_token": DEMO_CREDENTIALS["github"]["token"]})
+        assert response.status_code == 302, response.content.decode()[:2000]
+        tested = admin_client_.post("/connections/github-form/test/", headers={"HX-Request": "true"})
+        assert tested.status_code == 200
+        connection = Connection.objects.get(name="github-form")
+        assert connection.health == "ok" and connection.rl_limit == 5000
+        page = admin_client_.get("/connections/github-form/").content.decode()
+        assert "GitHub REST API" in page and "GET /user: the token is valid" in page
+        headroom = admin_client_.get("/connections/github-form/headroom/", headers={"HX-Request": "true"})
+        assert "of 5,000 used" in headroom.content.decode() and "bucket core" in headroom.content.decode()
+
+    def test_the_form_refuses_a_base_url_off_the_allowed_hosts(self, admin_client_):
+        response = admin_client_.post("/connections/new/", {
+            "name": "github-evil", "provider": "github", "base_url": "https://evil.example",
+            "test_interval": "300", "refresh_interval": "0", "secret_token": "t0ken-abc"})
+        assert response.status_code == 200 and "not one of the hosts" in response.content.decode()
+        assert not Connection.objects.filter(name="github-evil").exists()
+
+    def test_egress_ip_scope_is_shared_by_every_connection(self, providers_dir, settings):
+        settings.OUTBOUND_EGRESS_ID = "eu-1"
+        write(providers_dir, "shared.yaml", STRIPE_BASIC.replace("key: stripe-basic", "key: shared")
+              + "rate_limit:\n  limits: {per_second: 10, concurrency: 2, scope: egress_ip}\n")
+        a = PROVIDERS["shared"].throttle_plan(connection_id=1, fingerprint="aaa")
+        assert a == PROVIDERS["shared"].throttle_plan(connection_id=2, fingerprint="bbb")
+        assert a.block_scope == "shared:egress:eu-1"
+        assert {(r.kind, r.limit) for r in a.rules} == {("concurrency", 2), ("pace", 10)}
+
+
 class TestVendorsCommand:
     def test_check_prints_file_line_field_and_exits_2(self, providers_dir, tmp_path_factory):
         bad = tmp_path_factory.mktemp("defs") / "acme.yaml"

@@ -73,6 +73,7 @@ class DeclarativeProvider(Provider):
         self.default_base_url = d.default_base_url
         self.expected_types = d.expect
         self.credential_fields = _credential_fields(d)
+        self.rate_limit_note = d.rate_limit.note  # shown beside the limit in force (headroom)
         self.test_proves = "; ".join(f"{t.method} {t.path}: {t.proves}" for t in d.tests)
         r = d.retry
         self.retry_policy = RetryPolicy(max_attempts=r.max_attempts, retry_statuses=frozenset(r.statuses),
