@@ -221,7 +221,7 @@ class TestLikeABuiltIn:
         page = admin_client_.get("/connections/github-form/").content.decode()
         assert "GitHub REST API" in page and "GET /user: the token is valid" in page
         headroom = admin_client_.get("/connections/github-form/headroom/", headers={"HX-Request": "true"})
-        assert "of 5,000 used" in headroom.content.decode() and "bucket core" in headroom.content.decode()
+        assert "of 5,000 left" in headroom.content.decode() and '<span class="mono">core</span>' in headroom.content.decode()
 
     def test_the_form_refuses_a_base_url_off_the_allowed_hosts(self, admin_client_):
         response = admin_client_.post("/connections/new/", {
