@@ -129,9 +129,11 @@ class VendorUploadForm(forms.Form):
         return cleaned
 
     def text(self) -> str:
+        from .providers.yaml_lines import MAX_FILE_BYTES
         from .services.vendors import decode_upload
 
         upload = self.cleaned_data.get("file")
         if upload:
-            return decode_upload(upload.read(upload.size + 1 if upload.size is not None else None))
+            # Never more than the limit (and one byte to tell) is read, however large the upload.
+            return decode_upload(upload.read(MAX_FILE_BYTES + 1))
         return self.cleaned_data["definition"]

@@ -9,35 +9,22 @@ Nothing here does I/O beyond reading the text it is given; no Django.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from .yaml_lines import Fields, Lined, Problem, parse_yaml, plain
 
-MAX_FILE_BYTES = 64 * 1024
 KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")  # Connection.provider is 32 characters
 HOST_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 SCHEMES = ("basic", "bearer", "api_key", "oauth2_client_credentials", "oauth2_refresh")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 SCOPES = ("token", "egress_ip")
+SECRET_HEADER = re.compile(r"(token|secret|password|passwd|api[-_]?key|auth|session|signature)", re.I)
 RESERVED_KEYS = ("oauth2",)  # the generic OAuth 2.0 provider (issue 15)
 
-
-@dataclass(frozen=True)
-class Problem:
-    line: int | None  # 1-based; None when the whole file is concerned
-    field: str  # dotted path ("auth.scheme", "tests[0].path"); "" for the file itself
-    message: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}" if self.line else "file"
-        return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
-
-    def as_dict(self) -> dict:
-        return {"line": self.line, "field": self.field, "message": self.message}
+__all__ = ["Definition", "Problem", "host_allowed", "load_text"]
 
 
 @dataclass(frozen=True)
@@ -125,202 +112,6 @@ class Definition:
     retry: Retry = Retry()
 
 
-# ----------------------------------------------------------------------------- reading YAML
-
-
-class _Node:
-    """A value with the line it starts on (1-based), for error messages."""
-
-    __slots__ = ("value", "line")
-
-    def __init__(self, value: Any, line: int):
-        self.value, self.line = value, line
-
-
-def _lined(node: yaml.Node, problems: list[Problem], path: str) -> _Node:
-    """The node tree as plain values wrapped in _Node, duplicate keys reported."""
-    line = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, _Node] = {}
-        keys: dict[str, _Node] = {}
-        for key_node, value_node in node.value:
-            key = yaml.SafeLoader.construct_scalar(yaml.SafeLoader(""), key_node) \
-                if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                problems.append(Problem(key_node.start_mark.line + 1, path, "keys must be plain names"))
-                continue
-            sub = f"{path}.{key}" if path else key
-            if key in out:
-                problems.append(Problem(key_node.start_mark.line + 1, sub,
-                                        f"given twice (first on line {keys[key].line})"))
-                continue
-            keys[key] = _Node(key, key_node.start_mark.line + 1)
-            out[key] = _lined(value_node, problems, sub)
-        return _Node(out, line)
-    if isinstance(node, yaml.SequenceNode):
-        return _Node([_lined(item, problems, f"{path}[{i}]") for i, item in enumerate(node.value)], line)
-    loader = yaml.SafeLoader("")
-    try:
-        return _Node(loader.construct_object(node, deep=True), line)
-    except yaml.YAMLError as exc:
-        return _Node(_Bad(str(getattr(exc, "problem", exc))), line)
-
-
-class _Bad:
-    def __init__(self, why: str):
-        self.why = why
-
-
-def _plain(node: _Node) -> Any:
-    v = node.value
-    if isinstance(v, dict):
-        return {k: _plain(n) for k, n in v.items()}
-    if isinstance(v, list):
-        return [_plain(n) for n in v]
-    return v
-
-
-def parse_yaml(text: str) -> tuple[_Node | None, list[Problem]]:
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
-        return None, [Problem(None, "", f"the file is larger than {MAX_FILE_BYTES // 1024} KB")]
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                return None, [Problem(event.start_mark.line + 1, "", "anchors and aliases (&, *) are not allowed")]
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        return None, [Problem(mark.line + 1 if mark else None, "", f"not valid YAML: {exc.problem or exc.context}")]
-    except yaml.YAMLError as exc:
-        return None, [Problem(None, "", f"not valid YAML: {exc}")]
-    if root is None:
-        return None, [Problem(None, "", "the file is empty")]
-    problems: list[Problem] = []
-    tree = _lined(root, problems, "")
-    if not isinstance(tree.value, dict):
-        problems.append(Problem(tree.line, "", "the file must be a mapping of fields (key: ..., name: ...)"))
-    return tree, problems
-
-
-# ----------------------------------------------------------------------------- checking fields
-
-
-class _Checker:
-    """Reads fields of one mapping, noting problems with their lines instead of raising."""
-
-    def __init__(self, problems: list[Problem], node: _Node, path: str, known: tuple[str, ...]):
-        self.problems, self.node, self.path = problems, node, path
-        self.map: dict[str, _Node] = node.value if isinstance(node.value, dict) else {}
-        if not isinstance(node.value, dict):
-            self.fail(None, "must be a mapping of fields")
-        for name, sub in self.map.items():
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(known)})"
-                problems.append(Problem(sub.line, self._f(name), "unknown field" + hint))
-
-    def _f(self, name: str | None) -> str:
-        if name is None:
-            return self.path
-        return f"{self.path}.{name}" if self.path else name
-
-    def fail(self, name: str | None, message: str, line: int | None = None) -> None:
-        sub = self.map.get(name) if name else None
-        self.problems.append(Problem(line or (sub.line if sub else self.node.line), self._f(name), message))
-
-    def has(self, name: str) -> bool:
-        return name in self.map and self.map[name].value is not None
-
-    def line(self, name: str) -> int:
-        return self.map[name].line if name in self.map else self.node.line
-
-    def text(self, name: str, default: str = "", *, required: bool = False, limit: int = 500,
-             pattern: re.Pattern | None = None, choices: tuple[str, ...] = (), hint: str = "") -> str:
-        if not self.has(name):
-            if required:
-                self.fail(name, "is required", self.node.line)
-            return default
-        value = self.map[name].value
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            self.fail(name, "must be text")
-            return default
-        value = str(value).strip()
-        if not value and required:
-            self.fail(name, "must not be blank")
-        elif len(value) > limit:
-            self.fail(name, f"is longer than {limit} characters")
-        elif any(ch in value for ch in "\x00\r\n"):
-            self.fail(name, "must be one line")
-        elif choices and value not in choices:
-            self.fail(name, f"must be one of: {', '.join(choices)} (got {value!r})")
-        elif pattern is not None and value and not pattern.match(value):
-            self.fail(name, f"{value[:80]!r} is not valid here" + (f": {hint}" if hint else ""))
-        else:
-            return value
-        return default
-
-    def integer(self, name: str, default: int | None = None, *, low: int = 1, high: int = 10**9) -> int | None:
-        if not self.has(name):
-            return default
-        value = self.map[name].value
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.fail(name, f"must be a whole number from {low} to {high:,}")
-            return default
-        return value
-
-    def number(self, name: str, default: float, *, low: float = 0.0, high: float = 3600.0) -> float:
-        if not self.has(name):
-            return default
-        value = self.map[name].value
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            self.fail(name, f"must be a number from {low:g} to {high:g}")
-            return default
-        return float(value)
-
-    def flag(self, name: str, default: bool) -> bool:
-        if not self.has(name):
-            return default
-        value = self.map[name].value
-        if not isinstance(value, bool):
-            self.fail(name, "must be true or false")
-            return default
-        return value
-
-    def items(self, name: str) -> list[_Node]:
-        """A list field (a single value counts as a list of one)."""
-        if not self.has(name):
-            return []
-        sub = self.map[name]
-        return sub.value if isinstance(sub.value, list) else [sub]
-
-    def texts(self, name: str, *, pattern: re.Pattern | None = None, what: str = "") -> tuple[str, ...]:
-        out = []
-        for i, item in enumerate(self.items(name)):
-            v = item.value
-            if isinstance(v, bool) or not isinstance(v, str | int) or not str(v).strip():
-                self.problems.append(Problem(item.line, f"{self._f(name)}[{i}]", "must be text"))
-            elif pattern is not None and not pattern.match(str(v).strip()):
-                self.problems.append(Problem(item.line, f"{self._f(name)}[{i}]",
-                                             f"{str(v)[:80]!r} is not {what or 'valid here'}"))
-            else:
-                out.append(str(v).strip())
-        return tuple(out)
-
-    def statuses(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
-        if not self.has(name):
-            return default
-        out = []
-        for i, item in enumerate(self.items(name)):
-            v = item.value
-            if isinstance(v, bool) or not isinstance(v, int) or not 400 <= v <= 599:
-                self.problems.append(Problem(item.line, f"{self._f(name)}[{i}]", "must be an HTTP status from 400 to 599"))
-            else:
-                out.append(v)
-        return tuple(out)
-
-    def sub(self, name: str, known: tuple[str, ...]) -> _Checker:
-        node = self.map.get(name) or _Node({}, self.node.line)
-        return _Checker(self.problems, node, self._f(name), known)
 
 
 def _pointer_ok(p: str) -> bool:
@@ -328,7 +119,7 @@ def _pointer_ok(p: str) -> bool:
     return p == "" or (p.startswith("/") and not re.search(r"~[^01]|~$", p))
 
 
-def _pointers(c: _Checker, name: str) -> tuple[str, ...]:
+def _pointers(c: Fields, name: str) -> tuple[str, ...]:
     out = []
     for i, item in enumerate(c.items(name)):
         v = item.value
@@ -340,7 +131,7 @@ def _pointers(c: _Checker, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _auth(c: _Checker, hosts: tuple[str, ...]) -> Auth:
+def _auth(c: Fields, hosts: tuple[str, ...]) -> Auth:
     a = c.sub("auth", ("scheme", "header", "prefix", "in", "name", "label", "help", "username_label",
                        "password_label", "username_secret", "password_required", "token_url", "authorize_url",
                        "scope", "client_auth", "probe"))
@@ -383,23 +174,23 @@ def _auth(c: _Checker, hosts: tuple[str, ...]) -> Auth:
     return Auth(**kw)
 
 
-def _tests(c: _Checker) -> tuple[TestRequest, ...]:
+def _tests(c: Fields) -> tuple[TestRequest, ...]:
     items = c.items("tests")
     if not items:
         c.fail("tests", "at least one test request is required (method, path, proves)", c.node.line)
     out = []
     for i, item in enumerate(items[:5]):
-        t = _Checker(c.problems, item, f"tests[{i}]", ("method", "path", "proves", "params", "json"))
+        t = Fields(c.problems, item, f"tests[{i}]", ("method", "path", "proves", "params", "json"))
         method = t.text("method", "GET", choices=METHODS).upper()
         path = t.text("path", required=True, limit=500)
         if path and (not path.startswith("/") or "://" in path):
             t.fail("path", "must be a path relative to the base URL, starting with /")
         proves = t.text("proves", required=True, limit=300)
-        params = _plain(t.map["params"]) if t.has("params") else {}
+        params = plain(t.map["params"]) if t.has("params") else {}
         if not isinstance(params, dict) or not all(isinstance(v, str | int) for v in params.values()):
             t.fail("params", "must map names to text values")
             params = {}
-        body = _plain(t.map["json"]) if t.has("json") else None
+        body = plain(t.map["json"]) if t.has("json") else None
         if method in ("POST", "PATCH", "DELETE", "PUT"):
             t.fail("method", f"a test must not change anything at the vendor: use GET or HEAD, not {method}")
         out.append(TestRequest(method=method, path=path, proves=proves,
@@ -409,7 +200,7 @@ def _tests(c: _Checker) -> tuple[TestRequest, ...]:
     return tuple(out)
 
 
-def _envelope(c: _Checker) -> Envelope:
+def _envelope(c: Fields) -> Envelope:
     e = c.sub("errors", ("code", "message", "request_id", "request_id_header", "details"))
     details = []
     if e.has("details"):
@@ -424,7 +215,7 @@ def _envelope(c: _Checker) -> Envelope:
                     details=tuple(details))
 
 
-def _rate_limit(c: _Checker) -> RateLimits:
+def _rate_limit(c: Fields) -> RateLimits:
     r = c.sub("rate_limit", ("headers", "limits", "limited_statuses", "note"))
     h = r.sub("headers", ("limit", "remaining", "reset", "reset_format", "bucket", "used"))
     lim = r.sub("limits", ("per_second", "per_minute", "per_hour", "concurrency", "scope"))
@@ -448,7 +239,7 @@ def _rate_limit(c: _Checker) -> RateLimits:
     )
 
 
-def _retry(c: _Checker) -> Retry:
+def _retry(c: Fields) -> Retry:
     r = c.sub("retry", ("statuses", "max_attempts", "backoff", "retry_after", "network", "error_codes",
                         "should_retry_header"))
     b = r.sub("backoff", ("base", "cap", "jitter"))
@@ -468,8 +259,8 @@ TOP = ("key", "name", "docs", "base_url", "allowed_hosts", "auth", "headers", "e
        "rate_limit", "retry", "auth_failure_statuses")
 
 
-def check(tree: _Node, problems: list[Problem]) -> Definition | None:
-    c = _Checker(problems, tree, "", TOP)
+def check(tree: Lined, problems: list[Problem]) -> Definition | None:
+    c = Fields(problems, tree, "", TOP)
     key = c.text("key", required=True, pattern=KEY_RE, limit=32,
                  hint="2 to 32 lowercase letters, digits, - or _, starting with a letter (e.g. github)")
     if key in RESERVED_KEYS:
@@ -493,6 +284,12 @@ def check(tree: _Node, problems: list[Problem]) -> Definition | None:
                 if not HEADER_RE.match(hname) or hname.lower() in ("authorization", "cookie", "host"):
                     problems.append(Problem(hval.line, f"headers.{hname}", "not a header Switchboard lets a "
                                             "definition set (Authorization comes from the auth scheme)"))
+                elif SECRET_HEADER.search(hname):
+                    # A definition is not secret (shown, audited, logged): credentials belong in the
+                    # connection's encrypted secret.
+                    problems.append(Problem(hval.line, f"headers.{hname}", "looks like a credential: use auth "
+                                            "(scheme: api_key, in: header, name: " + hname + ") so it is stored "
+                                            "encrypted and redacted"))
                 elif isinstance(hval.value, bool) or not isinstance(hval.value, str | int | float) \
                         or any(ch in str(hval.value) for ch in "\r\n\x00"):
                     problems.append(Problem(hval.line, f"headers.{hname}", "must be one line of text"))

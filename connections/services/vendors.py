@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from ..providers.registry import PROVIDERS, check_text
-from ..providers.vendor_files import MAX_FILE_BYTES, Problem
+from ..providers.yaml_lines import MAX_FILE_BYTES, Problem
 from .audit import Actor, audit
 
 
