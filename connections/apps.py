@@ -13,8 +13,8 @@ class ConnectionsConfig(AppConfig):
         from dashboard import reauth  # noqa: F401 (its sign-in receiver stamps the session)
 
         from . import crypto
+        from .outbound.sessions import register_renewer
         from .rotation.grants import renew_for_call
-        from .services.sessions import register_renewer
 
         register_renewer(renew_for_call)
         post_migrate.connect(_sync_roles, sender=self)

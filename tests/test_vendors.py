@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from connections.client import RequestSpec, send
 from connections.models import AuditEvent, Connection, RequestLog
+from connections.outbound.client import RequestSpec, send
 from connections.providers import PROVIDERS
 from connections.providers.vendor_files import load_text
 from connections.sandbox import DEMO_CREDENTIALS

@@ -16,22 +16,21 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from .base import (
+from .base import Provider
+from .http import (
     ErrorInfo,
-    Field,
     Outbound,
-    Provider,
     RateLimitInfo,
     Reply,
     RequestSpec,
     RetryPolicy,
     Rule,
-    SchemaError,
     ThrottlePlan,
-    _int,
     basic_token,
+    header_int,
     parse_retry_after,
 )
+from .schema import Field, SchemaError
 from .vendor_files import Definition, host_allowed
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -225,11 +224,11 @@ class DeclarativeProvider(Provider):
     # -- rate limits, blocks and retries ---------------------------------------------
     def rate_limit(self, reply: Reply, now: float) -> RateLimitInfo:
         rl, h = self.definition.rate_limit, reply.headers
-        reset = _int(h.get(rl.reset_header))
+        reset = header_int(h.get(rl.reset_header))
         if reset is not None and (rl.reset_format == "seconds" or (rl.reset_format == "auto" and reset < 10**9)):
             reset = int(now) + reset
         return RateLimitInfo(
-            limit=_int(h.get(rl.limit_header)), remaining=_int(h.get(rl.remaining_header)),
+            limit=header_int(h.get(rl.limit_header)), remaining=header_int(h.get(rl.remaining_header)),
             reset_at=float(reset) if reset is not None else None,
             bucket=(h.get(rl.bucket_header) or "")[:100] if rl.bucket_header else "",
             retry_after=parse_retry_after(h.get("Retry-After"), now),

@@ -15,9 +15,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from . import oauth2_grants as grants
-from .base import ErrorInfo, Field, Outbound, Provider, Reply, RequestSpec, SchemaError
+from .base import Provider
 from .declarative import DeclarativeProvider
+from .http import ErrorInfo, Outbound, Reply, RequestSpec
 from .oauth2 import OAuth2, _absolute
+from .schema import Field, SchemaError
 from .vendor_files import Definition
 
 

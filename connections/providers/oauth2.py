@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 
 from ..crypto import fingerprint
 from . import oauth2_grants as grants
-from .base import ErrorInfo, Field, Outbound, Provider, Reply, RequestSpec, SchemaError
+from .base import Provider
+from .http import ErrorInfo, Outbound, Reply, RequestSpec
+from .schema import Field, SchemaError
 
 PROBES = ("none", "access_token")
 

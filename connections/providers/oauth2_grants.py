@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from .base import Outbound, RefreshError, RequestSpec
+from .http import Outbound, RefreshError, RequestSpec
 
 GRANTS = ("authorization_code", "client_credentials", "refresh_token")
 CLIENT_AUTH = ("basic", "post")

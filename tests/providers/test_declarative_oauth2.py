@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from connections.client import RequestSpec, send
 from connections.models import Connection, CredentialState
+from connections.outbound.client import RequestSpec, send
 from connections.providers import PROVIDERS
 from connections.services.audit import Actor
 from connections.services.vault import active_credential

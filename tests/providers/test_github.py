@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from connections.client import RequestSpec, send
 from connections.models import Outcome
+from connections.outbound.client import RequestSpec, send
 from connections.providers import get_provider
-from connections.providers.base import SchemaError
+from connections.providers.schema import SchemaError
 from tests import factories
 from tests.conftest import clear_cache
 from tests.providers.helpers import USER, WORKER, rows, run_test

@@ -8,11 +8,11 @@ import time
 import pytest
 import requests
 
-from connections.client import RequestSpec, send
 from connections.models import Connection, CredentialState, Health, RequestLog, RotationAttempt, RotationState
+from connections.outbound.client import RequestSpec, send
+from connections.outbound.sessions import session_store
 from connections.rotation import connections_due_for_refresh
 from connections.services.audit import Actor
-from connections.services.sessions import session_store
 from connections.services.vault import active_credential
 from tests import factories
 from tests.authserver.client import digest, new_grant

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connections.client import RequestSpec, send
 from connections.models import Outcome
+from connections.outbound.client import RequestSpec, send
 from connections.providers import get_provider
 from tests import factories
 from tests.providers.helpers import WORKER, rows, run_test

@@ -9,7 +9,7 @@ provider's error parsing -> retry or stop as the provider's policy says. Nothing
 exception except programming errors: refusals, timeouts, resets, malformed or oversized bodies
 all come back as a Result with a clear outcome, and each has its RequestLog row.
 
-Sockets are opened by connections/transport.py, pinned to addresses the guard checked; only
+Sockets are opened by connections/outbound/transport.py, pinned to addresses the guard checked; only
 these two modules import requests.
 """
 
@@ -31,11 +31,9 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from requests.structures import CaseInsensitiveDict
 
-from . import guard, transport
-from .commits import fast_commit
-from .crypto import SecretUnavailable
-from .models import Connection, Credential, CredentialState, Outcome, RequestLog
-from .providers.base import (
+from ..crypto import SecretUnavailable
+from ..models import Connection, Credential, CredentialState, Outcome, RequestLog
+from ..providers.http import (
     Attempt,
     ErrorInfo,
     Outbound,
@@ -45,6 +43,8 @@ from .providers.base import (
     media_kind,
     parse_body,
 )
+from . import guard, transport
+from .commits import fast_commit
 from .redaction import Redactor, excerpt, header_lines, redact_url
 from .throttle import get_limiter
 
@@ -319,7 +319,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
 
     if provider.needs_session(secret, call.options, spec) and provider.renews_by_rotation(secret):
         # A rotating refresh (oauth2): through rotation's claim, never a second refresh of one grant.
-        from .services.sessions import session_renew
+        from .sessions import session_renew
 
         renewed, why = ((None, "only the active credential is renewed") if explicit
                         else session_renew(connection=connection, actor=actor, task_id=task_id))
@@ -334,7 +334,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         cred = renewed
         call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
     elif provider.needs_session(secret, call.options, spec):
-        from .services.sessions import session_login
+        from .sessions import session_login
 
         login, new_secret = session_login(connection=connection, credential=cred, actor=actor, task_id=task_id)
         if new_secret is None:
@@ -365,7 +365,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
                 call.redactor = call.redactor.extend(provider.secret_values(secret), provider.composite_values(secret))
                 continue
         if t.auth_failed and spec.auth == "default" and provider.has_session(secret):
-            from .services.sessions import session_forget
+            from .sessions import session_forget
 
             session_forget(credential=cred)  # the next call logs in afresh
         if not retry:
