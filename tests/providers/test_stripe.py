@@ -67,6 +67,23 @@ class TestRetries:
         assert result.status_code == 500 and result.attempts == 4 and len(sleeps) == 3
 
 
+class TestStagedRotation:
+    def test_a_new_key_is_verified_with_the_balance_test_then_promoted(self, vendors):
+        from connections.models import CredentialState, RotationState
+        from connections.rotation import staged_replace
+        from connections.services.vault import active_credential
+
+        connection = make(vendors)
+        old = active_credential(connection)
+        wrong = staged_replace(connection=connection, secret={"token": "sk_test_" + "z" * 40}, actor=WORKER)
+        assert wrong.state == RotationState.FAILED and active_credential(connection).pk == old.pk
+        vendors.vendor("stripe").add_credentials({"token": "sk_test_rolled_51QdAbCdEfGh"})
+        rolled = staged_replace(connection=connection, secret={"token": "sk_test_rolled_51QdAbCdEfGh"}, actor=WORKER)
+        assert rolled.state == RotationState.SUCCEEDED, rolled.message
+        old.refresh_from_db()
+        assert old.state == CredentialState.RETIRED and active_credential(connection).pk != old.pk
+
+
 def test_throttle_is_25_per_second_per_key():
     plan = get_provider("stripe").throttle_plan(connection_id=1, fingerprint="fp1")
     assert plan.block_scope == "stripe:token:fp1"
