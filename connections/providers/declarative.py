@@ -63,8 +63,6 @@ def _first_text(data: Any, pointers: tuple[str, ...], limit: int = 1000) -> str:
 class DeclarativeProvider(Provider):
     """One instance per definition file; `source` is the file it came from."""
 
-    declarative = True
-
     def __init__(self, definition: Definition, source: str = ""):
         d = self.definition = definition
         self.source = source
