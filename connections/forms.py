@@ -7,7 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from .choices import AlertCondition, ChannelKind, Operation, Outcome
-from .providers import PROVIDERS, provider_choices
+from .providers import PROVIDERS, provider_choices, provider_for
 from .selectors.log import STATUS_CLASSES, LogFilters
 
 
@@ -91,7 +91,7 @@ class SecretForm(ServiceErrorsMixin, forms.Form):
 
     def __init__(self, *args, provider: str, **kwargs):
         super().__init__(*args, **kwargs)
-        for f in PROVIDERS[provider].credential_fields:
+        for f in provider_for(provider).credential_fields:  # none for a vendor whose definition is gone
             self.fields[f.name] = secret_field(f)
 
     def secret(self) -> dict:
@@ -258,3 +258,27 @@ class ApplicationKeyForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["connections"].choices = [(n, n) for n in connection_names]
         self.fields["methods"].choices = [(m, m) for m in methods]
+
+
+class VendorUploadForm(forms.Form):
+    """A declarative vendor definition: a YAML file, or its text pasted."""
+
+    file = forms.FileField(required=False, label="Definition file (.yaml)")
+    definition = forms.CharField(required=False, label="Or paste the YAML", strip=False,
+                                 widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "mono"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("file") and not (cleaned.get("definition") or "").strip():
+            raise forms.ValidationError("Choose a file or paste a definition.")
+        return cleaned
+
+    def text(self) -> str:
+        from .providers.yaml_lines import MAX_FILE_BYTES
+        from .services.vendors import decode_upload
+
+        upload = self.cleaned_data.get("file")
+        if upload:
+            # Never more than the limit (and one byte to tell) is read, however large the upload.
+            return decode_upload(upload.read(MAX_FILE_BYTES + 1))
+        return self.cleaned_data["definition"]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from .choices import AlertCondition, AlertTransition, ChannelKind, CredentialSource, CredentialState  # noqa: F401
 from .choices import DeliveryState, Health, Operation, Outcome, RotationKind, RotationState, TriggeredBy  # noqa: F401
 from .crypto import EncryptedJSONField, SecretUnavailable
-from .providers import get_provider, provider_choices
+from .providers import provider_choices, provider_for
 from .querysets import AlertDeliveryQuerySet, AlertRuleQuerySet, CredentialQuerySet
 from .querysets import MaintenanceWindowQuerySet, RotationAttemptQuerySet
 # isort: on
@@ -96,11 +96,12 @@ class Connection(models.Model):
 
     @property
     def provider_obj(self):
-        return get_provider(self.provider)
+        # A declarative vendor whose file is gone or broken: a stand-in that refuses to send.
+        return provider_for(self.provider)
 
     @property
     def provider_label(self) -> str:
-        return self.get_provider_display()
+        return self.provider_obj.label
 
     def effective_options(self) -> dict:
         return {**self.provider_obj.default_options(), **(self.options or {})}

@@ -137,6 +137,10 @@ CLEVER_RATE_LIMIT_PER_MINUTE = _read("CLEVER_RATE_LIMIT_PER_MINUTE", env.int, 12
 CONNECTION_TEST_SLOW_MS = _read("CONNECTION_TEST_SLOW_MS", env.int, 3000)
 # Where rotation writes a new token it could not commit (encrypted, fsynced).
 RECOVERY_SPOOL_DIR = Path(_read("RECOVERY_SPOOL_DIR", env.str, str(VAR_DIR / "spool")))
+# Declarative vendors: one YAML file per vendor (docs/providers.md). The default is the repository's
+# vendors/ folder with the shipped examples; a deployment points it at a folder it keeps (and
+# shares between machines), where the Vendors page's upload saves too.
+PROVIDERS_DIR = Path(_read("PROVIDERS_DIR", env.str, str(BASE_DIR / "vendors")))
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -11,7 +11,9 @@ from .common import CLIError, connection_summary, dump, parse_options, read_secr
 
 def add_arguments(parser):
     parser.add_argument("name")
-    parser.add_argument("--provider", required=True, help="cleverbridge, clever, cloverdx, teletracker or cleanlist")
+    parser.add_argument("--provider", required=True,
+                        help="a vendor key: cleverbridge, clever, cloverdx, teletracker, cleanlist, or a declarative "
+                             "vendor of PROVIDERS_DIR (manage.py vendors list)")
     parser.add_argument("--base-url", help="defaults to the vendor's documented base URL")
     parser.add_argument("--option", action="append", metavar="K=V", help="a non-secret connection option")
     parser.add_argument("--test-interval", type=int, help="seconds between scheduled tests (0: off)")

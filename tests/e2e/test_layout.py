@@ -59,6 +59,8 @@ PAGES = [
     ("forbidden-403", "viewer", lambda c: "/connections/new/"),
     ("not-found-404", "viewer", lambda c: "/connections/no-such-connection/"),
     ("sign-in", None, lambda c: "/accounts/login/"),
+    ("vendors", "viewer", lambda c: "/vendors/"),
+    ("vendor-upload", "admin", lambda c: "/vendors/upload/"),
     ("users", "admin", lambda c: "/users/"),
     ("applications", "admin", lambda c: "/applications/"),
     ("applications-viewer", "viewer", lambda c: "/applications/"),
@@ -76,6 +78,7 @@ ROUTES_COVERED = {
     "connection_secret", "connection_errors", "connection_headroom", "connection_rotation", "connection_rotations",
     "connection_rotation_status", "connection_test_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
     "login", "user_list", "user_create", "password_change", "password_set", "application_list", "oauth2_callback",
+    "vendor_list", "vendor_upload",
     "reauth",  # measured at 1366x768 and 390x844 by tests/e2e/test_reauth.py
     "security",
     "two_factor",  # with the Security page's other states, by tests/e2e/test_second_factor.py

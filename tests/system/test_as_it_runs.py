@@ -18,8 +18,10 @@ from tests.system.pages import OK, press_test
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 
-DEMO = ("demo-cleverbridge", "demo-clever", "demo-cloverdx", "demo-teletracker", "demo-cleanlist")
-# A worker runs all five demo tests in a few seconds; allow for a loaded CI machine.
+# The five built-ins and the two declarative examples of vendors/ (issue 15).
+DEMO = ("demo-cleverbridge", "demo-clever", "demo-cloverdx", "demo-teletracker", "demo-cleanlist",
+        "demo-github", "demo-stripe")
+# A worker runs all seven demo tests in a few seconds; allow for a loaded CI machine.
 BATCH_TIMEOUT_MS = 30_000
 ROTATE_TIMEOUT_MS = 20_000
 

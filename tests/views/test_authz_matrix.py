@@ -71,6 +71,9 @@ EXPECTED = {
     "user_role": "admin",
     "user_active": "admin",
     "user_reset_password": "admin",
+    # vendors (built-in and declarative)
+    "vendor_list": "viewer",
+    "vendor_upload": "admin",
     # applications of the egress proxy
     "application_list": "viewer",
     "application_create": "admin",
