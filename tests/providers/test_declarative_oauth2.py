@@ -14,7 +14,7 @@ from connections.services.vault import active_credential
 from tests.authserver.client import digest, new_grant
 from tests.authserver.fixture import CLIENT_ID, CLIENT_SECRET
 from tests.cli import run_cli
-from tests.test_vendors import providers_dir, write  # noqa: F401  (the fixture)
+from tests.providers.test_vendors import providers_dir, write  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.usefixtures("empty_spool")]
 ACTOR = Actor(label="tester", via="cli")
