@@ -38,7 +38,9 @@ def connection_list(request):
 def connection_detail(request, name: str):
     connection = get_connection(name, archived=True)
     if connection.archived_at is not None:  # read-only: what it was, and its history
-        return TemplateResponse(request, "connections/archived.html", selectors.archived_detail(connection=connection))
+        context = selectors.archived_detail(connection=connection)
+        context["rot"] = {"history": selectors.rotation_panel(connection=connection).history}
+        return TemplateResponse(request, "connections/archived.html", context)
     # htmx refreshes these after a rotation or replacement changes the credential.
     part = request.GET.get("part")
     context = selectors.connection_detail(connection=connection)

@@ -16,7 +16,8 @@ def samples(db):
     c = factories.connection("clever", name="sample", secret={"token": "sample-token"})
     log = RequestLogFactory(connection=c, operation="test", path="/v3.0/districts")
     return {"name": c.name, "pk": log.pk, "id": log.pk, "attempt_id": "00000000-0000-0000-0000-000000000000",
-            "batch_id": "00000000-0000-0000-0000-000000000000", "user_id": 1, "uidb64": "MA", "token": "x"}
+            "batch_id": "00000000-0000-0000-0000-000000000000", "run_id": "0" * 32, "user_id": 1, "uidb64": "MA",
+            "token": "x"}
 
 
 @pytest.mark.services
