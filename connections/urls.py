@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import alerts, ops, testing, users, vault, vendors
+from .views import alerts, oauth2, ops, testing, users, vault, vendors
 from .views import rotation as rotation_views
 
 urlpatterns = [
@@ -45,6 +45,9 @@ urlpatterns = [
     # vendors.py: built-in and declarative vendors, uploading a definition (admins)
     path("vendors/", vendors.vendor_list, name="vendor_list"),
     path("vendors/upload/", vendors.vendor_upload, name="vendor_upload"),
+    # oauth2.py: "Connect" (authorization code + PKCE) and the authorization server's callback
+    path("connections/<slug:name>/oauth2/connect/", oauth2.connect, name="oauth2_connect"),
+    path("oauth2/callback/", oauth2.callback, name="oauth2_callback"),
     # users.py: user management (admins)
     path("users/", users.user_list, name="user_list"),
     path("users/new/", users.user_create, name="user_create"),

@@ -589,7 +589,7 @@ def _request_excerpt(call: _Call, prepared: requests.PreparedRequest) -> str:
 
 # Answers that carry new secrets: when such a body cannot be parsed, the secrets in it cannot be
 # found and redacted, so its text is not logged at all (only its size).
-SECRET_BEARING_OPERATIONS = ("refresh", "login")
+SECRET_BEARING_OPERATIONS = ("refresh", "login", "connect")
 
 
 def _response_excerpt(call: _Call, resp: requests.Response, body: bytes, truncated: bool, parsed: bool) -> str:

@@ -223,11 +223,17 @@ class Provider:
         connection then needs attention (reauthorize_advice) and is not refreshed with it again."""
         return False
 
+    # How a session starts, in the journal's words ("Started a <label> session: <login_words>").
+    login_words: str = "logged in with the stored user name and password"
     # What to do when the refresh secret is lost or dead ("{name}": the connection), e.g. oauth2's
     # "re-authorize: press Connect"; empty: ask the vendor's support for a new secret.
     reauthorize_advice: str = ""
     # Options that are URLs a secret is sent to or a browser is sent to (checked like base URLs).
     url_options: tuple[str, ...] = ()
+
+    def supports_connect(self, options: dict) -> bool:
+        """Can the connection page start an authorization-code flow ("Connect", oauth2)?"""
+        return False
 
     def secret_urls(self, base_url: str, options: dict) -> list[str]:
         """Every URL this connection's secret is sent to: it is bound to their origins (vault)."""

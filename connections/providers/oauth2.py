@@ -6,7 +6,7 @@ stored by "Connect": authorization code + PKCE, services/oauth2_connect.py). Opt
 authorize_url, scope, test_path, client_auth (basic|post), probe (none|access_token).
 
 Where the access token lives: inside the credential's encrypted secret under "session", like
-TeleTracker's bearer sessions (services/sessions.py). A client-credentials token is a "login"
+TeleTracker's bearer sessions (outbound/sessions.py). A client-credentials token is a "login"
 (asked again whenever it expires). A refresh is a rotation (rotation/refresh.py): servers that
 follow RFC 9700 §4.14.2 rotate the refresh token on every refresh and revoke the whole grant
 when a rotated one is presented again, so it runs under the claim, once, journaled and spooled,
@@ -45,6 +45,7 @@ class OAuth2(Provider):
     reauthorize_advice = ("re-authorize: press Connect on the connection page (the authorization server's consent "
                           "page issues a new grant), or paste a new refresh token (Rotate → \"Paste a new secret\", "
                           "or `connections rotate {name} --stdin`)")
+    login_words = "asked the token endpoint for an access token (client credentials)"
     credential_fields = (
         Field("client_id", "Client id", help="The client (application) id registered at the authorization server."),
         Field("client_secret", "Client secret", secret=True),
@@ -154,6 +155,9 @@ class OAuth2(Provider):
         return {**{k: v for k, v in secret.items() if k != "session"},
                 "refresh_token": tokens.refresh_token or secret["refresh_token"],
                 "session": grants.session_of(tokens)}
+
+    def supports_connect(self, options: dict) -> bool:
+        return bool((options or {}).get("authorize_url"))
 
     def code_request(self, options: dict, *, code: str, verifier: str, redirect_uri: str) -> RequestSpec:
         """RFC 6749 §4.1.3 with the RFC 7636 verifier: the "Connect" exchange."""

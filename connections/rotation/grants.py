@@ -111,7 +111,7 @@ WAIT_FOR_OTHER = 30.0  # seconds a call waits for another process's refresh of t
 def renew_for_call(*, connection: Connection, actor: Actor, task_id: str = "",
                    wait: float = WAIT_FOR_OTHER) -> tuple[Credential | None, str]:
     """Renew the access token of the connection's active credential for a call; (credential, "")
-    or (None, why not). Registered with services.sessions at start-up (apps.py)."""
+    or (None, why not). Registered with outbound.sessions at start-up (apps.py)."""
     from .refresh import rotate
 
     if getattr(_local, "renewing", False):
@@ -121,6 +121,8 @@ def renew_for_call(*, connection: Connection, actor: Actor, task_id: str = "",
         outcome = rotate(connection=connection, actor=actor, task_id=task_id)
     finally:
         _local.renewing = False
+    if outcome.state == BUSY and not Connection.objects.filter(pk=connection.pk, rotation_claim__isnull=False).exists():
+        return None, outcome.message  # not another refresh: a wait (e.g. a timed-out refresh may still land)
     if outcome.state == BUSY:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and Connection.objects.filter(

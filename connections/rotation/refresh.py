@@ -73,8 +73,9 @@ def refresh_warning(connection: Connection) -> str:
     """What a refresh does, in the provider's words, for the confirmation before it runs."""
     provider = connection.provider_obj
     if rotation_mode(active_credential(connection)) == "login":
-        return (f"No {provider.label} session yet: this logs in with the stored user name and password and "
-                "stores the session; Switchboard refreshes it before it expires.")
+        how = provider.login_words.replace("logged in", "logs in").replace("asked", "asks")
+        return (f"No {provider.label} session yet: this starts one ({how}) and stores it; Switchboard refreshes "
+                "it before it expires.")
     return provider.refresh_warning or (f"{provider.label} invalidates the current secret the moment it answers; "
                     "Switchboard stores the new one at once.")
 

@@ -63,7 +63,7 @@ def start_session(*, connection: Connection, old: Credential, actor: Actor, task
         return outcome_from(attempt, message, error={"status": result.status_code, "code": result.error_code,
                                                      "message": result.error_message, "outcome": result.outcome})
     new_print = fingerprint(secret["session"])
-    message = (f"Started a {provider.label} session: logged in with the stored user name and password "
+    message = (f"Started a {provider.label} session: {provider.login_words} "
                f"(session fingerprint {new_print}). Switchboard refreshes it before it expires.")
     with transaction.atomic():
         journal_finish(attempt, state=RotationState.SUCCEEDED, actor=actor, step="session_started",
@@ -83,8 +83,8 @@ def recover_by_login(attempt: RotationAttempt, *, connection: Connection, old: C
     result, secret = _login(connection, old, actor, task_id)
     if secret is not None:
         new_print = fingerprint(secret["session"])
-        message = (f"{what[:1].upper()}{what[1:]}. A refresh token cannot be checked without consuming it, so "
-                   f"Switchboard logged in again with the stored user name and password: new session "
+        message = (f"{what[:1].upper()}{what[1:]}. Whatever that request did, Switchboard "
+                   f"{provider.login_words.replace('logged in', 'logged in again')}: new session "
                    f"{new_print}. Nothing for an operator to do.")
         with transaction.atomic():
             journal_finish(attempt, state=RotationState.RECOVERED, actor=actor, step="logged_in_again",

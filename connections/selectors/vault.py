@@ -48,6 +48,7 @@ def connection_detail(*, connection: Connection) -> dict:
         "test_statement": provider.describe_test(connection.effective_options()),
         **connection_alerts(connection=connection),
         "options": connection.effective_options(),
+        "can_connect": provider.supports_connect(connection.effective_options()),
     }
 
 

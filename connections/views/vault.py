@@ -36,8 +36,13 @@ def connection_detail(request, name: str):
     connection = get_connection(name)
     # htmx refreshes these after a rotation or replacement changes the credential.
     part = request.GET.get("part")
-    return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None,
-                  selectors.connection_detail(connection=connection))
+    context = selectors.connection_detail(connection=connection)
+    response = render(request, "connections/detail.html", part if part in DETAIL_PARTS else None, context)
+    if context["can_connect"]:
+        from .oauth2 import allow_connect_redirect
+
+        allow_connect_redirect(response, context["options"]["authorize_url"])
+    return response
 
 
 @require_http_methods(["GET", "POST"])

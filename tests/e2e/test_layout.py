@@ -35,6 +35,8 @@ PAGES = [
     ("connection-create", "admin", lambda c: "/connections/new/"),
     ("connection-detail", "admin", lambda c: f"/connections/{c.first.name}/"),
     ("connection-detail-viewer", "viewer", lambda c: f"/connections/{c.first.name}/"),
+    ("connection-detail-oauth2", "admin", lambda c: f"/connections/{_oauth2_connection().name}/"),
+    ("oauth2-callback-stale", "admin", lambda c: "/oauth2/callback/?state=stale&code=stale"),
     ("connection-edit", "admin", lambda c: f"/connections/{c.first.name}/edit/"),
     ("connection-secret", "admin", lambda c: f"/connections/{c.first.name}/secret/"),
     ("connection-errors", "viewer", lambda c: f"/connections/{c.first.name}/errors/"),
@@ -69,14 +71,25 @@ ROUTES_COVERED = {
     "connection_secret", "connection_errors", "connection_headroom", "connection_rotation", "connection_rotations",
     "connection_rotation_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
     "login", "user_list", "user_create", "password_change", "password_set", "vendor_list", "vendor_upload",
+    "oauth2_callback",
     "reauth",  # measured at 1366x768 and 390x844 by tests/e2e/test_reauth.py
 }
 POST_ONLY = {
     "test_all", "connection_delete", "connection_test", "connection_resume_tests", "alert_channel_create",
     "alert_channel_test", "alert_channel_delete", "alert_rules_update", "connection_alert_rules",
     "maintenance_create", "maintenance_end", "connection_rotate", "connection_replace", "logout",
-    "user_role", "user_active", "user_reset_password",
+    "user_role", "user_active", "user_reset_password", "oauth2_connect",
 }
+
+def _oauth2_connection() -> Connection:
+    """An OAuth 2.0 connection with Connect (its authorization server is never reached here)."""
+    existing = Connection.objects.filter(name="oauth2-layout").first()
+    return existing or factories.connection(
+        "oauth2", name="oauth2-layout", base_url="https://api.example.com",
+        secret={"client_id": "switchboard-layout", "client_secret": "layout-secret-value"},
+        options={"token_url": "https://auth.example.com/oauth/token", "scope": "read write offline_access",
+                 "authorize_url": "https://auth.example.com/oauth/authorize", "test_path": "/v1/me"})
+
 
 def _set_password_link() -> str:
     """A one-time set-password link of a new user, as an admin's Add user shows it."""

@@ -59,6 +59,14 @@ class TestClientCredentials:
         shown = run_cli("show", "cc-api", "--json").out
         assert secret["session"]["token"] not in shown and CLIENT_SECRET not in shown
 
+    def test_rotate_asks_for_a_new_access_token(self, authserver):
+        connection = make(authserver, refresh_token=None)
+        mark = len(authserver.token_log())
+        result = run_cli("rotate", connection.name)
+        assert result.code == 0 and "asked the token endpoint for an access token" in result.out, result.err
+        assert [r["grant_type"] for r in authserver.token_log()[mark:]] == ["client_credentials"]
+        assert send(connection, ME, actor=ACTOR).ok
+
     def test_client_secret_never_in_the_log(self, authserver):
         connection = make(authserver, refresh_token=None, client_auth="post")
         assert send(connection, ME, actor=ACTOR).ok
