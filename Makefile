@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock | sha256sum | cut -c1-12)
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench lint lint-imports install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,9 +34,13 @@ test: install
 bench: install
 	$(PY) bench/run.py
 
-lint: install
+lint: install lint-imports
 	$(VENV)/bin/ruff check .
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+
+## make lint-imports: the layering contracts of pyproject.toml ([tool.importlinter]; DESIGN.md).
+lint-imports: install
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

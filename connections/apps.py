@@ -12,7 +12,7 @@ class ConnectionsConfig(AppConfig):
 
         from dashboard import reauth  # noqa: F401 (its sign-in receiver stamps the session)
 
-        from . import crypto
+        from . import crypto, tasks  # noqa: F401 (tasks: registered, so lower layers can queue them by name)
 
         post_migrate.connect(_sync_roles, sender=self)
         post_migrate.connect(_create_cache_table, sender=self)

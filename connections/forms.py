@@ -4,20 +4,25 @@ forms only collect input and show the services' messages on the right fields."""
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from .providers import PROVIDERS, provider_choices
-from .providers.schema import SchemaError
 
 
-def add_schema_errors(form: forms.Form, exc: SchemaError) -> None:
-    """Put a service's SchemaError messages on the form's fields (or the form itself).
+class ServiceErrorsMixin:
+    """`form.add_error(None, exc)` with a service's ValidationError places each message on the
+    right field, or on the form itself when no field matches.
 
-    A key names a definition field ("base_url"), an option ("option test_path" -> option_test_path)
-    or a credential field ("token" -> secret_token on the create form)."""
-    for key, message in exc.errors.items():
-        candidates = [key, f"option_{key.removeprefix('option ')}", f"secret_{key}"]
-        field = next((name for name in candidates if name in form.fields), None)
-        form.add_error(field, message)
+    A service's key names a definition field ("base_url"), an option ("option test_path" ->
+    option_test_path) or a credential field ("token" -> secret_token on the create form)."""
+
+    def add_error(self, field, error):
+        if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            for key, errors in error.error_dict.items():
+                candidates = [key, f"option_{key.removeprefix('option ')}", f"secret_{key}"]
+                super().add_error(next((name for name in candidates if name in self.fields), None), errors)
+            return
+        super().add_error(field, error)
 
 
 def errors_text(form: forms.Form) -> str:
@@ -25,7 +30,7 @@ def errors_text(form: forms.Form) -> str:
     return "; ".join(" ".join(v) if k == "__all__" else f"{k}: {' '.join(v)}" for k, v in form.errors.items())
 
 
-class ConnectionForm(forms.Form):
+class ConnectionForm(ServiceErrorsMixin, forms.Form):
     name = forms.CharField(max_length=64, help_text="Lowercase letters, digits and hyphens, e.g. clever-prod.")
     provider = forms.ChoiceField(choices=provider_choices)
     base_url = forms.CharField(label="Base URL", max_length=500, required=False,
@@ -79,7 +84,7 @@ def secret_field(f) -> forms.Field:
     return field
 
 
-class SecretForm(forms.Form):
+class SecretForm(ServiceErrorsMixin, forms.Form):
     """A new secret for an existing connection: every field entered afresh, nothing pre-filled."""
 
     def __init__(self, *args, provider: str, **kwargs):

@@ -88,9 +88,12 @@ def rotate_credentials(self, connection_id: int, attempt_id: str = "", user_id: 
 @shared_task(name="connections.tasks.refresh_due", ignore_result=True)
 def refresh_due() -> list[int]:
     """Beat: queue a refresh for each connection whose refresh_interval elapsed or session nears expiry."""
-    from .rotation.jobs import enqueue_due_refreshes
+    from .rotation.schedule import connections_due_for_refresh
 
-    return enqueue_due_refreshes()
+    due = connections_due_for_refresh()
+    for connection_id in due:
+        rotate_credentials.delay(connection_id, actor_label="scheduler", via="schedule")
+    return due
 
 
 @shared_task(name="connections.tasks.reconcile_rotations", ignore_result=True)

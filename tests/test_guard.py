@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import override_settings
 
 from connections import alerts
@@ -13,7 +14,6 @@ from connections.models import AlertChannel, Connection, Credential, Outcome, Re
 from connections.outbound import guard
 from connections.outbound.client import RequestSpec, send
 from connections.outbound.guard import address_problem, check_url
-from connections.providers.schema import SchemaError
 from connections.services.audit import Actor
 from tests import factories
 from tests.cli import run_cli
@@ -237,7 +237,7 @@ class TestCheckedWhenSaved:
                                             ("http://127.0.0.1:9443/T0/B0/secret", "loopback"),
                                             ("https://169.254.169.254/hook", "metadata")])
     def test_webhook_channel(self, url, words):
-        with override_settings(**STRICT), pytest.raises(SchemaError) as caught:
+        with override_settings(**STRICT), pytest.raises(ValidationError) as caught:
             alerts.channel_create(name="hook", kind="webhook", target=url, actor=Actor(label="admin"))
-        assert words in caught.value.errors["target"] and "secret" not in caught.value.errors["target"]
+        assert words in caught.value.message_dict["target"][0] and "secret" not in caught.value.message_dict["target"][0]
         assert not AlertChannel.objects.exists()

@@ -8,10 +8,10 @@ import json
 from urllib.parse import quote
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from connections.outbound.redaction import MASK, Redactor
 from connections.providers import PROVIDERS
-from connections.providers.schema import SchemaError
 
 PASSWORD = "SzBuNQHM9JUUb7bO2s_KFu_y"
 USER = "ops@switchboard.example"
@@ -50,7 +50,7 @@ def test_identifiers_and_words_are_not_mangled():
 
 
 def test_oversized_secret_is_refused_with_a_clear_message():
-    with pytest.raises(SchemaError) as exc:
+    with pytest.raises(ValidationError) as exc:
         PROVIDERS["clever"].clean_secret({"token": "x" * (5 * 1024 * 1024)})
-    assert "too long" in exc.value.errors["token"] and "16,384" in exc.value.errors["token"]
+    assert "too long" in exc.value.message_dict["token"][0] and "16,384" in exc.value.message_dict["token"][0]
     assert PROVIDERS["clever"].clean_secret({"token": "x" * 16384})

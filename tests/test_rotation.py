@@ -11,6 +11,7 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from connections.cli.rotate import rotation_exit_code
 from connections.models import AuditEvent, Connection, CredentialState, Health, RotationAttempt, RotationState
 from connections.outbound.client import RequestSpec, send
 from connections.rotation import reconcile_rotations, rotate, spool, staged_replace
@@ -50,7 +51,7 @@ class TestCleanlistRefresh:
         old = active_credential(connection)
         outcome = rotate(connection=connection, actor=ACTOR)
         assert outcome.state == RotationState.SUCCEEDED, outcome.message
-        assert outcome.exit_code == 0
+        assert rotation_exit_code(outcome) == 0
         new = active_credential(connection)
         assert new.pk != old.pk and new.source == "refresh"
         old.refresh_from_db()
@@ -82,7 +83,7 @@ class TestCleanlistRefresh:
         vendors.set_fault("cleanlist", "http500_empty", count=1)
         outcome = rotate(connection=connection, actor=ACTOR)
         assert outcome.state == RotationState.FAILED
-        assert outcome.exit_code == 1
+        assert rotation_exit_code(outcome) == 1
         assert "still active" in outcome.message
         assert active_credential(connection).pk == old.pk
         assert works(connection)
@@ -96,7 +97,7 @@ class TestCleanlistRefresh:
         vendors.set_fault("cleanlist", "drop_after_refresh", count=1)
         outcome = rotate(connection=connection, actor=ACTOR)
         assert outcome.state == RotationState.OUTCOME_UNKNOWN
-        assert outcome.exit_code == 3
+        assert rotation_exit_code(outcome) == 3
         # Exactly one refresh: never retried blindly.
         assert len(vendors.stats("cleanlist")["refresh_calls"]) == 1
         connection.refresh_from_db()
@@ -133,7 +134,7 @@ class TestCleanlistRefresh:
         with mock.patch("connections.rotation.refresh.credential_activate", side_effect=RuntimeError("db down")):
             outcome = rotate(connection=connection, actor=ACTOR)
         assert outcome.state == "spooled", outcome.message
-        assert outcome.exit_code == 3
+        assert rotation_exit_code(outcome) == 3
         assert "connections recover" in outcome.message
         connection.refresh_from_db()
         assert connection.health == Health.NEEDS_ATTENTION and "connections recover" in connection.health_reason
@@ -159,7 +160,7 @@ class TestCleanlistRefresh:
         connection = cleanlist(vendors)
         assert claim_connection(connection.pk) is not None
         outcome = rotate(connection=connection, actor=ACTOR)
-        assert outcome.state == "busy" and outcome.exit_code == 1
+        assert outcome.state == "busy" and rotation_exit_code(outcome) == 1
         assert vendors.stats("cleanlist")["refresh_calls"] == []
 
     def test_refused_refresh_is_a_failure_with_the_vendors_words(self, vendors):
@@ -261,7 +262,7 @@ class TestTeleTrackerSessions:
     def test_basic_auth_has_no_refresh(self, vendors):
         connection = factories.connection("teletracker", sandbox=vendors)
         outcome = rotate(connection=connection, actor=ACTOR)
-        assert outcome.state == "unsupported" and outcome.exit_code == 2
+        assert outcome.state == "unsupported" and rotation_exit_code(outcome) == 2
 
 
 @pytest.mark.django_db
@@ -270,7 +271,7 @@ class TestStagedReplace:
         connection = factories.connection("clever", sandbox=vendors)
         old = active_credential(connection)
         outcome = staged_replace(connection=connection, secret={"token": "wrong-token"}, actor=ACTOR)
-        assert outcome.state == RotationState.FAILED and outcome.exit_code == 1
+        assert outcome.state == RotationState.FAILED and rotation_exit_code(outcome) == 1
         assert outcome.error["status"] == 401
         assert "did not accept" in outcome.message
         assert active_credential(connection).pk == old.pk
@@ -392,7 +393,7 @@ class TestProactiveRefresh:
         connection = cleanlist(vendors)
         Connection.objects.filter(pk=connection.pk).update(refresh_interval=60)
         later = timezone.now() + timedelta(seconds=61)
-        with mock.patch("connections.rotation.reconcile.timezone.now", return_value=later), \
+        with mock.patch("connections.rotation.schedule.timezone.now", return_value=later), \
                 mock.patch("connections.tasks.rotate_credentials.delay") as delay:
             assert tasks.refresh_due() == [connection.pk]
         delay.assert_called_once_with(connection.pk, actor_label="scheduler", via="schedule")

@@ -14,6 +14,7 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from connections.cli.rotate import rotation_exit_code
 from connections.models import CredentialState, Health, RequestLog, RotationAttempt, RotationState
 from connections.outbound.client import RequestSpec, send
 from connections.rotation import rotate, staged_replace
@@ -116,7 +117,7 @@ class TestTeleTrackerLostRefreshAnswer:
         vendors.vendor("teletracker").add_credentials(
             {"username": demo["username"], "password": "changed-at-the-vendor", "account_id": demo["account_id"]})
         outcome = rotate(connection=connection, actor=ACTOR)
-        assert outcome.state == RotationState.OUTCOME_UNKNOWN and outcome.exit_code == 3
+        assert outcome.state == RotationState.OUTCOME_UNKNOWN and rotation_exit_code(outcome) == 3
         connection.refresh_from_db()
         assert connection.health == Health.NEEDS_ATTENTION
         assert "user name and password" in connection.health_reason
@@ -154,7 +155,7 @@ class TestNoRefreshWithASecretThatMayBeRescinded:
         first = rotate(connection=connection, actor=ACTOR)
         assert first.state == RotationState.OUTCOME_UNKNOWN
         again = rotate(connection=connection, actor=ACTOR)
-        assert again.exit_code == 3 and "Paste the secret" in again.message
+        assert rotation_exit_code(again) == 3 and "Paste the secret" in again.message
         stats = vendors.stats("cleanlist")
         assert len(stats["refresh_calls"]) == 1 and stats["rescinded_token_uses"] == 1  # the probe only
         vendors.vendor("cleanlist").add_credentials({"token": "support-issued-token"})
@@ -208,7 +209,7 @@ class TestARefreshThatLandsAfterItsTimeout:
 class TestProbeVerdicts:
     def test_a_garbled_answer_to_the_probe_is_not_proof_the_secret_works(self, vendors):
         """Found by the model-based test: a garbled 200 to the probe was read as "still accepted"."""
-        from connections.rotation.refresh import probe_old
+        from connections.rotation.probe import probe_old
 
         connection = cleanlist(vendors)
         vendors.set_fault("cleanlist", "malformed_json", count=1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -32,7 +33,6 @@ from ..models import (
     RotationAttempt,
     RotationState,
 )
-from ..providers.schema import SchemaError
 from ..services.audit import Actor, audit
 from .delivery import queue
 from .maintenance import in_maintenance
@@ -85,9 +85,9 @@ def effective_rules(connections: list[Connection]) -> dict[tuple[int, str], Aler
 def rule_set(*, connection: Connection | None, condition: str, enabled: bool, threshold: float | None,
              cooldown_minutes: int, actor: Actor) -> AlertRule:
     if condition not in AlertCondition.values:
-        raise SchemaError({"condition": f"unknown condition {condition!r}"})
+        raise ValidationError({"condition": f"unknown condition {condition!r}"})
     if threshold is not None and threshold < 0:
-        raise SchemaError({"threshold": "must be 0 or more"})
+        raise ValidationError({"threshold": "must be 0 or more"})
     rule, _ = AlertRule.objects.update_or_create(
         connection=connection, condition=condition,
         defaults={"enabled": enabled, "threshold": threshold, "cooldown_minutes": cooldown_minutes},

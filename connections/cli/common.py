@@ -6,7 +6,6 @@ import json
 from typing import IO
 
 from ..models import Connection
-from ..providers.schema import SchemaError
 from ..selectors import active_of
 from . import BAD_INPUT
 
@@ -46,10 +45,6 @@ def parse_options(pairs: list[str] | None) -> dict:
             raise CLIError(f"--option takes KEY=VALUE, got {pair!r}")
         options[key.strip()] = value
     return options
-
-
-def schema_message(exc: SchemaError) -> str:
-    return "; ".join(f"{field}: {message}" for field, message in exc.errors.items())
 
 
 def get_connection(name: str) -> Connection:

@@ -9,8 +9,8 @@ provider's error parsing -> retry or stop as the provider's policy says. Nothing
 exception except programming errors: refusals, timeouts, resets, malformed or oversized bodies
 all come back as a Result with a clear outcome, and each has its RequestLog row.
 
-Sockets are opened by connections/outbound/transport.py, pinned to addresses the guard checked; only
-these two modules import requests.
+Sockets are opened by transport.py, pinned to addresses the guard checked; only
+connections/outbound/ imports requests (import-linter checks it).
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ from ..providers.http import (
     ErrorInfo,
     Outbound,
     RateLimitInfo,
+    RefreshError,
     Reply,
     RequestSpec,
     media_kind,
     parse_body,
 )
-from . import guard, transport
+from . import guard, sessions, transport
 from .commits import fast_commit
 from .redaction import Redactor, excerpt, header_lines, redact_url
 from .throttle import get_limiter
@@ -314,8 +315,6 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
     call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
 
     if provider.needs_session(secret, call.options, spec):
-        from .sessions import session_login
-
         login, new_secret = session_login(connection=connection, credential=cred, actor=actor, task_id=task_id)
         if new_secret is None:
             login.error_message = f"login for a bearer session failed: {login.error_message}"
@@ -345,9 +344,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
                 call.redactor = call.redactor.extend(provider.secret_values(secret), provider.composite_values(secret))
                 continue
         if t.auth_failed and spec.auth == "default" and provider.has_session(secret):
-            from .sessions import session_forget
-
-            session_forget(credential=cred)  # the next call logs in afresh
+            sessions.session_forget(credential=cred)  # the next call logs in afresh
         if not retry:
             break
         delay = provider.retry_delay(
@@ -377,6 +374,25 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         _sleep(delay)
         call.slept += delay
     return finish(cred)
+
+
+@sensitive_variables()
+def session_login(*, connection, credential: Credential, actor, task_id: str = ""):
+    """Log in and store the session (outbound/sessions.py). Returns (Result of the login, the new
+    secret or None)."""
+    provider = connection.provider_obj
+    result = send(connection, provider.login_request(connection.effective_options()), actor=actor,
+                  operation="login", credential=credential, task_id=task_id)
+    if not result.ok:
+        return result, None
+    try:
+        secret = provider.parse_login(reveal(credential), result.data, time.time())
+    except RefreshError as exc:
+        result.ok = False
+        result.error_code = "bad_login_answer"
+        result.error_message = str(exc)
+        return result, None
+    return result, sessions.session_store(credential=credential, session=secret["session"])
 
 
 def _result(call: _Call, tries: list[_Try], cred: Credential | None) -> Result:

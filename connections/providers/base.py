@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
+
 from .http import (
     JSON,
     Attempt,
@@ -33,7 +35,7 @@ from .http import (
     parse_retry_after,
     status_code_name,
 )
-from .schema import Field, SchemaError, check_secret_sizes, clean_fields
+from .schema import Field, check_secret_sizes, clean_fields
 
 # JSON keys whose string values in a response are secrets (a refresh's new token, a login's session).
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_?key|authorization|session)", re.I)
@@ -56,6 +58,8 @@ class Provider:
     # Media types a successful answer may carry (an empty body always passes).
     expected_types: tuple[str, ...] = (JSON,)
     retry_policy: RetryPolicy = RetryPolicy()
+    # Where the documented rate limit is uncertain, what the overview says next to it (Cleverbridge).
+    rate_limit_note: str = ""
 
     # -- schema -------------------------------------------------------------
     def clean_secret(self, data: object) -> dict:
@@ -74,14 +78,14 @@ class Provider:
     def clean_base_url(self, base_url: str) -> str:
         """Syntactic check only (the outbound guard checks addresses at send time)."""
         if any(ord(ch) < 32 or ch.isspace() for ch in base_url.strip()):
-            raise SchemaError({"base_url": "must not contain spaces or control characters"})
+            raise ValidationError({"base_url": "must not contain spaces or control characters"})
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SchemaError({"base_url": "must be an absolute http(s) URL, e.g. " + (self.default_base_url or "https://api.example.com")})
+            raise ValidationError({"base_url": "must be an absolute http(s) URL, e.g. " + (self.default_base_url or "https://api.example.com")})
         if parts.query or parts.fragment:
-            raise SchemaError({"base_url": "must not carry a query string or fragment"})
+            raise ValidationError({"base_url": "must not carry a query string or fragment"})
         if parts.username or parts.password:
-            raise SchemaError({"base_url": "must not carry credentials; put them in the secret"})
+            raise ValidationError({"base_url": "must not carry credentials; put them in the secret"})
         return base_url.strip().rstrip("/")
 
     def describe_test(self, options: dict) -> str:
@@ -189,8 +193,6 @@ class Provider:
     probe_hint: str = ""  # what an operator can change so a probe becomes possible
     # Shown before a refresh runs (rotation/refresh.py; empty: a generic sentence).
     refresh_warning: str = ""
-    # After a lost refresh answer: what to ask support for (empty: "issue a new <label> secret").
-    lost_refresh_advice: str = ""
     # How long the vendor's support keeps a request's data, where the vendor documents it (days).
     support_keeps_days: int | None = None
     # Paths an ad-hoc call must never reach (a refresh would rescind the secret without storing

@@ -9,9 +9,11 @@ import json
 import re
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from .base import Provider
 from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy
-from .schema import Field, SchemaError
+from .schema import Field
 
 _API_SUFFIX = re.compile(r"/api$")
 _SERVICE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -58,7 +60,7 @@ class Cleanlist(Provider):
             if not isinstance(body, dict):
                 errors["test_body"] = "must be a JSON object"
         if errors:
-            raise SchemaError(errors)
+            raise ValidationError(errors)
         return cleaned
 
     def describe_test(self, options: dict) -> str:

@@ -1,6 +1,6 @@
 """Staged replacement: an operator's new secret is stored staged, verified, then promoted.
 
-    clean the secret (bad input: SchemaError, nothing stored)
+    clean the secret (bad input: ValidationError, nothing stored)
     claim (the same claim a refresh takes: a paste never races a refresh)
     store the secret as a `staged` credential + journal row `started` (one commit)
     the provider's connection test WITH THE STAGED credential (the active one is not touched)
@@ -23,6 +23,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from ..models import Connection, Credential, CredentialState, RotationAttempt, RotationState
+from ..outbound.client import send
 from ..services.audit import Actor
 from ..services.vault import active_credential, credential_activate, credential_add
 from .core import (
@@ -36,12 +37,13 @@ from .core import (
     release_claim,
     utc,
 )
+from .reconcile import settle_attempt
 
 log = logging.getLogger(__name__)
 
 
 def staged_replace(*, connection: Connection, secret: object, actor: Actor, task_id: str = ""):
-    """Verify a new secret before it replaces the active one. Raises SchemaError for malformed input."""
+    """Verify a new secret before it replaces the active one. Raises ValidationError for malformed input."""
     provider = connection.provider_obj
     secret_clean = provider.clean_secret(secret)
     claim = claim_connection(connection.pk)
@@ -57,8 +59,6 @@ def staged_replace(*, connection: Connection, secret: object, actor: Actor, task
 
 
 def _staged_claimed(connection, provider, secret_clean, actor, task_id):
-    from .reconcile import settle_attempt
-
     for stale in connection.rotations.filter(state=RotationState.STARTED):
         settle_attempt(stale, actor=actor, task_id=task_id)
     with transaction.atomic():
@@ -69,8 +69,6 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
         attempt = journal_start(connection=connection, actor=actor, kind="staged", old=old, new=staged)
     staged = Credential.objects.get(pk=staged.pk)  # sealed, as the client expects
     checkpoint("staged")
-
-    from ..outbound.client import send
 
     options = connection.effective_options()
     try:

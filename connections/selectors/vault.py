@@ -11,9 +11,11 @@ from ..models import (
     Credential,
     CredentialState,
 )
-from ..services.vault import retired_for_host_change
 
 AUDIT_PAGE_SIZE = 50
+# Credential.meta["retired_because"] of a secret retired because its connection's host changed
+# (services/vault.py writes it).
+HOST_CHANGED = "host_changed"
 
 
 def _active_credentials() -> Prefetch:
@@ -112,3 +114,11 @@ def firing_alerts(*, now=None) -> list:
         s.label = labels.get(s.condition, s.condition)
         s.silenced = s.connection_id in silenced
     return states
+
+
+def retired_for_host_change(connection: Connection) -> Credential | None:
+    """The secret retired by the latest host change, while no new secret has been entered since."""
+    latest = connection.credentials.defer("secret").order_by("-version").first()
+    if latest is not None and latest.meta.get("retired_because") == HOST_CHANGED:
+        return latest
+    return None

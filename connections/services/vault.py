@@ -6,6 +6,7 @@ stored encrypted as a new Credential version; the previous active one is retired
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -16,7 +17,8 @@ from ..crypto import fingerprint
 from ..models import Connection, Credential, CredentialState
 from ..outbound import guard
 from ..providers import UnknownProvider, get_provider
-from ..providers.schema import SchemaError
+from ..providers.schema import error_messages, error_text
+from ..selectors.vault import HOST_CHANGED
 from .audit import Actor, audit
 
 NAME_MAX = 64
@@ -27,7 +29,7 @@ RESERVED_NAMES = {"new"}
 def clean_definition(*, name: str, provider: str, base_url: str | None, options: dict | None,
                      test_interval: int | None = None, refresh_interval: int | None = None,
                      existing: Connection | None = None) -> dict:
-    """Validate a connection's non-secret definition; raise SchemaError naming each bad field."""
+    """Validate a connection's non-secret definition; raise ValidationError naming each bad field."""
     errors: dict[str, str] = {}
     cleaned: dict = {}
     name = (name or "").strip()
@@ -44,7 +46,7 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
         prov = get_provider(provider)
     except UnknownProvider as exc:
         errors["provider"] = str(exc)
-        raise SchemaError(errors) from None
+        raise ValidationError(errors) from None
     cleaned["provider"] = provider
     try:
         cleaned["base_url"] = prov.clean_base_url(base_url or prov.default_base_url)
@@ -52,12 +54,12 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
         problem = guard.saved_url_problem(cleaned["base_url"])
         if problem:
             errors["base_url"] = problem
-    except SchemaError as exc:
-        errors.update(exc.errors)
+    except ValidationError as exc:
+        errors.update(error_messages(exc))
     try:
         cleaned["options"] = prov.clean_options(options or {})
-    except SchemaError as exc:
-        errors.update({f"option {k}" if k != "__all__" else "options": v for k, v in exc.errors.items()})
+    except ValidationError as exc:
+        errors.update({f"option {k}" if k != "__all__" else "options": v for k, v in error_messages(exc).items()})
     for field_name, value in (("test_interval", test_interval), ("refresh_interval", refresh_interval)):
         if value is None:
             continue
@@ -68,7 +70,7 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
         else:
             cleaned[field_name] = value
     if errors:
-        raise SchemaError(errors)
+        raise ValidationError(errors)
     return cleaned
 
 
@@ -140,7 +142,7 @@ def connection_create(*, name: str, provider: str, base_url: str | None, secret:
                   details={"provider": provider, "base_url": connection.base_url,
                            "credential_version": credential.version, "fingerprint": credential.fingerprint})
     except IntegrityError:
-        raise SchemaError({"name": f"a connection named {name!r} already exists"}) from None
+        raise ValidationError({"name": f"a connection named {name!r} already exists"}) from None
     _after_definition_change(connection)
     return connection
 
@@ -172,7 +174,6 @@ def connection_update(*, connection: Connection, actor: Actor, base_url: str | N
     return connection
 
 
-HOST_CHANGED = "host_changed"
 
 
 def _unbind_secrets(connection: Connection, actor: Actor, *, old_url: str) -> list[Credential]:
@@ -194,14 +195,6 @@ def _unbind_secrets(connection: Connection, actor: Actor, *, old_url: str) -> li
               details={"from": old, "to": new,
                        "retired": [{"version": c.version, "fingerprint": c.fingerprint} for c in live]})
     return live
-
-
-def retired_for_host_change(connection: Connection) -> Credential | None:
-    """The secret retired by the latest host change, while no new secret has been entered since."""
-    latest = connection.credentials.defer("secret").order_by("-version").first()
-    if latest is not None and latest.meta.get("retired_because") == HOST_CHANGED:
-        return latest
-    return None
 
 
 @sensitive_variables("secret", "secret_clean")
@@ -252,9 +245,9 @@ def connections_import(*, data: object, actor: Actor) -> list[Connection]:
     Imported connections have no secret: exports never carry one.
     """
     if not isinstance(data, dict) or not isinstance(data.get("connections"), list):
-        raise SchemaError({"file": 'expected {"format": 1, "connections": [...]} as written by `connections export`'})
+        raise ValidationError({"file": 'expected {"format": 1, "connections": [...]} as written by `connections export`'})
     if data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
-        raise SchemaError({"format": f"unsupported export format {data.get('format')!r} (expected {EXPORT_FORMAT})"})
+        raise ValidationError({"format": f"unsupported export format {data.get('format')!r} (expected {EXPORT_FORMAT})"})
     errors: dict[str, str] = {}
     cleaned_all: list[tuple[dict, bool]] = []
     seen: set[str] = set()
@@ -278,8 +271,8 @@ def connections_import(*, data: object, actor: Actor) -> list[Connection]:
                 options=entry.get("options") or {}, test_interval=entry.get("test_interval"),
                 refresh_interval=entry.get("refresh_interval"),
             )
-        except SchemaError as exc:
-            errors[label] = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+        except ValidationError as exc:
+            errors[label] = error_text(exc)
             continue
         if cleaned["name"] in seen:
             errors[label] = f"name {cleaned['name']!r} appears twice in the file"
@@ -287,7 +280,7 @@ def connections_import(*, data: object, actor: Actor) -> list[Connection]:
         seen.add(cleaned["name"])
         cleaned_all.append((cleaned, enabled))
     if errors:
-        raise SchemaError(errors)
+        raise ValidationError(errors)
     created = []
     try:
         with transaction.atomic():
@@ -297,7 +290,7 @@ def connections_import(*, data: object, actor: Actor) -> list[Connection]:
                       details={"provider": connection.provider, "base_url": connection.base_url})
                 created.append(connection)
     except IntegrityError:
-        raise SchemaError({"name": "a connection with one of these names was created meanwhile"}) from None
+        raise ValidationError({"name": "a connection with one of these names was created meanwhile"}) from None
     for connection in created:
         _after_definition_change(connection)
     return created

@@ -6,6 +6,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -13,9 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.reauth import recent_password
 
 from .. import alerts, selectors
-from ..forms import add_schema_errors, errors_text
+from ..forms import errors_text
 from ..models import AlertChannel, AlertCondition, AlertDelivery, AlertEvent, AlertRule, MaintenanceWindow
-from ..providers.schema import SchemaError
+from ..providers.schema import error_text
 from ..services.audit import Actor
 from .common import can, get_connection, render
 
@@ -61,8 +62,8 @@ def alert_channel_create(request):
     if form.is_valid():
         try:
             channel = alerts.channel_create(actor=Actor.from_request(request), **form.cleaned_data)
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
             messages.success(request, f"Channel {channel.name} added. Send it a test alert to check it works.")
             return redirect("alert_list")
@@ -100,7 +101,9 @@ def _save_rules(request, connection=None) -> None:
             cooldown = int(request.POST.get(f"{value}-cooldown") or 30)
             alerts.rule_set(connection=connection, condition=value, enabled=bool(request.POST.get(f"{value}-enabled")),
                             threshold=threshold, cooldown_minutes=max(0, cooldown), actor=actor)
-        except (ValueError, SchemaError) as exc:
+        except ValidationError as exc:
+            messages.error(request, f"{label}: not saved ({error_text(exc)}).")
+        except ValueError as exc:
             messages.error(request, f"{label}: not saved ({exc}).")
 
 
@@ -134,8 +137,8 @@ def maintenance_create(request, name: str):
         window = alerts.maintenance_create(connection=connection, starts_at=now,
                                            ends_at=now + dt.timedelta(hours=form.cleaned_data["hours"]),
                                            reason=form.cleaned_data["reason"], actor=Actor.from_request(request))
-    except SchemaError as exc:
-        messages.error(request, f"Maintenance window not set: {exc}")
+    except ValidationError as exc:
+        messages.error(request, f"Maintenance window not set: {error_text(exc)}")
     else:
         messages.success(request, f"Alerts for {connection.name} are silenced until {window.ends_at:%Y-%m-%d %H:%M} UTC.")
     return redirect("connection_detail", name=connection.name)

@@ -12,15 +12,15 @@ import uuid
 from datetime import datetime
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..forms import SecretForm, add_schema_errors, errors_text
+from ..forms import SecretForm, errors_text
 from ..models import RotationAttempt, RotationState
-from ..providers.schema import SchemaError
 from ..rotation import BUSY, staged_replace, supports_refresh
 from ..rotation.core import RotationOutcome
 from ..rotation.jobs import cached_outcome, enqueue_rotation, queued_at
@@ -113,8 +113,8 @@ def replace(request: HtmxHttpRequest, name: str):
     if form.is_valid():
         try:
             result = staged_replace(connection=connection, secret=form.secret(), actor=Actor.from_request(request))
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
             outcome = result.as_dict()
             form = None  # never echo a secret back, not even in a password field

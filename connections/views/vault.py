@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.debug import sensitive_post_parameters
@@ -11,11 +12,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard.reauth import recent_password
 
 from .. import selectors
-from ..forms import ConnectionForm, SecretForm, add_schema_errors
+from ..forms import ConnectionForm, SecretForm
 from ..outbound import guard
 from ..providers import PROVIDERS
-from ..providers.schema import SchemaError
 from ..rotation import staged_replace
+from ..selectors.vault import retired_for_host_change
 from ..services import vault as vault_services
 from ..services.audit import Actor
 from .common import can, get_connection, render
@@ -57,8 +58,8 @@ def connection_create(request):
                 refresh_interval=form.cleaned_data["refresh_interval"],
                 enabled=form.cleaned_data["enabled"], actor=Actor.from_request(request),
             )
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
             messages.success(request, f"Connection {connection.name} created; its secret is stored encrypted.")
             return redirect("connection_detail", name=connection.name)
@@ -86,10 +87,10 @@ def connection_edit(request, name: str):
                 options=form.options(), test_interval=form.cleaned_data["test_interval"],
                 refresh_interval=form.cleaned_data["refresh_interval"], enabled=form.cleaned_data["enabled"],
             )
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
-            retired = vault_services.retired_for_host_change(connection)
+            retired = retired_for_host_change(connection)
             if before != guard.origin(connection.base_url) and retired is not None:
                 messages.warning(request, f"Settings of {connection.name} saved. The host changed, so its secret "
                                           f"(v{retired.version}, fingerprint {retired.fingerprint}) was retired and "
@@ -117,8 +118,8 @@ def connection_secret(request, name: str):
                 outcome = None
             else:
                 outcome = staged_replace(connection=connection, secret=form.secret(), actor=actor)
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
             if outcome is None:
                 messages.warning(request, f"New secret stored without verification as version {credential.version} "
