@@ -25,6 +25,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice
 
 from connections.roles import ADMIN_ROLE, role_of
 from connections.services import second_factor as sf
@@ -104,7 +105,7 @@ def two_factor(request):
         device = sf.verify_code(user=request.user, code=form.cleaned_data["code"])
         if device is not None:
             otp_login(request, device)
-            if device.__class__.__name__ == "StaticDevice":
+            if isinstance(device, StaticDevice):
                 left = device.token_set.count()
                 messages.warning(request, f"You signed in with a recovery code; {left} left. "
                                           "Make new ones on the Security page if you are running out.")
@@ -136,7 +137,7 @@ def _security_page(request, *, form=None, codes=None, status=200):
                "required": settings.SECOND_FACTOR_FOR_ADMINS and role_of(user) == ADMIN_ROLE,
                "recovery_left": None}
     if enrolled:
-        static = next((d for d in sf.devices_for_user(user) if d.__class__.__name__ == "StaticDevice"), None)
+        static = StaticDevice.objects.filter(user=user, confirmed=True).first()
         context["recovery_left"] = static.token_set.count() if static else 0
     elif codes is None:
         device = sf.pending_totp(user=user)

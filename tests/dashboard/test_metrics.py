@@ -90,6 +90,24 @@ class TestCounts:
         labels = {"connection": conn.name, "vendor": "cleanlist", "outcome": "succeeded"}
         assert value(text, name, **labels) - value(before, name, **labels) == 1
 
+    def test_alert_deliveries_by_state(self, settings, mailoutbox):
+        from connections.models import AlertChannel, AlertDelivery, AlertEvent
+        from connections.tasks import deliver_alert
+
+        settings.METRICS_TOKEN = TOKEN
+        conn = factories.connection("clever", name="alerting", secret={"token": "t" * 20})
+        channel = AlertChannel.objects.create(name="ops", kind="email", config={"to": ["ops@example.com"]},
+                                              display_target="ops@example.com")
+        event = AlertEvent.objects.create(connection=conn, condition="failing", transition="begin", message="down")
+        delivery = AlertDelivery.objects.create(event=event, channel=channel, subject="s", body="b")
+        before = scrape().content.decode()
+        deliver_alert.apply(args=[delivery.pk])
+        text = scrape().content.decode()
+        labels = {"connection": "alerting", "vendor": "clever", "channel_kind": "email", "state": "sent"}
+        name = "switchboard_alert_deliveries_total"
+        assert len(mailoutbox) == 1
+        assert value(text, name, **labels) - value(before, name, **labels) == 1
+
     def test_no_secret_in_the_output(self, settings, vendors):
         settings.METRICS_TOKEN = TOKEN
         factories.connection("clever", name="secretive", secret={"token": SECRET}, base_url=vendors.base_url("clever"))
