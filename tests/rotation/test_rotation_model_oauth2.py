@@ -1,4 +1,4 @@
-"""The model-based rotation test (tests/test_rotation_model.py) for the oauth2 refresh-token grant,
+"""The model-based rotation test (tests/rotation/test_rotation_model.py) for the oauth2 refresh-token grant,
 against the real authorization server (tests/authserver: rotation, reuse protection, grace 0),
 with a proxy in front of its token endpoint that loses answers (tests/oauth_faults.py).
 

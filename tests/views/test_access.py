@@ -24,7 +24,7 @@ def samples(db):
 @pytest.mark.django_db
 class TestSignInRequired:
     def test_anonymous_is_redirected_from_every_url(self, client, samples):
-        # The proxy takes application keys, never sessions: 401, not a sign-in (tests/test_authz_matrix.py).
+        # The proxy takes application keys, never sessions: 401, not a sign-in (tests/views/test_authz_matrix.py).
         routes = [(r, n) for r, n in all_routes() if n not in PUBLIC | {"proxy", "proxy_root"}]
         assert len(routes) >= 8
         for route, _name in routes:
