@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from .http import (
     Reply,
     RequestSpec,
     RetryPolicy,
+    TestStep,
     ThrottlePlan,
     first_line,
     header_int,
@@ -167,12 +167,9 @@ class Provider:
         raise NotImplementedError(f"{self.key} has no sessions")
 
     # -- the connection test ----------------------------------------------------
-    def test_request(self, options: dict) -> RequestSpec:
+    def test_requests(self, options: dict) -> list[TestStep]:
+        """The connection test as data: the requests the testing service sends, in order."""
         raise NotImplementedError
-
-    def run_test(self, send: Callable[[RequestSpec], Any], options: dict) -> Any:
-        """Run the connection test through `send` (the client); returns its Result."""
-        return send(self.test_request(options))
 
     # -- refresh (rescind-on-refresh vendors) -------------------------------------
     def can_refresh(self, secret: dict) -> bool:

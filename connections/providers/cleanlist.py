@@ -12,7 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from .base import Provider
-from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy
+from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy, TestStep
 from .schema import Field
 
 _API_SUFFIX = re.compile(r"/api$")
@@ -87,12 +87,13 @@ class Cleanlist(Provider):
         if request.auth != "none":
             request.headers["Authorization"] = f"Token {secret['token']}"  # VENDORS.md: Token <token>
 
-    def test_request(self, options: dict) -> RequestSpec:
+    def test_requests(self, options: dict) -> list[TestStep]:
         # VENDORS.md: POST /api/pub_echo/ with a small JSON object (echoed back under result),
         # or a service the operator names to prove the token.
         options = options or {}
         body = json.loads(options["test_body"]) if options.get("test_body") else dict(DEFAULT_TEST_BODY)
-        return RequestSpec("POST", f"/{options.get('test_service') or 'pub_echo'}/", json=body, idempotent=True)
+        spec = RequestSpec("POST", f"/{options.get('test_service') or 'pub_echo'}/", json=body, idempotent=True)
+        return [TestStep(spec, self.describe_test(options))]
 
     # -- refresh: rescinds the old token immediately and irrevocably -----------------------
     def can_refresh(self, secret: dict) -> bool:
@@ -117,7 +118,7 @@ class Cleanlist(Provider):
         service = (options or {}).get("test_service") or "pub_echo"
         if service == "pub_echo":
             return None
-        return self.test_request(options)
+        return self.test_requests(options)[0].spec
 
     # -- answers ----------------------------------------------------------------
     def rejects_secret(self, status: int | None, error: ErrorInfo) -> bool:

@@ -26,6 +26,7 @@ from .http import (
     RequestSpec,
     RetryPolicy,
     Rule,
+    TestStep,
     ThrottlePlan,
     basic_token,
     header_int,
@@ -167,17 +168,9 @@ class DeclarativeProvider(Provider):
         t = self.definition.tests[i]
         return RequestSpec(t.method, t.path, params=dict(t.params) or None, json=t.json)
 
-    def test_request(self, options: dict) -> RequestSpec:
-        return self._spec(0)
-
-    def run_test(self, send, options: dict):
+    def test_requests(self, options: dict) -> list[TestStep]:
         # Each request proves one thing; the first that fails is the test's answer.
-        result = None
-        for i in range(len(self.definition.tests)):
-            result = send(self._spec(i))
-            if not result.ok:
-                return result
-        return result
+        return [TestStep(self._spec(i), t.proves) for i, t in enumerate(self.definition.tests)]
 
     def probe_request(self, secret: dict, options: dict) -> RequestSpec | None:
         return self._spec(0)

@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from ..crypto import fingerprint
 from . import oauth2_grants as grants
 from .base import Provider
-from .http import ErrorInfo, Outbound, Reply, RequestSpec
+from .http import ErrorInfo, Outbound, Reply, RequestSpec, TestStep
 from .schema import Field
 
 PROBES = ("none", "access_token")
@@ -199,8 +199,8 @@ class OAuth2(Provider):
                 meta["session_expires_at"] = dt.datetime.fromtimestamp(float(session["expires_at"]), dt.UTC).isoformat()
         return meta
 
-    def test_request(self, options: dict) -> RequestSpec:
-        return RequestSpec("GET", options.get("test_path") or "/")
+    def test_requests(self, options: dict) -> list[TestStep]:
+        return [TestStep(RequestSpec("GET", options.get("test_path") or "/"), self.describe_test(options))]
 
     # -- answers ----------------------------------------------------------------------
     def parse_error(self, reply: Reply) -> ErrorInfo:

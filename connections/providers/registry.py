@@ -191,10 +191,10 @@ class Unavailable(Provider):
         raise ValueError(f"the vendor definition {self.key!r} is missing from PROVIDERS_DIR ({folder}) or has "
                          "errors (see the Vendors page or `manage.py vendors check`); nothing was sent")
 
-    def test_request(self, options: dict):
-        from .base import RequestSpec
+    def test_requests(self, options: dict):
+        from .http import RequestSpec, TestStep
 
-        return RequestSpec("GET", "/")
+        return [TestStep(RequestSpec("GET", "/"), self.test_proves)]
 
 
 def provider_for(key: str) -> Provider:

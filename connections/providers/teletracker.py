@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from ..crypto import fingerprint
 from .base import Provider
-from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy, basic_token
+from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy, TestStep, basic_token
 from .schema import Field
 
 AUTH_SCHEMES = ("basic", "integrator", "bearer_session")
@@ -182,9 +182,10 @@ class TeleTracker(Provider):
         return meta
 
     # -- the connection test ------------------------------------------------------
-    def test_request(self, options: dict) -> RequestSpec:
+    def test_requests(self, options: dict) -> list[TestStep]:
         # VENDORS.md: POST /auth/login with auth_only=1 checks the password, creates no session.
-        return RequestSpec("POST", "/auth/login", data={"auth_only": "1"}, auth="login", idempotent=True)
+        spec = RequestSpec("POST", "/auth/login", data={"auth_only": "1"}, auth="login", idempotent=True)
+        return [TestStep(spec, self.describe_test(options))]
 
     # -- answers ----------------------------------------------------------------
     def is_success(self, reply: Reply) -> bool:

@@ -23,8 +23,8 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from ..models import Connection, Credential, CredentialState, RotationAttempt, RotationState
-from ..outbound.client import send
 from ..services.audit import Actor
+from ..services.testing import send_test
 from ..services.vault import active_credential, credential_activate, credential_add
 from .core import (
     busy_outcome,
@@ -77,9 +77,7 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
 
     options = connection.effective_options()
     try:
-        result = provider.run_test(
-            lambda spec: send(connection, spec, actor=actor, operation="test", credential=staged, task_id=task_id),
-            options)
+        result = send_test(connection, options, actor=actor, credential=staged, task_id=task_id)
     except Exception as exc:
         log.exception("verifying a staged secret of %s failed", connection.name)
         return _reject(attempt, staged, actor, f"The verification could not run ({exc.__class__.__name__}: {exc}).",

@@ -33,16 +33,25 @@ def _send(connection: Connection, spec: RequestSpec, **kwargs):
     return client.send(connection, spec, **kwargs)
 
 
+def send_test(connection: Connection, options: dict, *, actor: Actor, task_id: str = "", credential=None):
+    """Send the provider's test steps (`test_requests`) in order through the client, with the
+    active credential or `credential` (a staged one being verified). A failing step its
+    `stops_on` names ends the test; the answer is the last step's Result, with the time of them all."""
+    started = time.monotonic()
+    result = None
+    for step in connection.provider_obj.test_requests(options):
+        result = _send(connection, step.spec, actor=actor, operation="test", task_id=task_id, credential=credential)
+        if step.ends_test(result):
+            break
+    # What the operator waited: every request of the test (CloverDX makes two), retries and waits included.
+    return dataclasses.replace(result, duration_ms=int((time.monotonic() - started) * 1000))
+
+
 def connection_test(*, connection: Connection, actor: Actor, task_id: str = ""):
     """Run the connection's test now; record health and the result; return the client's Result."""
-    provider = connection.provider_obj
     options = connection.effective_options()
-    started = time.monotonic()
-    result = provider.run_test(
-        lambda spec: _send(connection, spec, actor=actor, operation="test", task_id=task_id), options)
-    # What the operator waited: every request of the test (CloverDX makes two), retries and waits included.
-    result = dataclasses.replace(result, duration_ms=int((time.monotonic() - started) * 1000))
-    record_test_result(connection=connection, result=result, proves=provider.describe_test(options))
+    result = send_test(connection, options, actor=actor, task_id=task_id)
+    record_test_result(connection=connection, result=result, proves=connection.provider_obj.describe_test(options))
     audit(actor=actor, action="connection.test", connection=connection,
           details={"ok": result.ok, "status_code": result.status_code, "duration_ms": result.duration_ms,
                    "outcome": str(result.outcome), "error_code": result.error_code,

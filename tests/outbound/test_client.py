@@ -18,6 +18,7 @@ from connections.outbound.client import RequestSpec, send
 from connections.providers.http import parse_retry_after
 from connections.sandbox import DEMO_CREDENTIALS
 from connections.services.audit import Actor
+from connections.services.testing import send_test
 from connections.services.vault import credential_activate, credential_add
 from tests import factories
 
@@ -118,8 +119,7 @@ class TestRedaction:
             if provider == "teletracker":
                 secret["auth_scheme"] = "bearer_session"
             connection = factories.connection(provider, sandbox=vendors, secret=secret)
-            assert connection.provider_obj.run_test(
-                lambda s, c=connection: send(c, s, actor=USER, operation="test"), connection.effective_options()).ok
+            assert send_test(connection, connection.effective_options(), actor=USER).ok
             assert send(connection, spec, actor=USER).ok
             # A failing call too: errors echo input, excerpts carry the body.
             send(connection, RequestSpec("POST", "/nothing", json={"x": 1}), actor=USER)
@@ -286,8 +286,7 @@ class TestRetries:
         options = {"test_service": "email_verify", "test_body": '{"email": "a@b.example"}'} \
             if provider == "cleanlist" else None
         connection = factories.connection(provider, sandbox=vendors, secret=secret, options=options)
-        result = connection.provider_obj.run_test(
-            lambda s: send(connection, s, actor=WORKER, operation="test"), connection.effective_options())
+        result = send_test(connection, connection.effective_options(), actor=WORKER)
         assert result.status_code == 401 and result.attempts == 1 and sleeps == []
         sent = vendors.stats(provider)["requests"]
         assert sent == (2 if provider == "cloverdx" else 1)  # CloverDX: + the unauthenticated accessibility check
