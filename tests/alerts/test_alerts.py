@@ -20,7 +20,6 @@ from connections.models import (
     RotationAttempt,
 )
 from connections.services.audit import Actor
-from dashboard.celery import app as celery_app
 from tests import factories
 from tests.factories import RequestLogFactory
 from tests.receivers import SMTPSink, WebhookReceiver
@@ -30,10 +29,9 @@ ADMIN = Actor(label="admin-test")
 
 
 @pytest.fixture(autouse=True)
-def eager_celery():
-    celery_app.conf.task_always_eager = True
+def _tasks_inline(eager_celery):
+    """Every alert task runs inline (conftest's eager_celery)."""
     yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from connections.providers import PROVIDERS
 from tests import factories
 from tests.e2e.conftest import sign_in, take_screenshot
 from tests.e2e.test_layout import MEASURE, SIZES
-from tests.test_vendors import BROKEN, SHIPPED, STRIPE_BASIC
+from tests.providers.test_vendors import BROKEN, SHIPPED, STRIPE_BASIC
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -208,7 +208,7 @@ class TestSchemes:
 
 
 class TestLikeABuiltIn:
-    def test_created_on_the_new_connection_form_and_tested_on_its_page(self, admin_client_, vendors):
+    def test_created_on_the_new_connection_form_and_tested_on_its_page(self, admin_client_, vendors, eager_celery):
         response = admin_client_.post("/connections/new/", {
             "name": "github-form", "provider": "github", "base_url": vendors.base_url("github"),
             "test_interval": "300", "refresh_interval": "0", "enabled": "on",

@@ -30,7 +30,8 @@ def samples(db):
     log = RequestLogFactory(connection=c, operation="test", path="/v3.0/districts")
     attempt = RotationAttempt.objects.create(connection=c, state="succeeded")
     return {"name": c.name, "pk": log.pk, "batch_id": "0" * 32, "run_id": "0" * 32, "attempt_id": str(attempt.pk),
-            "channel": 1, "window": 1, "user_id": 1, "uidb64": "MA", "token": "x"}
+            "channel": 1, "window": 1, "user_id": 1, "uidb64": "MA", "token": "x",
+            "rest": "v3.0/districts"}
 
 
 def _get_urls(samples) -> dict[str, str]:
