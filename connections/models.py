@@ -14,19 +14,13 @@ from .choices import AlertCondition, AlertTransition, ChannelKind, CredentialSou
 from .choices import DeliveryState, Health, Operation, Outcome, RotationKind, RotationState, TriggeredBy  # noqa: F401
 from .crypto import EncryptedJSONField, SecretUnavailable
 from .providers import provider_choices, provider_for
-from .querysets import AlertDeliveryQuerySet, AlertRuleQuerySet, CredentialQuerySet
+from .querysets import AlertDeliveryQuerySet, AlertRuleQuerySet, ConnectionQuerySet, CredentialQuerySet, LiveConnections
 from .querysets import MaintenanceWindowQuerySet, RotationAttemptQuerySet
 # isort: on
 
 # The choices live in choices.py; they are imported here too, so `from .models import Health` works.
 
 
-class LiveConnections(models.Manager):
-    """Connection.objects: connections in use. Archived ones (kept for their history) are only in
-    Connection.with_archived, so every list, schedule, batch and sender leaves them out."""
-
-    def get_queryset(self):
-        return super().get_queryset().filter(archived_at__isnull=True)
 
 
 class Connection(models.Model):
@@ -76,7 +70,7 @@ class Connection(models.Model):
                                     related_name="+")
     archived_by_label = models.CharField(max_length=150, blank=True)
 
-    with_archived = models.Manager()
+    with_archived = ConnectionQuerySet.as_manager()
     objects = LiveConnections()
 
     class Meta:
