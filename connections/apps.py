@@ -14,7 +14,7 @@ class ConnectionsConfig(AppConfig):
 
         from . import crypto, tasks  # noqa: F401 (tasks: registered, so lower layers can queue them by name)
         from .outbound.sessions import register_renewer
-        from .rotation.grants import renew_for_call
+        from .rotation.renewal import renew_for_call
 
         register_renewer(renew_for_call)
         post_migrate.connect(_sync_roles, sender=self)

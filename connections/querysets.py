@@ -3,13 +3,48 @@ QuerySet.as_manager(), so they chain and work on related managers: connection.cr
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from .choices import CredentialState, RotationKind, RotationState
+
+# The rotation lease must outlive the slowest refresh call (connect + read timeouts, a throttle
+# wait) plus the commit; a dead worker's claim is taken over once it expires.
+DEFAULT_LEASE_SECONDS = 180
+
+
+def lease_seconds() -> int:
+    return int(getattr(settings, "ROTATION_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
+
+
+class ConnectionQuerySet(models.QuerySet):
+    def claim_rotation(self, connection_id: int, *, now: datetime | None = None) -> uuid.UUID | None:
+        """Take the connection's rotation claim (free, or its lease expired); None when held.
+
+        One UPDATE ... WHERE, committed at once: two processes (or machines) racing here can
+        never both win, whatever their isolation level, because the row lock serialises them
+        and the loser re-evaluates the WHERE clause against the winner's committed row. The
+        rotations take it (rotation/core.py), and so does archiving (nothing rotates an archive).
+        """
+        now = now or timezone.now()
+        claim = uuid.uuid4()
+        won = self.filter(pk=connection_id).filter(
+            Q(rotation_claim__isnull=True) | Q(rotation_lease_until__lt=now)
+        ).update(rotation_claim=claim, rotation_lease_until=now + timedelta(seconds=lease_seconds()))
+        return claim if won else None
+
+
+class LiveConnections(models.Manager.from_queryset(ConnectionQuerySet)):
+    """Connection.objects: connections in use. Archived ones (kept for their history) are only in
+    Connection.with_archived, so every list, schedule, batch and sender leaves them out."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(archived_at__isnull=True)
 
 
 class CredentialQuerySet(models.QuerySet):

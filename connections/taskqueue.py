@@ -15,3 +15,9 @@ from django.db import transaction
 def queue_on_commit(task_name: str, *args, **kwargs) -> None:
     """`task.delay(*args, **kwargs)` after the surrounding transaction commits (at once outside one)."""
     transaction.on_commit(lambda: current_app.tasks[task_name].delay(*args, **kwargs))
+
+
+def queue_now(task_name: str, *args, task_id: str | None = None, **kwargs) -> None:
+    """`task.apply_async(args, kwargs, task_id=task_id)` at once: the caller needs the broker's error
+    (and the run id it chose) before it answers."""
+    current_app.tasks[task_name].apply_async(args=args, kwargs=kwargs, task_id=task_id)

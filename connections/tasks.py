@@ -9,10 +9,7 @@ import time
 
 from celery import shared_task
 
-# Tests run with a time limit: the client's timeouts (5 s connect, 20 s read, retries) bound one call,
-# and these bound the whole task whatever happens (a stuck parser, a slow DNS): soft first, then hard.
-TEST_SOFT_TIME_LIMIT = 90
-TEST_TIME_LIMIT = 120
+from .services.test_runs import TEST_SOFT_TIME_LIMIT, TEST_TIME_LIMIT  # re-exported: the tasks' limits
 
 
 @shared_task(bind=True, name="connections.tasks.scheduled_test", ignore_result=True,

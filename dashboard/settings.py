@@ -27,61 +27,21 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from dashboard.envvars import cache_url as _cache_url
+from dashboard.envvars import db_url as _db_url
+from dashboard.envvars import env
+from dashboard.envvars import flag as _bool
+from dashboard.envvars import read as _read
+from dashboard.envvars import role_map as _role_map
 from dashboard.logformat import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
 if not os.environ.get("SWITCHBOARD_SKIP_DOTENV"):
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 # Local state of the embedded set-up (SQLite file, filesystem broker, collected static files, spool).
 # SWITCHBOARD_VAR_DIR moves it, e.g. for a second instance on one machine (tests/system does).
 VAR_DIR = Path(os.environ.get("SWITCHBOARD_VAR_DIR") or BASE_DIR / "var")
-
-
-def _read(name: str, parse, default):
-    """Parse one variable; any failure names the variable, never a traceback of internals."""
-    try:
-        return parse(name, default=default)
-    except ImproperlyConfigured:
-        raise
-    except Exception as exc:  # environ raises ValueError, KeyError, ... on malformed values
-        raise ImproperlyConfigured(f"{name} is malformed: {exc}") from None
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = env.str(name, default=str(default)).strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} is malformed: expected true or false, got {raw!r}")
-
-
-def _db_url(name: str, default: str) -> dict:
-    raw = env.str(name, default=default)
-    if "://" not in raw:
-        raise ImproperlyConfigured(f"{name} is malformed: expected a URL such as postgres://user@host:5432/db")
-    scheme = raw.split("://", 1)[0]
-    if scheme not in environ.Env.DB_SCHEMES:
-        raise ImproperlyConfigured(f"{name} is malformed: unknown database scheme {scheme!r} (use postgres:// or sqlite://)")
-    config = _read(name, lambda n, default: env.db_url_config(raw), None)
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name} is malformed: unknown database scheme in {raw.split('://')[0]!r}")
-    if config["ENGINE"] != "django.db.backends.sqlite3" and not config.get("NAME"):
-        raise ImproperlyConfigured(f"{name} is malformed: no database name")
-    return config
-
-
-def _cache_url(name: str, default: str) -> dict:
-    raw = env.str(name, default=default)
-    if "://" not in raw:
-        raise ImproperlyConfigured(f"{name} is malformed: expected a URL such as redis://127.0.0.1:6379/0")
-    return _read(name, lambda n, default: env.cache_url_config(raw), None)
 
 
 DEBUG = _bool("DEBUG", False)
@@ -206,18 +166,6 @@ OIDC_USE_PKCE = True
 OIDC_TIMEOUT = 10
 OIDC_CREATE_USER = True
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/"
-
-
-def _role_map(name: str) -> dict[str, str]:
-    """OIDC_ROLE_MAP="ops-admins=admin,ops=operator,staff=viewer": provider group -> role."""
-    mapping = {}
-    for item in filter(None, (part.strip() for part in env.str(name, default="").split(","))):
-        group, sep, role = item.rpartition("=")
-        if not sep or not group.strip() or role.strip() not in ("viewer", "operator", "admin"):
-            raise ImproperlyConfigured(f"{name} is malformed: expected group=role pairs (roles viewer, operator, "
-                                       f"admin) separated by commas, got {item!r}")
-        mapping[group.strip()] = role.strip()
-    return mapping
 
 
 OIDC_ROLE_MAP = _role_map("OIDC_ROLE_MAP")

@@ -8,11 +8,11 @@
 
 from .channels import DeliveryFailed
 from .delivery import channel_create, channel_delete, channel_test, deliver
-from .engine import DEFAULT_RULES, effective_rules, ensure_default_rules, evaluate, rule_set
+from .engine import DEFAULT_RULES, effective_rules, ensure_default_rules, evaluate, rule_set, rules_save
 from .maintenance import in_maintenance, maintenance_create, maintenance_end
 
 __all__ = [
     "DEFAULT_RULES", "DeliveryFailed", "channel_create", "channel_delete", "channel_test", "deliver",
     "effective_rules", "ensure_default_rules", "evaluate", "in_maintenance", "maintenance_create",
-    "maintenance_end", "rule_set",
+    "maintenance_end", "rule_set", "rules_save",
 ]

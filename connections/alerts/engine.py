@@ -97,6 +97,19 @@ def rule_set(*, connection: Connection | None, condition: str, enabled: bool, th
     return rule
 
 
+def rules_save(*, connection: Connection | None, rules: list[dict], actor: Actor) -> None:
+    """Every rule of the rules form (alerts page, a connection's page), in one transaction. On a
+    connection, a rule with `follow_default` drops the connection's own rule for that condition
+    (the default applies again)."""
+    with transaction.atomic():
+        for rule in rules:
+            if connection is not None and rule["follow_default"]:
+                AlertRule.objects.filter(connection=connection, condition=rule["condition"]).delete()
+                continue
+            rule_set(connection=connection, condition=rule["condition"], enabled=rule["enabled"],
+                     threshold=rule["threshold"], cooldown_minutes=rule["cooldown_minutes"], actor=actor)
+
+
 # -- conditions ----------------------------------------------------------------------------
 
 def _findings(connections: list[Connection], rules, now: dt.datetime) -> dict[tuple[int, str], Finding]:

@@ -5,7 +5,7 @@ with parsed errors, headroom, throttling with the vendor's scope, alerts, staged
 class only answers the hooks from data: where the secret goes (auth scheme), which hosts it may
 go to, the test requests, the error envelope (JSON pointers), the rate-limit headers and limits,
 and the retry rules. The OAuth 2.0 schemes add the generic oauth2 provider's token mechanics
-(declarative_oauth2.py).
+(declarative_oauth2.py); registry.py's `build` picks the class of a definition.
 """
 
 from __future__ import annotations
@@ -291,12 +291,3 @@ def _credential_fields(d: Definition) -> tuple[Field, ...]:
         fields += (Field("refresh_token", "Refresh token", secret=True, required=False,
                          help="Paste one, or leave empty and press Connect after saving (authorization code + PKCE)."),)
     return fields
-
-
-def build(definition: Definition, source: str = "") -> Provider:
-    """The provider of a definition: OAuth 2.0 schemes run on the oauth2 provider's mechanics."""
-    if definition.auth.scheme.startswith("oauth2"):
-        from .declarative_oauth2 import DeclarativeOAuth2
-
-        return DeclarativeOAuth2(definition, source)
-    return DeclarativeProvider(definition, source)

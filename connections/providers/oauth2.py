@@ -2,8 +2,8 @@
 token endpoint (RFC 6749), by the client-credentials grant or the refresh-token grant.
 
 Secrets: client_id, client_secret and, for the refresh-token grant, refresh_token (pasted, or
-stored by "Connect": authorization code + PKCE, services/oauth2_connect.py). Options: token_url,
-authorize_url, scope, test_path, client_auth (basic|post), probe (none|access_token).
+stored by "Connect": authorization code + PKCE, services/oauth2_connect.py and
+rotation/connect.py). Options: token_url, authorize_url, scope, test_path, client_auth (basic|post), probe (none|access_token).
 
 Where the access token lives: inside the credential's encrypted secret under "session", like
 TeleTracker's bearer sessions (outbound/sessions.py). A client-credentials token is a "login"

@@ -20,9 +20,11 @@ from .cleanlist import Cleanlist
 from .clever import Clever
 from .cleverbridge import Cleverbridge
 from .cloverdx import CloverDX
+from .declarative import DeclarativeProvider
+from .declarative_oauth2 import DeclarativeOAuth2
 from .oauth2 import OAuth2
 from .teletracker import TeleTracker
-from .vendor_files import Problem, load_text
+from .vendor_files import Definition, Problem, load_text
 
 BUILT_IN: dict[str, Provider] = {
     cls.key: cls()
@@ -46,11 +48,16 @@ class DefinitionFile:
         return not self.problems
 
 
+def build(definition: Definition, source: str = "") -> Provider:
+    """The provider of a definition: OAuth 2.0 schemes run on the oauth2 provider's mechanics."""
+    if definition.auth.scheme.startswith("oauth2"):
+        return DeclarativeOAuth2(definition, source)
+    return DeclarativeProvider(definition, source)
+
+
 def check_text(text: str, *, source: str = "", taken: Mapping[str, str] | None = None):
     """(provider or None, problems) for a definition's text; `taken` maps keys already in use
     to where they come from (a built-in, another file)."""
-    from .declarative import build
-
     definition, problems = load_text(text)
     if definition is None:
         return None, problems

@@ -7,16 +7,11 @@
 docs/rotation.md has the state machine and what an operator sees and does at each failure.
 """
 
+from ..selectors.rotation import refresh_warning, rotation_mode, supports_refresh
 from .core import BUSY, SPOOLED, UNSUPPORTED, RotationOutcome, claim_connection, release_claim
 from .reconcile import reconcile_rotations, settle_attempt
 from .refresh import rotate
-from .schedule import (
-    connections_due_for_refresh,
-    next_refresh_time,
-    refresh_warning,
-    rotation_mode,
-    supports_refresh,
-)
+from .schedule import connections_due_for_refresh, next_refresh_time
 from .spool import recover_spool
 from .staged import staged_replace
 

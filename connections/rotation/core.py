@@ -17,22 +17,13 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from .. import metrics
 from ..models import Connection, Credential, Health, RotationAttempt, RotationState
+from ..querysets import DEFAULT_LEASE_SECONDS, lease_seconds  # noqa: F401 (re-exported)
 from ..services.audit import Actor, audit
 from ..services.testing import connection_test
-
-# The lease must outlive the slowest refresh call (connect + read timeouts, a throttle wait)
-# plus the commit; a dead worker's claim is taken over once it expires.
-DEFAULT_LEASE_SECONDS = 180
-
-
-def lease_seconds() -> int:
-    return int(getattr(settings, "ROTATION_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
-
 
 # ---------------------------------------------------------------------------- the outcome
 
@@ -75,18 +66,9 @@ class RotationOutcome:
 
 
 def claim_connection(connection_id: int, *, now: datetime | None = None) -> uuid.UUID | None:
-    """Take the connection's rotation claim (free, or its lease expired); None when held.
-
-    One UPDATE ... WHERE, committed at once: two processes (or machines) racing here can
-    never both win, whatever their isolation level, because the row lock serialises them
-    and the loser re-evaluates the WHERE clause against the winner's committed row.
-    """
-    now = now or timezone.now()
-    claim = uuid.uuid4()
-    won = Connection.objects.filter(pk=connection_id).filter(
-        Q(rotation_claim__isnull=True) | Q(rotation_lease_until__lt=now)
-    ).update(rotation_claim=claim, rotation_lease_until=now + timedelta(seconds=lease_seconds()))
-    return claim if won else None
+    """Take the connection's rotation claim (free, or its lease expired); None when held
+    (`Connection.objects.claim_rotation`: one UPDATE ... WHERE, committed at once)."""
+    return Connection.objects.claim_rotation(connection_id, now=now)
 
 
 def release_claim(connection_id: int, claim: uuid.UUID) -> bool:

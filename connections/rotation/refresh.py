@@ -50,6 +50,7 @@ from .core import (
     set_health,
     utc,
 )
+from .grants import grant_refused, refuse_spent
 from .late import late_grace, pending_recheck, recheck, wait_message
 from .probe import Probe, describe_result, error_info, probe_old
 from .reconcile import settle_attempt, settle_by_probe
@@ -122,8 +123,6 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                     f"have been rescinded by {provider.label}, so refreshing with it again is refused. Paste the "
                     f"secret {provider.label} support issues (Rotate → \"Paste a new secret instead\", or "
                     f"`connections rotate {connection.name} --stdin`).")
-    from .grants import refuse_spent
-
     spent = refuse_spent(connection=connection, old=old, actor=actor)
     if spent is not None:
         return spent  # a replay of a refresh secret already used: refused before anything is sent
@@ -188,8 +187,6 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
         return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current "
                                      f"secret is unchanged and still active ({probe.detail}).", result)
     if provider.grant_refused(result.status_code, error_info(result)):
-        from .grants import grant_refused
-
         return grant_refused(connection=connection, attempt=attempt, actor=actor, result=result,
                              what=describe_result(result))
     return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current secret "

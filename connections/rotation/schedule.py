@@ -1,6 +1,6 @@
-"""Whether and when a connection refreshes: how its credential rotates (from non-secret
-metadata, so pages may ask), when the next proactive refresh is due, and which connections
-are due now (the refresh_due beat task queues them)."""
+"""When a connection refreshes: when the next proactive refresh is due, and which connections
+are due now (the refresh_due beat task queues them). Whether it refreshes at all (from
+non-secret metadata, so pages may ask) is a read: selectors/rotation.py."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..models import Connection, Credential, Health, RotationState
 from ..providers import PROVIDERS
+from ..selectors.rotation import supports_refresh
 from ..services.vault import active_credential
 
 # Refresh a session this long before it expires (at most half its lifetime).
@@ -18,33 +19,6 @@ SESSION_MARGIN_SECONDS = 300
 
 # A proactive refresh that failed is tried again after this long.
 RETRY_AFTER_FAILURE = 300
-
-
-def rotation_mode(credential: Credential | None) -> str:
-    """"refresh", "login" (start a session) or "replace", from the credential's non-secret meta
-    (providers' credential_meta(); kept current by vault, sessions and refresh): no decrypting."""
-    if credential is None:
-        return "replace"
-    return (credential.meta or {}).get("rotation") or "replace"
-
-
-def supports_refresh(connection: Connection, credential: Credential | None = None) -> bool:
-    """Does `rotate` act at the vendor (a refresh, or a login that starts a session) rather than
-    take a pasted secret? Reads metadata only, so pages may ask."""
-    if not connection.provider_obj.rescinds_on_refresh:
-        return False
-    return rotation_mode(credential or active_credential(connection)) in ("refresh", "login")
-
-
-def refresh_warning(connection: Connection) -> str:
-    """What a refresh does, in the provider's words, for the confirmation before it runs."""
-    provider = connection.provider_obj
-    if rotation_mode(active_credential(connection)) == "login":
-        how = provider.login_words.replace("logged in", "logs in").replace("asked", "asks")
-        return (f"No {provider.label} session yet: this starts one ({how}) and stores it; Switchboard refreshes "
-                "it before it expires.")
-    return provider.refresh_warning or (f"{provider.label} invalidates the current secret the moment it answers; "
-                    "Switchboard stores the new one at once.")
 
 
 def _session_expiry(connection: Connection, credential: Credential) -> float | None:

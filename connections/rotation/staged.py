@@ -62,8 +62,8 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
     for stale in connection.rotations.unsettled():
         settle_attempt(stale, actor=actor, task_id=task_id)
     if provider.verifies_by_refresh(secret_clean):
-        # A refresh token without an access token can only be checked by using it (rotation/grants.py).
-        from .grants import staged_by_refresh
+        # A refresh token without an access token can only be checked by using it (rotation/renewal.py).
+        from .renewal import staged_by_refresh
 
         return staged_by_refresh(connection=connection, secret=secret_clean, actor=actor, task_id=task_id)
     with transaction.atomic():

@@ -1,12 +1,41 @@
-"""What the Rotate panel and the rotation history show (templates/connections/rotation.html)."""
+"""What the Rotate panel and the rotation history show (templates/connections/rotation.html), and
+whether a connection's Rotate acts at the vendor (read from non-secret metadata: never decrypted)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..models import Connection, RotationAttempt, RotationState
+from ..models import Connection, Credential, RotationAttempt, RotationState
 
 HISTORY_ROWS = 10
+
+
+def rotation_mode(credential: Credential | None) -> str:
+    """"refresh", "login" (start a session) or "replace", from the credential's non-secret meta
+    (providers' credential_meta(); kept current by vault, sessions and refresh): no decrypting."""
+    if credential is None:
+        return "replace"
+    return (credential.meta or {}).get("rotation") or "replace"
+
+
+def supports_refresh(connection: Connection, credential: Credential | None = None) -> bool:
+    """Does `rotate` act at the vendor (a refresh, or a login that starts a session) rather than
+    take a pasted secret? Reads metadata only, so pages may ask."""
+    if not connection.provider_obj.rescinds_on_refresh:
+        return False
+    return rotation_mode(credential or connection.credentials.active().first()) in ("refresh", "login")
+
+
+def refresh_warning(connection: Connection) -> str:
+    """What a refresh does, in the provider's words, for the confirmation before it runs."""
+    provider = connection.provider_obj
+    if rotation_mode(connection.credentials.active().first()) == "login":
+        how = provider.login_words.replace("logged in", "logs in").replace("asked", "asks")
+        return (f"No {provider.label} session yet: this starts one ({how}) and stores it; Switchboard refreshes "
+                "it before it expires.")
+    return provider.refresh_warning or (f"{provider.label} invalidates the current secret the moment it answers; "
+                    "Switchboard stores the new one at once.")
+
 
 
 @dataclass
@@ -21,8 +50,6 @@ class RotationPanel:
 
 def rotation_panel(*, connection: Connection) -> RotationPanel:
     """Three queries. Reads the credential's non-secret meta: nothing is decrypted to draw the page."""
-    from ..rotation import refresh_warning, rotation_mode, supports_refresh
-
     credential = connection.credentials.active().defer("secret").first()
     refreshes = supports_refresh(connection, credential)
     rescinds = connection.provider_obj.rescinds_on_refresh

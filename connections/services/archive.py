@@ -15,7 +15,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import AlertState, Connection, CredentialState, RotationAttempt, RotationState
-from ..rotation.core import claim_connection
 from .audit import Actor, audit
 
 RETIRED_BY_ARCHIVE = "archived"  # Credential.meta["retired_because"]
@@ -28,7 +27,7 @@ def connection_archive(*, connection: Connection, actor: Actor) -> Connection:
         raise ValidationError(f"{connection.name} was archived on {connection.archived_at:%Y-%m-%d %H:%M} UTC.")
     unsettled = RotationAttempt.objects.filter(connection=connection, state=RotationState.STARTED).exists()
     # The rotation claim keeps a rotation from starting meanwhile; it is never given back (archived).
-    if unsettled or claim_connection(connection.pk) is None:
+    if unsettled or Connection.objects.claim_rotation(connection.pk) is None:
         raise ValidationError(f"A rotation of {connection.name} is running or not yet settled; archive it once "
                               "the rotation history shows it finished.")
     now = timezone.now()

@@ -4,12 +4,11 @@ connection page to the vendor's consent page and back, ending in a stored grant.
     connect_start(connection, session, redirect_uri, actor) -> the consent page's URL
         A fresh state and PKCE verifier, kept server-side in the user's session (the verifier
         encrypted), never in the URL beyond `state` and the S256 challenge. Audited.
-    connect_finish(session, params, actor) -> RotationOutcome
+    connect_callback(session, params, actor) -> (connection, code, verifier, redirect_uri)
         The callback: the state must be one this session started, at most PENDING_SECONDS ago,
-        for this user; it is used once. The code is exchanged once (no retry) under the
-        connection's rotation claim, journaled (kind "connect"), and the grant goes through the
-        same spool-then-commit path as a refresh (rotation/refresh.py): a new credential version,
-        verified with the connection test. Raises ConnectError with the operator's sentence.
+        for this user; it is used once. Raises ConnectError with the operator's sentence.
+
+The exchange of the code is a rotation (rotation/connect.py, `connect_finish`).
 """
 
 from __future__ import annotations
@@ -18,11 +17,9 @@ import secrets
 import time
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
 
 from ..crypto import decrypt_bytes, encrypt_bytes
-from ..models import Connection, Credential, CredentialState
-from ..providers.http import RefreshError
+from ..models import Connection
 from ..providers.oauth2_grants import authorization_url, explain_grant_error, pkce_pair
 from .audit import Actor, audit
 from .vault import active_credential
@@ -63,7 +60,10 @@ def connect_start(*, connection: Connection, session, redirect_uri: str, actor: 
                              challenge=challenge, scope=options.get("scope", ""))
 
 
-def connect_finish(*, session, params, actor: Actor):
+def connect_callback(*, session, params, actor: Actor) -> tuple[Connection, str, str, str]:
+    """Check the authorization server's answer against the Connect this session started; used once.
+    (connection, code, verifier, redirect_uri) for the exchange (rotation/connect.py); ConnectError
+    with the operator's sentence otherwise."""
     pending = session.get(SESSION_KEY) or {}
     state = params.get("state") or ""
     entry = pending.pop(state, None) if state else None
@@ -84,60 +84,4 @@ def connect_finish(*, session, params, actor: Actor):
     if not code or len(code) > 4096:
         raise ConnectError("The authorization server's answer carried no code. Nothing changed; press Connect again.",
                            connection)
-    return _exchange(connection, code, decrypt_bytes(entry["verifier"]).decode(), entry["redirect_uri"], actor)
-
-
-def _exchange(connection: Connection, code: str, verifier: str, redirect_uri: str, actor: Actor):
-    from ..models import RotationState
-    from ..outbound.client import send
-    from ..rotation.core import busy_outcome, claim_connection, journal_finish, journal_start, release_claim
-    from ..rotation.probe import describe_result
-    from ..rotation.refresh import _store_new_secret
-
-    provider = connection.provider_obj
-    claim = claim_connection(connection.pk)
-    if claim is None:
-        raise ConnectError(busy_outcome(connection, "connect").message, connection)
-    try:
-        old = active_credential(connection)
-        if old is None:
-            raise ConnectError("The connection has no client id and secret any more. Nothing was stored.", connection)
-        secret = old.reveal()
-        with transaction.atomic():
-            attempt = journal_start(connection=connection, actor=actor, kind="connect", old=old)
-        # The code and verifier ride in a credential that is never saved, so the log masks them too.
-        carrier = Credential(connection=connection, version=old.version, fingerprint=old.fingerprint, meta=old.meta,
-                             secret={**secret, "code": code, "code_verifier": verifier})
-        spec = provider.code_request(connection.effective_options(), code=code, verifier=verifier,
-                                     redirect_uri=redirect_uri)
-        result = send(connection, spec, actor=actor, operation="connect", credential=carrier, retry=False)
-        attempt.vendor_request_id = (result.vendor_request_id or "")[:200]
-        try:
-            if not result.ok:
-                raise RefreshError(describe_result(result))
-            new_secret = provider.parse_refresh({**secret, "refresh_token": ""}, result.data, now=time.time())
-        except RefreshError as exc:
-            message = (f"The authorization server did not issue a grant: {exc}. Nothing changed: "
-                       f"v{old.version} stays active. Press Connect again.")
-            with transaction.atomic():
-                journal_finish(attempt, state=RotationState.FAILED, actor=actor, step="code_refused", error=message)
-            raise ConnectError(message, connection) from None
-        if not new_secret.get("refresh_token"):
-            new_secret.pop("refresh_token")
-        outcome = _store_new_secret(connection, attempt, old, new_secret, actor, "")
-        if not secret.get("refresh_token"):
-            # Nothing of it was consumed (client credentials): retired, not rescinded.
-            Credential.objects.filter(pk=old.pk, state=CredentialState.RESCINDED).update(
-                state=CredentialState.RETIRED)
-        audit(actor=actor, action="oauth2.connect", connection=connection,
-              details={"attempt": outcome.attempt_id, "new_fingerprint": outcome.new_fingerprint,
-                       "vendor_request_id": outcome.vendor_request_id})
-        outcome.message = ("Connected: the authorization server granted access and the grant is stored as "
-                           f"credential v{outcome.new_version} (fingerprint {outcome.new_fingerprint}). "
-                           + outcome.verification)
-        return outcome
-    finally:
-        try:
-            release_claim(connection.pk, claim)
-        except DatabaseError:
-            pass
+    return connection, code, decrypt_bytes(entry["verifier"]).decode(), entry["redirect_uri"]

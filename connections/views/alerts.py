@@ -15,7 +15,6 @@ from dashboard.reauth import recent_password
 from .. import alerts, selectors
 from ..forms import ChannelForm, MaintenanceForm, alert_rule_formset, errors_text
 from ..providers.schema import error_text
-from ..services.alert_rules import alert_rules_save
 from ..services.audit import Actor
 from .common import can, get_connection, render
 
@@ -75,7 +74,7 @@ def _save_rules(request, connection=None) -> bool:
         messages.error(request, "Alert rules not saved: " + "; ".join(problems or formset.non_form_errors()))
         return False
     try:
-        alert_rules_save(connection=connection, rules=[form.rule() for form in formset], actor=Actor.from_request(request))
+        alerts.rules_save(connection=connection, rules=[form.rule() for form in formset], actor=Actor.from_request(request))
     except ValidationError as exc:
         messages.error(request, f"Alert rules not saved: {error_text(exc)}")
         return False

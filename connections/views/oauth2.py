@@ -15,8 +15,9 @@ from dashboard.reauth import recent_password
 from dashboard.security import CSP
 
 from ..providers.schema import error_messages
+from ..rotation.connect import connect_finish
 from ..services.audit import Actor
-from ..services.oauth2_connect import ConnectError, connect_finish, connect_start
+from ..services.oauth2_connect import ConnectError, connect_start
 from .common import can, get_connection
 
 

@@ -1,4 +1,5 @@
-"""Connection, Credential, RotationAttempt, RequestLog, AuditEvent (shared/DESIGN.md)."""
+"""Connection, Credential, RotationAttempt, RequestLog, AuditEvent (shared/DESIGN.md), and the
+shared state every process must see (batch progress, throttle scopes and leases)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 # isort: off
-from .choices import AlertCondition, AlertTransition, ChannelKind, CredentialSource, CredentialState  # noqa: F401
-from .choices import DeliveryState, Health, Operation, Outcome, RotationKind, RotationState, TriggeredBy  # noqa: F401
-from .crypto import EncryptedJSONField, SecretUnavailable
-from .providers import provider_choices, provider_for
-from .querysets import AlertDeliveryQuerySet, AlertRuleQuerySet, CredentialQuerySet
-from .querysets import MaintenanceWindowQuerySet, RotationAttemptQuerySet
+from ..choices import CredentialSource, CredentialState, Health, Operation, Outcome, RotationKind, RotationState
+from ..choices import TriggeredBy
+from ..crypto import EncryptedJSONField, SecretUnavailable
+from ..providers import provider_choices, provider_for
+from ..querysets import ConnectionQuerySet, CredentialQuerySet, LiveConnections, RotationAttemptQuerySet
 # isort: on
 
-# The choices live in choices.py; they are imported here too, so `from .models import Health` works.
-
-
-class LiveConnections(models.Manager):
-    """Connection.objects: connections in use. Archived ones (kept for their history) are only in
-    Connection.with_archived, so every list, schedule, batch and sender leaves them out."""
-
-    def get_queryset(self):
-        return super().get_queryset().filter(archived_at__isnull=True)
 
 
 class Connection(models.Model):
@@ -76,7 +67,7 @@ class Connection(models.Model):
                                     related_name="+")
     archived_by_label = models.CharField(max_length=150, blank=True)
 
-    with_archived = models.Manager()
+    with_archived = ConnectionQuerySet.as_manager()
     objects = LiveConnections()
 
     class Meta:
@@ -255,121 +246,6 @@ class AuditEvent(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.connection_name}"
 
 
-class AlertRule(models.Model):
-    """Whether and how a condition alerts. connection=None is the default for every connection;
-    a rule for one connection overrides it."""
-
-    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.CASCADE,
-                                   related_name="alert_rules")
-    condition = models.CharField(max_length=30, choices=AlertCondition.choices)
-    enabled = models.BooleanField(default=True)
-    # headroom_low: percent of the limit remaining; credential_expiring: hours before expiry.
-    threshold = models.FloatField(null=True, blank=True)
-    cooldown_minutes = models.PositiveIntegerField(default=30)
-
-    objects = AlertRuleQuerySet.as_manager()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["connection", "condition"], name="one_rule_per_condition"),
-            models.UniqueConstraint(fields=["condition"], condition=Q(connection__isnull=True),
-                                    name="one_default_rule_per_condition"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.connection or 'default'}: {self.condition}"
-
-
-class AlertChannel(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    kind = models.CharField(max_length=10, choices=ChannelKind.choices)
-    # E-mail: {"to": [...]}; webhook: {"url": ...}. Encrypted: a webhook URL is itself a secret.
-    config = EncryptedJSONField()
-    # Safe to show: the e-mail addresses or the webhook's host.
-    display_target = models.CharField(max_length=300)
-    enabled = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by_label = models.CharField(max_length=150, blank=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class MaintenanceWindow(models.Model):
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="maintenance_windows")
-    starts_at = models.DateTimeField()
-    ends_at = models.DateTimeField()
-    reason = models.CharField(max_length=300, blank=True)
-    created_by_label = models.CharField(max_length=150, blank=True)
-
-    objects = MaintenanceWindowQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-starts_at"]
-        indexes = [models.Index(fields=["connection", "ends_at"], name="maint_conn_ends")]
-
-    def __str__(self) -> str:
-        return f"{self.connection} {self.starts_at:%Y-%m-%d %H:%M}–{self.ends_at:%H:%M}"
-
-
-class AlertState(models.Model):
-    """Whether a condition is currently on for a connection: alerts fire on transitions only."""
-
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="alert_states")
-    condition = models.CharField(max_length=30, choices=AlertCondition.choices)
-    active = models.BooleanField(default=False)
-    since = models.DateTimeField(default=timezone.now)
-    last_notified_at = models.DateTimeField(null=True, blank=True)
-    detail = models.CharField(max_length=500, blank=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["connection", "condition"], name="one_state_per_condition")]
-
-    def __str__(self) -> str:
-        return f"{self.connection_id} {self.condition} {'on' if self.active else 'off'}"
-
-
-class AlertEvent(models.Model):
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="alert_events")
-    condition = models.CharField(max_length=30, choices=AlertCondition.choices)
-    transition = models.CharField(max_length=10, choices=AlertTransition.choices)
-    at = models.DateTimeField(default=timezone.now)
-    message = models.TextField()
-    # Why nothing was sent, if so: maintenance window, cooldown, rule disabled.
-    suppressed = models.CharField(max_length=100, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["-at", "-id"], name="alert_event_recent"),
-                   models.Index(fields=["connection", "-at"], name="alert_event_conn")]
-
-    def __str__(self) -> str:
-        return f"{self.connection_id} {self.condition} {self.transition}"
-
-
-class AlertDelivery(models.Model):
-    event = models.ForeignKey(AlertEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
-    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
-    subject = models.CharField(max_length=300)
-    body = models.TextField()
-    state = models.CharField(max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-
-    objects = AlertDeliveryQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.channel} {self.state}"
-
-
 # ----------------------------------------------------------------------------- shared state
 # What every process must see, in the database (docs/decisions.md, "Shared state").
 
@@ -424,56 +300,3 @@ class ThrottleLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.pk}"
-
-
-# ----------------------------------------------------------------------------- the egress proxy
-
-
-class ApplicationKey(models.Model):
-    """An application's key for /proxy/<connection>/<path> (connections/proxy/). The key itself is
-    shown once; only its SHA-256 and its public prefix (`sbk_` + key id) are stored."""
-
-    name = models.SlugField(max_length=64, unique=True)
-    key_id = models.CharField(max_length=16, unique=True)  # public part of the key, after "sbk_"
-    key_hash = models.CharField(max_length=64)  # hex SHA-256 of the whole key
-    connections = models.ManyToManyField(Connection, related_name="application_keys", blank=True)
-    methods = models.JSONField(default=list, blank=True)  # upper-case methods; empty: any method
-    created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_by_label = models.CharField(max_length=150, blank=True)
-    rotated_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)  # to the minute (services/appkeys.py)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def prefix(self) -> str:
-        """What identifies the key without revealing it (shown on pages, in the CLI and the log)."""
-        return f"sbk_{self.key_id}"
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
-
-class ExternalIdentity(models.Model):
-    """A user who signs in with single sign-on (dashboard/sso.py), by the identity provider's
-    issuer and subject: never by user name, so an IdP account cannot take over a local one."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
-    issuer = models.CharField(max_length=300)
-    subject = models.CharField(max_length=255)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_sign_in_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="one_user_per_external_identity")]
-
-    def __str__(self) -> str:
-        return f"{self.user_id} {self.issuer} {self.subject}"

@@ -1,0 +1,19 @@
+"""The connections app's models, one module per concern; import them from here.
+
+    core.py     Connection, Credential, RotationAttempt, RequestLog, AuditEvent; shared state
+                (BatchRun, BatchRunResult, ThrottleScope, ThrottleLease)
+    alerts.py   AlertRule, AlertChannel, MaintenanceWindow, AlertState, AlertEvent, AlertDelivery
+    access.py   ApplicationKey (the egress proxy), ExternalIdentity (single sign-on)
+
+The choices live in choices.py and the QuerySets in querysets.py; the choices are re-exported
+here too, so `from connections.models import Health` works.
+"""
+
+# isort: off
+from ..choices import AlertCondition, AlertTransition, ChannelKind, CredentialSource, CredentialState  # noqa: F401
+from ..choices import DeliveryState, Health, Operation, Outcome, RotationKind, RotationState, TriggeredBy  # noqa: F401
+from .core import AuditEvent, BatchRun, BatchRunResult, Connection, Credential, RequestLog  # noqa: F401
+from .core import RotationAttempt, ThrottleLease, ThrottleScope  # noqa: F401
+from .alerts import AlertChannel, AlertDelivery, AlertEvent, AlertRule, AlertState, MaintenanceWindow  # noqa: F401
+from .access import ApplicationKey, ExternalIdentity  # noqa: F401
+# isort: on
