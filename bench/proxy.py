@@ -173,6 +173,7 @@ def rotation(product, key: str, clients: int, seconds: float) -> None:
 
     # Importing the harness read this shell's settings (dashboard/__init__ loads Celery's); read
     # them again from the tree's environment (its database, cache and credential keys).
+    sys.modules.pop("dashboard.settings", None)  # its module-level code runs again
     settings._wrapped = empty
     django.setup()
     from connections.models import Connection, RequestLog
