@@ -7,8 +7,7 @@ proxy's own work (docs/proxy.md, "Serving"). This middleware sits after the requ
 Django's SecurityMiddleware; for a path that resolves to the proxy view it runs the view with
 the security headers of every page (X-Frame-Options, CSP, Permissions-Policy) and nothing else.
 Any other path, and a /proxy/ path that does not resolve to the proxy, takes the full chain.
-(CommonMiddleware is skipped too: it turned a vendor's 404 on a path without a trailing slash
-into a redirect to the same path with one.)
+CommonMiddleware's one effect on a proxied answer, Content-Length, is set here too.
 """
 
 from __future__ import annotations
