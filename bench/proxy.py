@@ -168,7 +168,13 @@ def throughput(product, key: str, clients: int, seconds: float) -> None:
 def rotation(product, key: str, clients: int, seconds: float) -> None:
     os.environ.update(product.env)
     import django
+    from django.conf import settings
+    from django.utils.functional import empty
 
+    # Importing the harness read this shell's settings (dashboard/__init__ loads Celery's); read
+    # them again from the tree's environment (its database, cache and credential keys).
+    sys.modules.pop("dashboard.settings", None)  # its module-level code runs again
+    settings._wrapped = empty
     django.setup()
     from connections.models import Connection, RequestLog
     from connections.rotation import rotate

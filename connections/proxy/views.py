@@ -89,7 +89,12 @@ def _await_rotation(connection: Connection, old_pk: int | None) -> Credential | 
         if fresh is not None and fresh.pk != old_pk:
             return fresh
         claimed = Connection.objects.filter(pk=connection.pk, rotation_claim__isnull=False).exists()
-        if not claimed or time.monotonic() > deadline:
+        if not claimed:
+            # The rotation may have committed the new credential and released its claim between
+            # the two reads: look once more (a rotation commits before it releases the claim).
+            fresh = _active(connection)
+            return fresh if fresh is not None and fresh.pk != old_pk else None
+        if time.monotonic() > deadline:
             return None
         time.sleep(0.05)
 
