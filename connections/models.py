@@ -217,9 +217,6 @@ class RequestLog(models.Model):
             models.Index(fields=["vendor_request_id"], name="reqlog_vendor_req_id",
                          condition=~Q(vendor_request_id="")),
             models.Index(fields=["chain_id"], name="reqlog_chain"),
-            # Covers the overview's 24 h per-connection totals (index-only scan).
-            models.Index(fields=["started_at"], include=["connection_id", "outcome", "status_code"],
-                         name="reqlog_stats_cover"),
         ]
 
     def __str__(self) -> str:
@@ -426,3 +423,7 @@ class ThrottleLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.pk}"
+
+
+# Counts per connection and time bucket, maintained by a trigger on the request log (rollups.py).
+from .rollups import ErrorRollup, RequestRollup  # noqa: E402,F401
