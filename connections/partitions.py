@@ -143,10 +143,12 @@ def drop_expired(*, ok_cutoff: datetime | None, error_cutoff: datetime | None) -
     return Dropped(ok_days, whole_days, estimate)
 
 
-def delete_from_default(*, ok_cutoff: datetime | None, error_cutoff: datetime | None, batch_size: int) -> int:
-    """Rows of the default partition past their cutoff, deleted in batches (it is normally empty)."""
-    deleted = 0
-    for cutoff, only_ok in ((ok_cutoff, True), (error_cutoff, False)):
+def delete_from_default(*, ok_cutoff: datetime | None, error_cutoff: datetime | None,
+                        batch_size: int) -> tuple[int, int, int]:
+    """Rows of the default partition past their cutoff, deleted in batches (it is normally empty):
+    (ok rows deleted, rows deleted past the error cutoff, batches)."""
+    counts, batches = [0, 0], 0
+    for n_pass, (cutoff, only_ok) in enumerate(((ok_cutoff, True), (error_cutoff, False))):
         if cutoff is None:
             continue
         while True:
@@ -156,7 +158,8 @@ def delete_from_default(*, ok_cutoff: datetime | None, error_cutoff: datetime | 
                     f"{' AND outcome = %s' if only_ok else ''} LIMIT %s))",
                     [cutoff, "ok", batch_size] if only_ok else [cutoff, batch_size])
                 n = cursor.rowcount
-            deleted += n
+            counts[n_pass] += n
+            batches += 1 if n else 0
             if n < batch_size:
                 break
-    return deleted
+    return counts[0], counts[1], batches

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Case, Count, Max, Min, Q, QuerySet, Value, When
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from .. import charts
+from .. import charts, rollups
 from ..advice import advise, support_deadline
 from ..models import (
     Connection,
@@ -20,6 +19,7 @@ from ..models import (
     RequestLog,
 )
 from ..providers import PROVIDERS
+from ..rollups import ErrorRollup
 
 # ---------------------------------------------------------------------------------------------
 # Operations pages: overview, request log, error details, error history, rate-limit headroom.
@@ -225,15 +225,6 @@ ERROR_RANGES = {"24h": (timedelta(hours=24), "hour"), "7d": (timedelta(days=7), 
                 "30d": (timedelta(days=30), "day")}
 
 
-def _error_category() -> Case:
-    return Case(
-        When(Q(outcome=Outcome.THROTTLED) | Q(status_code=429), then=Value("throttled")),
-        When(outcome__in=[Outcome.NETWORK_ERROR, Outcome.TIMEOUT], then=Value("network")),
-        When(status_code__gte=500, then=Value("5xx")),
-        default=Value("4xx"),
-    )
-
-
 def _buckets(since: datetime, now: datetime, unit: str) -> list[datetime]:
     local_since, local_now = timezone.localtime(since), timezone.localtime(now)
     if unit == "hour":
@@ -244,41 +235,57 @@ def _buckets(since: datetime, now: datetime, unit: str) -> list[datetime]:
     return [timezone.make_aware(datetime.combine(local_since.date() + timedelta(days=i), time())) for i in range(days)]
 
 
+def _category(outcome: str, status: int) -> str:
+    """The chart's category of an error: 429s and our own holds, network, 5xx, the rest."""
+    if outcome == Outcome.THROTTLED or status == 429:
+        return "throttled"
+    if outcome in (Outcome.NETWORK_ERROR, Outcome.TIMEOUT):
+        return "network"
+    return "5xx" if status >= 500 else "4xx"
+
+
 def error_history(*, connection: Connection | None = None, range_key: str = "7d", vendor: str = "",
                   now: datetime | None = None) -> dict:
     """Errors over time (a stacked SVG chart) and grouped by status and vendor error code.
 
-    Two queries over the error rows of the range (index reqlog_outcome_recent), whatever their number.
+    Two queries over the error rollups (rollups.ErrorRollup: per connection and hour for 24 h, per
+    UTC day for 7 and 30 days), whatever the size of the log. A range starts at the start of its
+    first bucket: "7d" is the 7 days before today and today so far (UTC days).
     """
     now = now or timezone.now()
     range_key = range_key if range_key in ERROR_RANGES else "7d"
     span, unit = ERROR_RANGES[range_key]
-    since = now - span
     vendor = vendor if vendor in PROVIDERS and connection is None else ""
-    qs = RequestLog.objects.filter(outcome__in=ERROR_OUTCOMES, started_at__gte=since, started_at__lte=now)
+    if unit == "hour":
+        since = (now - span).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        buckets = _buckets(since, now, "hour")
+        qs = ErrorRollup.objects.filter(span=rollups.HOUR, bucket__gte=since, bucket__lte=now)
+    else:
+        utc_now = now.astimezone(UTC)
+        since = datetime.combine(utc_now.date() - span, time(), UTC)
+        buckets = [since + timedelta(days=i) for i in range(span.days + 1)]
+        qs = ErrorRollup.objects.filter(span=rollups.DAY, bucket__gte=since, bucket__lte=now)
     if connection is not None:
         qs = qs.filter(connection_id=connection.pk)
     elif vendor:
         qs = qs.filter(provider=vendor)
-    trunc = TruncHour if unit == "hour" else TruncDay
-    per_bucket = (qs.annotate(bucket=trunc("started_at"), category=_error_category())
-                  .values("bucket", "category").annotate(n=Count("id")).order_by())
-    buckets = _buckets(since, now, unit)
     index = {b: i for i, b in enumerate(buckets)}
     series = {key: [0] * len(buckets) for key, _, _ in charts.CATEGORIES}
-    for row in per_bucket:
-        i = index.get(row["bucket"])
+    for bucket, outcome, status, n in (qs.values("bucket", "outcome", "status_code").annotate(n=Sum("count"))
+                                       .order_by().values_list("bucket", "outcome", "status_code", "n")):
+        i = index.get(bucket)
         if i is not None:
-            series[row["category"]][i] += row["n"]
+            series[_category(outcome, status)][i] += n
     groups = list(
         qs.values("provider", "outcome", "status_code", "error_code")
-        .annotate(count=Count("id"), first_seen=Min("started_at"), last_seen=Max("started_at"),
-                  connections=Count("connection_id", distinct=True), latest_id=Max("id"),
-                  message=Max("error_message"))
+        .annotate(count=Sum("count"), first_seen=Min("first_seen"), last_seen=Max("last_seen"),
+                  connections=Count("connection_id", distinct=True), latest_id=Max("latest_id"),
+                  message=Max("message"))
         .order_by("-count", "-last_seen")[:100]
     )
     since_param = timezone.localtime(since).strftime("%Y-%m-%dT%H:%M")
     for g in groups:
+        g["status_code"] = g["status_code"] or None  # 0 in the rollup: no answer
         g["log_query"] = urlencode({k: v for k, v in {
             "connection": connection.name if connection else "",
             "vendor": g["provider"] if connection is None else "",
