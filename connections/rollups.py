@@ -17,7 +17,7 @@ Rows deleted from the request log (retention) are not subtracted: a rollup count
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection as default_connection
 from django.db import models
@@ -179,9 +179,17 @@ def install(schema_editor) -> None:
 
 def rebuild(*, since: datetime | None = None, using=None) -> None:
     """Recompute the rollups from the request log (after a COPY that bypassed the trigger, or to
-    backfill history). Replaces the buckets from `since` on (all of them without)."""
+    backfill history): every bucket from the UTC day of `since` on (all of them without). Minute
+    buckets only for the last ROLLUP_MINUTE_HOURS, as the hourly maintenance keeps them."""
+    from django.utils import timezone
+
     conn = using or default_connection
-    where = "WHERE started_at >= %s" if since else ""
+    if since is not None:
+        since = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    minutes_from = (timezone.now() - timedelta(hours=ROLLUP_MINUTE_HOURS)).replace(second=0, microsecond=0)
+    if since is not None:
+        minutes_from = max(minutes_from, since)
+    after = " AND started_at >= %s" if since else ""
     params = [since] if since else []
     with conn.cursor() as cursor:
         for table in ("connections_requestrollup", "connections_errorrollup"):
@@ -197,12 +205,11 @@ def rebuild(*, since: datetime | None = None, using=None) -> None:
         sums = ", ".join(f"SUM({v})" for v in _flags("l", truthy))
         for span, unit in ((MINUTE, "minute"), (HOUR, "hour")):
             bucket = trunc.format(unit=unit if conn.vendor == "postgresql" else fmt[unit])
-            cutoff = " AND started_at >= %s" if span == MINUTE else ""
-            extra = [_minute_floor()] if span == MINUTE else []
+            cutoff, extra = (" AND l.started_at >= %s", [minutes_from]) if span == MINUTE else ("", [])
             cursor.execute(
                 f"INSERT INTO connections_requestrollup (connection_id, span, bucket, {', '.join(_COUNTS)}, duration_max) "
                 f"SELECT l.connection_id, '{span}', {bucket.replace('started_at', 'l.started_at')}, {sums}, "
-                f"MAX(l.duration_ms) FROM connections_requestlog l WHERE true {where.replace('WHERE', 'AND')}"
+                f"MAX(l.duration_ms) FROM connections_requestlog l WHERE true {after.replace('started_at', 'l.started_at')}"
                 f"{cutoff} GROUP BY 1, 3", params + extra)
         for span, unit in ((HOUR, "hour"), (DAY, "day")):
             bucket = trunc.format(unit=unit if conn.vendor == "postgresql" else fmt[unit])
@@ -211,11 +218,5 @@ def rebuild(*, since: datetime | None = None, using=None) -> None:
                 "error_code, count, first_seen, last_seen, latest_id, message) "
                 f"SELECT connection_id, '{span}', {bucket}, MAX(provider), outcome, COALESCE(status_code, 0), "
                 "error_code, COUNT(*), MIN(started_at), MAX(started_at), MAX(id), MAX(error_message) "
-                f"FROM connections_requestlog WHERE outcome <> 'ok' {where.replace('WHERE', 'AND')} "
+                f"FROM connections_requestlog WHERE outcome <> 'ok'{after} "
                 "GROUP BY connection_id, 3, outcome, COALESCE(status_code, 0), error_code", params)
-
-
-def _minute_floor() -> datetime:
-    from django.utils import timezone
-
-    return timezone.now() - timedelta(hours=ROLLUP_MINUTE_HOURS)
