@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
+from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -28,6 +29,8 @@ from ..rollups import ErrorRollup
 # ---------------------------------------------------------------------------------------------
 
 LOG_PAGE_SIZE = 50
+PAGE_WINDOWS = (timedelta(days=1), timedelta(days=8), None)  # PostgreSQL: where a page is looked for first
+TAIL_WINDOW = timedelta(days=1)
 OPERATIONS = ("test", "call", "refresh", "probe", "login")
 STATUS_CLASSES = {"2xx": (200, 299), "3xx": (300, 399), "4xx": (400, 499), "5xx": (500, 599)}
 NO_ERROR_CODE = "(none)"  # the log filter value for "no vendor error code"
@@ -152,7 +155,10 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
     """Newest first. `before` (a cursor) loads older rows; `tail_after` (an id) rows recorded since.
 
     Two queries: the connections (names for the filter and the rows) and one page of rows
-    read through the (started_at, id) indexes; a third (max id) starts a live tail.
+    read through the (started_at, id) indexes; a third (max id) starts a live tail. On PostgreSQL
+    (a partition per day) the page is looked for in the last day before the cursor, then the last
+    8 days, then everywhere: a page of recent rows never plans or touches every partition, and a
+    rare filter costs two more queries at most.
     """
     names = _connection_names()
     ids = {name: pk for pk, name in names.items()}
@@ -161,7 +167,10 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
     if tail_after is not None:
         # Rows inserted since the last poll, by id (rows are written when an attempt ends, so an
         # earlier started_at can arrive later); shown newest first.
-        rows = list(qs.filter(id__gt=tail_after).order_by("-id")[:page_size])
+        # Rows are written when their attempt ends, minutes after it started at most: the last day
+        # of partitions holds every row since the last poll.
+        rows = list(qs.filter(id__gt=tail_after, started_at__gte=timezone.now() - TAIL_WINDOW)
+                    .order_by("-id")[:page_size])
         rows.sort(key=lambda r: (r.started_at, r.pk), reverse=True)
         more = False
         tail_cursor = max((r.pk for r in rows), default=tail_after)
@@ -171,11 +180,18 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
             at, pk = cursor
             # started_at <= at keeps the scan on the index; the OR excludes the rows already shown.
             qs = qs.filter(started_at__lte=at).filter(Q(started_at__lt=at) | Q(id__lt=pk))
-        rows = list(qs.order_by("-started_at", "-id")[: page_size + 1])
+        ceiling = cursor[0] if cursor else timezone.now()
+        windows = PAGE_WINDOWS if connection.vendor == "postgresql" else (None,)
+        for window in windows:
+            found = qs if window is None else qs.filter(started_at__gte=ceiling - window)
+            rows = list(found.order_by("-started_at", "-id")[: page_size + 1])
+            if len(rows) > page_size:
+                break
         more = len(rows) > page_size
         rows = rows[:page_size]
         if filters.tail and not before:
-            tail_cursor = RequestLog.objects.order_by("-id").values_list("id", flat=True).first() or 0
+            tail_cursor = (RequestLog.objects.filter(started_at__gte=timezone.now() - TAIL_WINDOW).order_by("-id")
+                           .values_list("id", flat=True).first() or 0)
     for row in rows:
         row.connection_name = names.get(row.connection_id, "?")
     next_before = encode_cursor(rows[-1].started_at, rows[-1].pk) if more and rows else None

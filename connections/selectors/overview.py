@@ -240,7 +240,7 @@ def _url_templates() -> dict[str, str]:
     return urls
 
 
-OVERVIEW_PAGE_SIZE = 50
+OVERVIEW_PAGE_SIZE = 25  # a screen or two; problems sort first, the rest is a page away
 
 
 def _triage() -> Case:
@@ -254,23 +254,28 @@ def overview(*, now: datetime | None = None, page: int = 1, page_size: int = OVE
     Rows come in triage order (needs attention, failing, degraded, then the rest, healthy last), a
     page at a time: with 2,000 connections the problems are on page 1. A row in trouble carries
     `problem_since`: when its health last changed (tests and rotations stamp health_changed_at), or
-    else the last passing test, the last moment it was known to work. Three queries whatever the
-    number of connections or log rows: the page of connections (with the health counts, rotation
-    state and maintenance window), the rollups of its connections, the log's last minute.
+    else the last passing test, the last moment it was known to work. Four queries whatever the
+    number of connections or log rows: the page of connections (with the health counts), their
+    rotation state and maintenance windows, their rollups, the log's last minute.
     """
     now = now or timezone.now()
     page = max(1, page)
-    health_totals = {h: Window(Count("id", filter=Q(health=h))) for h in Health.values}
-    active = MaintenanceWindow.objects.filter(connection=OuterRef("pk"), starts_at__lte=now, ends_at__gt=now)
-    qs = Connection.objects.annotate(
-        triage=_triage(), n_total=Window(Count("id")), **{f"n_{h}": w for h, w in health_totals.items()},
-        maintenance_ends=Subquery(active.values("ends_at")[:1]), maintenance_reason=Subquery(active.values("reason")[:1]),
-        **_rotation_annotations()).order_by("triage", "name")
+    health_totals = {f"n_{h}": Window(Count("id", filter=Q(health=h))) for h in Health.values}
+    # The window counts see every connection (they run before LIMIT); the per-row look-ups only
+    # the page's (the second query), or 2,000 connections would cost 8,000 subqueries.
+    qs = Connection.objects.annotate(triage=_triage(), n_total=Window(Count("id")), **health_totals) \
+        .order_by("triage", "name")
     connections = list(qs[(page - 1) * page_size:page * page_size])
     if not connections and page > 1:  # past the last page (connections were deleted): show the last one
-        total = Connection.objects.count()
-        page = max(1, -(-total // page_size))
+        page = max(1, -(-Connection.objects.count() // page_size))
         connections = list(qs[(page - 1) * page_size:page * page_size])
+    active = MaintenanceWindow.objects.filter(connection=OuterRef("pk"), starts_at__lte=now, ends_at__gt=now)
+    extra = {row["pk"]: row for row in Connection.objects.filter(pk__in=[c.pk for c in connections]).values(
+        "pk", maintenance_ends=Subquery(active.values("ends_at")[:1]),
+        maintenance_reason=Subquery(active.values("reason")[:1]), **_rotation_annotations())}
+    for c in connections:
+        for key, value in extra[c.pk].items():
+            setattr(c, key, value)
     first = connections[0] if connections else None
     counts = {h: getattr(first, f"n_{h}") for h in Health.values if first and getattr(first, f"n_{h}")}
     total = first.n_total if first else 0
