@@ -289,10 +289,13 @@ def retention(url: str, batch: int = 5000) -> dict:
             else:
                 while True:
                     t0 = time.perf_counter()
+                    # By id within the day (as retention does on SQLite). Not by ctid through the
+                    # parent: a ctid is only unique within one partition.
+                    end = start + timedelta(days=1)
                     n = conn.execute(
-                        "DELETE FROM connections_requestlog WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
-                        "connections_requestlog WHERE started_at >= %s AND started_at < %s LIMIT %s))",
-                        [start, start + timedelta(days=1), batch]).rowcount
+                        "DELETE FROM connections_requestlog WHERE started_at >= %s AND started_at < %s AND id IN "
+                        "(SELECT id FROM connections_requestlog WHERE started_at >= %s AND started_at < %s LIMIT %s)",
+                        [start, end, start, end, batch]).rowcount
                     longest, statements = max(longest, time.perf_counter() - t0), statements + 1
                     if n < batch:
                         break
