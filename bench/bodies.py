@@ -64,7 +64,7 @@ CASES = [
 
 
 def handle(provider, content_type: str, body: bytes) -> str:
-    from connections.providers.base import Reply, parse_body
+    from connections.providers.http import Reply, parse_body
 
     text = body.decode("utf-8", "replace")
     data, parse_error = parse_body(content_type, body, text)

@@ -35,8 +35,8 @@ def child(calls: int, rounds: int) -> None:
     django.setup()
     from django.core.management import call_command
 
-    from connections.providers.base import Rule, ThrottlePlan
-    from connections.throttle import get_limiter
+    from connections.outbound.throttle import get_limiter
+    from connections.providers.http import Rule, ThrottlePlan
 
     if os.environ["DATABASE_URL"].startswith("sqlite"):
         call_command("migrate", verbosity=0)

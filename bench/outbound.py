@@ -9,7 +9,7 @@ the sandbox vendors in a separate process (so the vendor twin does not compete w
 for this process's GIL). Then:
 
 1. Cost per call: the same GET /connection/test of the Cleverbridge twin, sequentially, through
-   a bare keep-alive requests.Session and through connections.client.send (guard, throttle
+   a bare keep-alive requests.Session and through connections.outbound.client.send (guard, throttle
    with its Redis round trips, authentication, one RequestLog row, redaction, excerpts),
    interleaved in rounds. The twin's limit and the setting are raised for this part, so the
    throttle's code runs but never waits. Prints the median per-call times and their ratio
@@ -110,7 +110,7 @@ def cost(sandbox: str, calls: int) -> dict:
     import requests
     from django.conf import settings
 
-    from connections.client import RequestSpec, send
+    from connections.outbound.client import RequestSpec, send
     from connections.sandbox import DEMO_CREDENTIALS
     from connections.services.audit import Actor
     from connections.services.vault import connection_create
@@ -150,8 +150,8 @@ def cost(sandbox: str, calls: int) -> dict:
 def throughput(sandbox: str, seconds: float, threads: int) -> dict:
     from django.db import connection as db
 
-    from connections.client import RequestSpec, send
     from connections.models import Connection
+    from connections.outbound.client import RequestSpec, send
     from connections.sandbox import DEMO_CREDENTIALS
     from connections.services.audit import Actor
     from connections.services.vault import connection_create
@@ -218,7 +218,7 @@ def main() -> None:
         c = cost(sandbox, args.calls)
         print(f"\n1. cost per call, median of {c['calls']} sequential GET /connection/test:")
         print(f"   bare requests.Session   {c['bare_ms']:.3f} ms")
-        print(f"   connections.client.send {c['client_ms']:.3f} ms  (guard + throttle + auth + log row + redaction)")
+        print(f"   connections.outbound.client.send {c['client_ms']:.3f} ms  (guard + throttle + auth + log row + redaction)")
         print(f"   ratio {c['ratio']:.2f}  (goal <= 1.5: {'met' if c['ratio'] <= 1.5 else 'NOT met'})")
         t = throughput(sandbox, args.seconds, args.threads)
         print(f"\n2. bulk test of one Cleverbridge connection, {args.threads} threads for {args.seconds:g} s at "

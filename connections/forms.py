@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 
 from .providers import PROVIDERS, provider_choices
-from .providers.base import SchemaError
+from .providers.schema import SchemaError
 
 
 def add_schema_errors(form: forms.Form, exc: SchemaError) -> None:

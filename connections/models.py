@@ -399,7 +399,7 @@ class BatchRunResult(models.Model):
 
 
 class ThrottleScope(models.Model):
-    """The database limiter's state of one scope (connections/throttle.py); times in Unix seconds."""
+    """The database limiter's state of one scope (connections/outbound/throttle.py); times in Unix seconds."""
 
     scope = models.CharField(primary_key=True, max_length=200)
     blocked_until = models.FloatField(default=0.0)

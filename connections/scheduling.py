@@ -44,7 +44,7 @@ PERIODIC_TASKS: dict[str, tuple[int, str]] = {
     "connections.tasks.purge_request_logs": (24 * 3600, "request-log-retention"),
     # Partitions ahead, expired partitions dropped, old rollups deleted (retention.maintain_request_log).
     "connections.tasks.maintain_request_log": (3600, "request-log-maintenance"),
-    # Alerts (connections/alerts.py): compare conditions with their state, alert on transitions.
+    # Alerts (connections/alerts/): compare conditions with their state, alert on transitions.
     "connections.tasks.evaluate_alerts": (30, "alert-evaluation"),
     # Rotation (connections/rotation/): settle what dead workers left, and proactive refreshes.
     "connections.tasks.reconcile_rotations": (60, "rotation-reconciler"),

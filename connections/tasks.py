@@ -110,7 +110,7 @@ def reconcile_rotations() -> int:
 
 
 # ----------------------------------------------------------------------------- alerts
-# connections/alerts.py: evaluate conditions on a beat, deliver each alert with retries.
+# connections/alerts/: evaluate conditions on a beat, deliver each alert with retries.
 
 
 @shared_task(name="connections.tasks.evaluate_alerts", ignore_result=True)

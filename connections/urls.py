@@ -26,7 +26,7 @@ urlpatterns = [
     # testing.py: the Test button and resuming paused scheduled tests
     path("connections/<slug:name>/test/", testing.test_connection, name="connection_test"),
     path("connections/<slug:name>/resume-tests/", testing.resume_tests, name="connection_resume_tests"),
-    # alerts.py: alert history, channels, rules, maintenance windows
+    # views/alerts.py: alert history, channels, rules, maintenance windows
     path("alerts/", alerts.alert_list, name="alert_list"),
     path("alerts/channels/new/", alerts.alert_channel_create, name="alert_channel_create"),
     path("alerts/channels/<int:pk>/test/", alerts.alert_channel_test, name="alert_channel_test"),
@@ -35,7 +35,7 @@ urlpatterns = [
     path("connections/<slug:name>/alerts/rules/", alerts.connection_alert_rules, name="connection_alert_rules"),
     path("connections/<slug:name>/maintenance/", alerts.maintenance_create, name="maintenance_create"),
     path("connections/<slug:name>/maintenance/<int:pk>/end/", alerts.maintenance_end, name="maintenance_end"),
-    # rotation.py: Rotate (refresh at the vendor or a verified replacement), its progress, the history
+    # views/rotation.py: Rotate (refresh at the vendor or a verified replacement), its progress, the history
     path("connections/<slug:name>/rotation/", rotation_views.rotation_panel, name="connection_rotation"),
     path("connections/<slug:name>/rotate/", rotation_views.rotate, name="connection_rotate"),
     path("connections/<slug:name>/replace/", rotation_views.replace, name="connection_replace"),

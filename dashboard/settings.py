@@ -10,7 +10,7 @@ turns that into a one-line message instead of a traceback.
 another process needs lives in one process's memory. Where each piece of shared state
 lives, embedded and in production (docs/decisions.md, "Shared state"):
 
-- rate-limit budgets, leases and blocks: the database (connections/throttle.py
+- rate-limit budgets, leases and blocks: the database (connections/outbound/throttle.py
   DatabaseLimiter) / Redis (RedisLimiter, chosen when CACHE_URL is Redis);
 - Test all progress: the database (BatchRun, BatchRunResult) on both;
 - rotation claims, vendor sessions, sign-in lockouts (django-axes), web sessions, beat
@@ -83,8 +83,8 @@ def _cache_url(name: str, default: str) -> dict:
 
 
 DEBUG = _bool("DEBUG", False)
-# Secrets are hidden from error reports even with DEBUG on (connections/debugfilter.py).
-DEFAULT_EXCEPTION_REPORTER_FILTER = "connections.debugfilter.AlwaysSafeExceptionReporterFilter"
+# Secrets are hidden from error reports even with DEBUG on (connections/outbound/debugfilter.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "connections.outbound.debugfilter.AlwaysSafeExceptionReporterFilter"
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
@@ -107,7 +107,7 @@ LOG_RETENTION_DAYS = _read("LOG_RETENTION_DAYS", env.int, 30)
 ERROR_LOG_RETENTION_DAYS = _read("ERROR_LOG_RETENTION_DAYS", env.int, 90)
 # Cleverbridge documents 150 req/s on its getting-started page and 30 req/s on another page.
 CLEVERBRIDGE_RATE_LIMIT = _read("CLEVERBRIDGE_RATE_LIMIT", env.int, 150)
-# The outbound client (connections/client.py): timeouts, waits and limits.
+# The outbound client (connections/outbound/client.py): timeouts, waits and limits.
 OUTBOUND_CONNECT_TIMEOUT = _read("OUTBOUND_CONNECT_TIMEOUT", env.float, 5.0)
 OUTBOUND_READ_TIMEOUT = _read("OUTBOUND_READ_TIMEOUT", env.float, 20.0)
 # Longest a request waits for the rate limiter or a Retry-After before it is recorded as

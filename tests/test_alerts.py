@@ -194,7 +194,7 @@ def test_real_smtp_server_receives_alert(run_commits):
 @pytest.mark.django_db(transaction=True)
 def test_breaking_a_sandbox_vendor_yields_one_alert_and_one_recovery(vendors, monkeypatch):
     """Real HTTP to the sandbox, a real webhook receiver: scheduled tests fail, then recover."""
-    from connections import client
+    from connections.outbound import client
     from connections.services.testing import connection_test
 
     monkeypatch.setattr(client, "_sleep", lambda seconds: None)  # the retries' backoff, not their count

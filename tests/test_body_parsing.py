@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from connections.providers.base import MAX_XML_ELEMENTS, Provider, Reply, first_line, html_summary, parse_body
+from connections.providers.base import Provider
+from connections.providers.http import MAX_XML_ELEMENTS, Reply, first_line, html_summary, parse_body
 
 MB = 1024 * 1024
 

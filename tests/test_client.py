@@ -12,10 +12,10 @@ from time import time
 
 import pytest
 
-from connections import client, transport
-from connections.client import RequestSpec, send
 from connections.models import Credential, CredentialState, Outcome, RequestLog
-from connections.providers.base import parse_retry_after
+from connections.outbound import client, transport
+from connections.outbound.client import RequestSpec, send
+from connections.providers.http import parse_retry_after
 from connections.sandbox import DEMO_CREDENTIALS
 from connections.services.audit import Actor
 from connections.services.vault import credential_activate, credential_add

@@ -11,9 +11,9 @@ import threading
 
 import pytest
 
-from connections import guard, transport
-from connections.client import RequestSpec, send
 from connections.models import Connection, RequestLog
+from connections.outbound import guard, transport
+from connections.outbound.client import RequestSpec, send
 from connections.services.audit import Actor
 from tests import factories
 

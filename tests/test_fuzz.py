@@ -18,13 +18,14 @@ import types
 import pytest
 from django.db.models import Q
 
-from connections import client, tasks
+from connections import tasks
 from connections.models import Connection, Credential, Outcome, RequestLog
-from connections.providers.base import RequestSpec
+from connections.outbound import client
+from connections.outbound.sessions import session_store
+from connections.providers.http import RequestSpec
 from connections.rotation import reconcile, rotate
 from connections.sandbox import DEMO_CREDENTIALS
 from connections.services.audit import Actor
-from connections.services.sessions import session_store
 from connections.services.testing import connection_call, connection_test
 from tests import factories
 from tests.conftest import clear_cache

@@ -8,11 +8,12 @@ import json
 import pytest
 from django.test import override_settings
 
-from connections import alerts, guard
-from connections.client import RequestSpec, send
-from connections.guard import address_problem, check_url
+from connections import alerts
 from connections.models import AlertChannel, Connection, Credential, Outcome, RequestLog
-from connections.providers.base import SchemaError
+from connections.outbound import guard
+from connections.outbound.client import RequestSpec, send
+from connections.outbound.guard import address_problem, check_url
+from connections.providers.schema import SchemaError
 from connections.services.audit import Actor
 from tests import factories
 from tests.cli import run_cli

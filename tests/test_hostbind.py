@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from connections import guard
-from connections.client import send
 from connections.models import AuditEvent, CredentialState
-from connections.providers.base import RequestSpec
+from connections.outbound import guard
+from connections.outbound.client import send
+from connections.providers.http import RequestSpec
 from connections.services.audit import Actor
 from connections.services.vault import credential_add, secret_replace
 from tests import factories

@@ -61,7 +61,7 @@ def assert_clean(blob: bytes | str, where: str, secrets: set[bytes]):
 @pytest.fixture
 def world(vendors, monkeypatch):
     """Five connections with known secrets, exercised through every path that touches them."""
-    from connections import client as outbound
+    from connections.outbound import client as outbound
 
     monkeypatch.setattr(outbound, "_sleep", lambda seconds: None)
     actor = Actor(label="sweep")
@@ -147,7 +147,7 @@ def test_no_secret_anywhere(world, caplog):
 
 def test_exception_page_has_no_secret(world, settings):
     """An unexpected error while a secret is in memory: the 500 page and the error log hold none of it."""
-    from connections import client as outbound
+    from connections.outbound import client as outbound
 
     secrets = needles()
     conn = Connection.objects.get(name="leak-cleverbridge")

@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
+from connections.outbound.redaction import MASK, Redactor
 from connections.providers import PROVIDERS
-from connections.providers.base import SchemaError
-from connections.redaction import MASK, Redactor
+from connections.providers.schema import SchemaError
 
 PASSWORD = "SzBuNQHM9JUUb7bO2s_KFu_y"
 USER = "ops@switchboard.example"

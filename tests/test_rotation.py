@@ -11,8 +11,8 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from connections.client import RequestSpec, send
 from connections.models import AuditEvent, Connection, CredentialState, Health, RotationAttempt, RotationState
+from connections.outbound.client import RequestSpec, send
 from connections.rotation import reconcile_rotations, rotate, spool, staged_replace
 from connections.rotation.core import claim_connection, lease_seconds
 from connections.sandbox import DEMO_CREDENTIALS
@@ -334,10 +334,10 @@ class TestCLI:
 class TestInFlightRetry:
     def test_request_with_the_old_token_retries_once_with_the_new_one(self, vendors):
         """A request that read the old credential before a rotation finished gets 401, then retries
-        once with the new active credential (client.py)."""
+        once with the new active credential (outbound/client.py)."""
         connection = cleanlist(vendors)
         old = active_credential(connection)
-        real_active = __import__("connections.client", fromlist=["_active_credential"])._active_credential
+        real_active = __import__("connections.outbound.client", fromlist=["_active_credential"])._active_credential
         calls = {"n": 0}
 
         def stale_first(conn):
@@ -345,7 +345,7 @@ class TestInFlightRetry:
             return old if calls["n"] == 1 else real_active(conn)
 
         assert rotate(connection=connection, actor=ACTOR).state == RotationState.SUCCEEDED
-        with mock.patch("connections.client._active_credential", side_effect=stale_first):
+        with mock.patch("connections.outbound.client._active_credential", side_effect=stale_first):
             result = send(connection, RequestSpec("POST", "/email_verify/", json={"email": "a@example.com"}),
                           actor=ACTOR)
         assert result.ok and result.attempts == 2

@@ -14,8 +14,8 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from connections.client import RequestSpec, send
 from connections.models import CredentialState, Health, RequestLog, RotationAttempt, RotationState
+from connections.outbound.client import RequestSpec, send
 from connections.rotation import rotate, staged_replace
 from connections.sandbox import DEMO_CREDENTIALS
 from connections.services.audit import Actor
@@ -56,7 +56,7 @@ class TestInFlightCallsDuringACleanlistRotation:
         tune("cleanlist", rescinded_status=status)
         connection = cleanlist(vendors)
         old = active_credential(connection)
-        from connections import client
+        from connections.outbound import client
 
         real_active = client._active_credential
         reads = iter([old])  # the first read happens "before" the rotation committed
@@ -65,7 +65,7 @@ class TestInFlightCallsDuringACleanlistRotation:
             return next(reads, None) or real_active(conn)
 
         assert rotate(connection=connection, actor=ACTOR).state == RotationState.SUCCEEDED
-        with mock.patch("connections.client._active_credential", side_effect=stale_then_fresh):
+        with mock.patch("connections.outbound.client._active_credential", side_effect=stale_then_fresh):
             result = send(connection, VERIFY, actor=ACTOR)
         assert result.ok, result.error_message
         assert result.attempts == 2

@@ -47,9 +47,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from connections import client
-from connections.client import RequestSpec, send
 from connections.models import Health, RotationAttempt, RotationState
+from connections.outbound import client
+from connections.outbound.client import RequestSpec, send
 from connections.rotation import reconcile_rotations, recover_spool, rotate, spool, staged_replace
 from connections.rotation.core import lease_seconds
 from connections.rotation.late import late_grace, pending_recheck
@@ -144,7 +144,7 @@ class RotationModel(RuleBasedStateMachine):
         real = client._active_credential
         pending = self.fault_pending()
         accepted = self.accepted()
-        with mock.patch("connections.client._active_credential", side_effect=lambda c: next(stale, None) or real(c)):
+        with mock.patch("connections.outbound.client._active_credential", side_effect=lambda c: next(stale, None) or real(c)):
             result = send(self.reload(), self.call_spec(), actor=ACTOR)
         if accepted and not pending:
             # (c): the rotation that made this request's secret stale must not make it fail.
@@ -273,7 +273,7 @@ def fast_timeouts(settings):
     settings.OUTBOUND_DEADLINE = 3.0
     # (the probe retries sleep through reconcile.time: replace that name only, not time.sleep itself,
     # which the sandbox uses to stall)
-    with mock.patch("connections.client._sleep"), mock.patch("connections.rotation.reconcile.time"):
+    with mock.patch("connections.outbound.client._sleep"), mock.patch("connections.rotation.reconcile.time"):
         yield
 
 

@@ -18,8 +18,8 @@ import pytest
 from django.db import connection as db
 from django.utils import timezone
 
-from connections.client import RequestSpec, send
 from connections.models import Connection, CredentialState, RotationAttempt, RotationState
+from connections.outbound.client import RequestSpec, send
 from connections.rotation import reconcile_rotations, spool
 from connections.rotation.core import CRASH_ENV, lease_seconds
 from connections.services.audit import Actor

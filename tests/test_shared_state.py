@@ -91,7 +91,7 @@ class TestEmbeddedDefault:
         token committed next on the same connection still waits for the disk."""
         levels = shell(env, "\n".join([
             "from django.db import connection",
-            "from connections.commits import fast_commit",
+            "from connections.outbound.commits import fast_commit",
             "level = lambda: connection.cursor().execute('PRAGMA synchronous').fetchone()[0]",
             "before = level()",
             "with fast_commit():",

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from connections import client
 from connections.models import Connection, RequestLog
-from connections.providers.base import RequestSpec
+from connections.outbound import client
+from connections.providers.http import RequestSpec
 from connections.sandbox import DEMO_CREDENTIALS
 from connections.sandbox.vendors.clever import bucket_id
 from connections.services.audit import Actor

@@ -13,8 +13,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection as db
 
-from connections.providers.base import Rule, ThrottlePlan
-from connections.throttle import DatabaseLimiter, RedisLimiter, get_limiter
+from connections.outbound.throttle import DatabaseLimiter, RedisLimiter, get_limiter
+from connections.providers.http import Rule, ThrottlePlan
 from tests import factories
 from tests.embedded import ROOT, embedded_env, run_json
 

@@ -22,9 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.views.debug import ExceptionReporter
 
-from connections import alerts, transport
-from connections.client import RequestSpec, send
+from connections import alerts
+from connections.alerts.delivery import queue as queue_delivery
 from connections.models import AlertDelivery, Health, RequestLog
+from connections.outbound import transport
+from connections.outbound.client import RequestSpec, send
 from connections.services.audit import Actor
 from connections.services.testing import connection_test
 from tests import factories
@@ -288,7 +290,7 @@ class TestWebhookErrors:
 
         with WebhookReceiver() as hook, caplog.at_level(logging.DEBUG):
             channel = alerts.channel_create(name="hook", kind="webhook", target=hook.url, actor=Actor(label="admin"))
-            [delivery] = alerts._queue(None, subject="[Switchboard] Test alert", channels=[channel], body="hello")
+            [delivery] = queue_delivery(None, subject="[Switchboard] Test alert", channels=[channel], body="hello")
             assert alerts.deliver(delivery.pk, final_attempt=True) == "sent"
             assert hook.received
         assert "secret-webhook-path" not in caplog.text and "secret-webhook-path" not in channel.display_target
@@ -303,7 +305,7 @@ class TestWebhookErrors:
             port = listen(mode).port
         channel = alerts.channel_create(name="slack", kind="webhook", target=f"https://127.0.0.1:{port}{self.SECRET_PATH}",
                                         actor=Actor(label="admin"))
-        [delivery] = alerts._queue(None, subject="[Switchboard] Test alert", channels=[channel], body="hello")
+        [delivery] = queue_delivery(None, subject="[Switchboard] Test alert", channels=[channel], body="hello")
         with caplog.at_level(logging.DEBUG):
             assert alerts.deliver(delivery.pk, final_attempt=True) == "failed"
         delivery = AlertDelivery.objects.get(pk=delivery.pk)
@@ -328,7 +330,7 @@ class TestWebhookErrors:
         mail = alerts.channel_create(name="mail", kind="email", target="ops@example.com", actor=Actor(label="admin"))
         leaky = f"ConnectionError: HTTPSConnectionPool(host='hooks.example.net', port=443): url: {self.SECRET_PATH}"
         for channel in (hook, mail):
-            [delivery] = alerts._queue(None, subject="s", channels=[channel], body="b")
+            [delivery] = queue_delivery(None, subject="s", channels=[channel], body="b")
             AlertDelivery.objects.filter(pk=delivery.pk).update(last_error=leaky, state="failed")
         scrub(apps, None)
         errors = dict(AlertDelivery.objects.values_list("channel__kind", "last_error"))

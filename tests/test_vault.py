@@ -81,7 +81,7 @@ class TestVersions:
 
     def test_replace_validates_against_schema(self):
         c = factories.connection("cleverbridge", secret={"username": "u", "password": "p"})
-        from connections.providers.base import SchemaError
+        from connections.providers.schema import SchemaError
 
         with pytest.raises(SchemaError) as exc:
             secret_replace(connection=c, secret={"username": "u"}, actor=Actor())

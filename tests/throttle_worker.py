@@ -30,8 +30,8 @@ django.setup()
 
 from django.db import connection as db  # noqa: E402
 
-from connections.client import RequestSpec, send  # noqa: E402
 from connections.models import Connection  # noqa: E402
+from connections.outbound.client import RequestSpec, send  # noqa: E402
 from connections.services.audit import Actor  # noqa: E402
 
 ACTOR = Actor(label="throttle-worker", via="system")
@@ -66,8 +66,8 @@ def setup(*urls: str) -> None:
 def steps(script: list) -> None:
     """Run limiter steps: acquire SCOPE LIMIT LEASE_SECONDS (a concurrency lease, never released),
     block SCOPE SECONDS, state SCOPE (in flight, seconds blocked), crash."""
-    from connections.providers.base import Rule, ThrottlePlan
-    from connections.throttle import get_limiter
+    from connections.outbound.throttle import get_limiter
+    from connections.providers.http import Rule, ThrottlePlan
 
     limiter, results = get_limiter(), []
     for op, *args in script:

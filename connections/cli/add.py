@@ -1,6 +1,6 @@
 """connections add NAME --provider KEY --base-url URL [--option K=V ...] < secret.json"""
 
-from ..providers.base import SchemaError
+from ..providers.schema import SchemaError
 from ..services.audit import Actor
 from ..services.vault import connection_create
 from . import OK

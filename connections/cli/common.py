@@ -6,7 +6,7 @@ import json
 from typing import IO
 
 from ..models import Connection
-from ..providers.base import SchemaError
+from ..providers.schema import SchemaError
 from ..selectors import active_of
 from . import BAD_INPUT
 

@@ -2,7 +2,7 @@
 
 import json
 
-from ..providers.base import SchemaError
+from ..providers.schema import SchemaError
 from ..services.audit import Actor
 from ..services.vault import connections_import
 from . import OK

@@ -12,7 +12,7 @@ message says what to do).
 
 from __future__ import annotations
 
-from ..providers.base import SchemaError
+from ..providers.schema import SchemaError
 from ..rotation import rotate, staged_replace, supports_refresh
 from ..services.audit import Actor
 from . import BAD_INPUT

@@ -1,6 +1,6 @@
 """Issue 12: webhook delivery errors used to be the library's text, which carries the webhook's
 URL (a Slack webhook's path is its token). Replace the stored texts of webhook deliveries; new
-errors are written in safe words (connections/transport.py)."""
+errors are written in safe words (connections/outbound/transport.py)."""
 
 from django.db import migrations
 

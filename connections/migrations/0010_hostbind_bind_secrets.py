@@ -8,7 +8,7 @@ from django.db import migrations
 
 
 def bind(apps, schema_editor):
-    from connections.guard import origin
+    from connections.outbound.guard import origin
 
     Credential = apps.get_model("connections", "Credential")
     rows = Credential.objects.values_list("pk", "meta", "connection__base_url")

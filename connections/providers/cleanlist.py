@@ -9,17 +9,9 @@ import json
 import re
 from typing import Any
 
-from .base import (
-    ErrorInfo,
-    Field,
-    Outbound,
-    Provider,
-    RefreshError,
-    Reply,
-    RequestSpec,
-    RetryPolicy,
-    SchemaError,
-)
+from .base import Provider
+from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy
+from .schema import Field, SchemaError
 
 _API_SUFFIX = re.compile(r"/api$")
 _SERVICE = re.compile(r"^[A-Za-z0-9_]+$")

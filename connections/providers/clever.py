@@ -9,7 +9,9 @@ import re
 
 from django.conf import settings
 
-from .base import Field, Outbound, Provider, RequestSpec, RetryPolicy, Rule, ThrottlePlan
+from .base import Provider
+from .http import Outbound, RequestSpec, RetryPolicy, Rule, ThrottlePlan
+from .schema import Field
 
 _VERSION_SUFFIX = re.compile(r"/v\d+(\.\d+)?$")
 _VERSIONED_PATH = re.compile(r"^/v\d+(\.\d+)?(/|$)")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .base import (
+from .base import Provider
+from .http import (
     JSON,
     XML,
     ErrorInfo,
-    Field,
     Outbound,
-    Provider,
     Reply,
     RequestSpec,
     RetryPolicy,
@@ -22,6 +21,7 @@ from .base import (
     basic_token,
     status_code_name,
 )
+from .schema import Field
 
 # VENDORS.md: at most 4 concurrent requests across all processes and machines (best practice).
 MAX_IN_FLIGHT = 4

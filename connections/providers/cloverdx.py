@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 
-from .base import ErrorInfo, Field, Outbound, Provider, Reply, RequestSpec, RetryPolicy, basic_token
+from .base import Provider
+from .http import ErrorInfo, Outbound, Reply, RequestSpec, RetryPolicy, basic_token
+from .schema import Field
 
 REST_PREFIX = "/clover/api/rest/v1"
 ACCESSIBILITY_PATH = "/clover/accessibilityTest.jsp"

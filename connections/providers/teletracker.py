@@ -10,18 +10,9 @@ import time
 from typing import Any
 
 from ..crypto import fingerprint
-from .base import (
-    ErrorInfo,
-    Field,
-    Outbound,
-    Provider,
-    RefreshError,
-    Reply,
-    RequestSpec,
-    RetryPolicy,
-    SchemaError,
-    basic_token,
-)
+from .base import Provider
+from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy, basic_token
+from .schema import Field, SchemaError
 
 AUTH_SCHEMES = ("basic", "integrator", "bearer_session")
 # Log in again this long before the session's computed expiry.
@@ -156,7 +147,7 @@ class TeleTracker(Provider):
 
     def refresh_request(self, secret: dict) -> RequestSpec:
         # VENDORS.md: POST /auth/refresh with refresh_token returns a new token AND a new refresh
-        # token; the old refresh token no longer works. Never retried blindly (rotation.py).
+        # token; the old refresh token no longer works. Never retried blindly (rotation/refresh.py).
         if not self.can_refresh(secret):
             raise RefreshError("no bearer session to refresh: log in first")
         return RequestSpec("POST", "/auth/refresh", data={"refresh_token": secret["session"]["refresh_token"]},

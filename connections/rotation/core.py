@@ -236,7 +236,7 @@ def run_connection_test(*, connection: Connection, actor: Actor, task_id: str = 
         connection_test = None
     if connection_test is not None:
         return connection_test(connection=connection, actor=actor, task_id=task_id)
-    from ..client import send
+    from ..outbound.client import send
 
     return connection.provider_obj.run_test(
         lambda spec: send(connection, spec, actor=actor, operation="test", task_id=task_id),

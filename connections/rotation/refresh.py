@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from ..crypto import fingerprint
 from ..models import Connection, Credential, CredentialState, Health, RotationAttempt, RotationState
-from ..providers.base import ErrorInfo, RefreshError
+from ..providers.http import ErrorInfo, RefreshError
 from ..services.audit import Actor
 from ..services.vault import active_credential, credential_activate, credential_add
 from . import spool
@@ -96,7 +96,7 @@ def probe_old(*, connection: Connection, credential: Credential, actor: Actor, t
     call that does not check the secret (Cleanlist's pub_echo). The provider's rejects_secret()
     says which answers mean "rejected" (Cleanlist: 401 and 403 alike, VENDORS.md).
     """
-    from ..client import send
+    from ..outbound.client import send
 
     provider = connection.provider_obj
     spec = provider.probe_request(credential.reveal(), connection.effective_options())
@@ -231,7 +231,7 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
     checkpoint("journaled")
     close_db_connection()
 
-    from ..client import send
+    from ..outbound.client import send
 
     spec = provider.refresh_request(secret)
     started = timezone.now()
@@ -320,7 +320,7 @@ def _without_session(secret: dict) -> dict:
 def session_mode(provider, old_secret: dict, new_secret: dict) -> bool:
     """A session refresh (TeleTracker): the operator's secret is unchanged, only the session inside it.
 
-    Sessions live inside the credential (services/sessions.py), so the refresh updates that
+    Sessions live inside the credential (outbound/sessions.py), so the refresh updates that
     credential in place instead of adding a version per hourly refresh.
     """
     return provider.has_session(new_secret) and _without_session(new_secret) == _without_session(old_secret)
@@ -401,7 +401,7 @@ def _commit_new_secret(connection, attempt, old, new_secret, meta, actor, in_pla
 
 
 def _commit_session(connection, attempt, old, new_secret, actor) -> Credential:
-    from ..services.sessions import session_store
+    from ..outbound.sessions import session_store
 
     with transaction.atomic():
         Connection.objects.select_for_update().get(pk=connection.pk)

@@ -32,7 +32,7 @@ from .refresh import describe_result
 
 
 def _login(connection: Connection, credential: Credential, actor: Actor, task_id: str):
-    from ..services.sessions import session_login
+    from ..outbound.sessions import session_login
 
     return session_login(connection=connection, credential=credential, actor=actor, task_id=task_id)
 
@@ -75,7 +75,7 @@ def start_session(*, connection: Connection, old: Credential, actor: Actor, task
 def recover_by_login(attempt: RotationAttempt, *, connection: Connection, old: Credential, actor: Actor,
                      task_id: str = "", when=None, what: str = "") -> RotationOutcome:
     """Settle a session refresh whose outcome is unknown by logging in again (a new session)."""
-    from ..services.sessions import session_forget
+    from ..outbound.sessions import session_forget
 
     provider = connection.provider_obj
     when = when or attempt.started_at

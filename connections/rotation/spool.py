@@ -163,7 +163,7 @@ def _settle(attempt, actor, credential, new_fp, note, record) -> None:
 
 def _recover_session(connection, attempt, record, actor):
     """A session refresh: store the session back into its credential, if that is still the active one."""
-    from ..services.sessions import session_store
+    from ..outbound.sessions import session_store
 
     new_fp = record["new_fingerprint"]
     credential = connection.credentials.filter(pk=record.get("old_credential_id")).first()

@@ -70,7 +70,7 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
     staged = Credential.objects.get(pk=staged.pk)  # sealed, as the client expects
     checkpoint("staged")
 
-    from ..client import send
+    from ..outbound.client import send
 
     options = connection.effective_options()
     try:

@@ -158,7 +158,7 @@ def _in_flight(scope: str, memo: dict) -> int | None:
     """Requests in flight in a throttle scope, from the shared limiter (one call per scope)."""
     if scope not in memo:
         try:
-            from ..throttle import get_limiter
+            from ..outbound.throttle import get_limiter
 
             memo[scope] = get_limiter().in_flight(scope)
         except Exception:  # the page renders without the figure when the limiter's store is down

@@ -3,5 +3,5 @@
 - audit.py      audit events
 - vault.py      connections and credentials (create, update, replace secret, delete, import)
 - testing.py    connection tests and calls through the one outbound client
-- rotation lives in connections/rotation.py (DESIGN.md)
+- rotation lives in connections/rotation/ (DESIGN.md)
 """

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import Connection, CredentialState, Health, Outcome
-from ..providers.base import RequestSpec
+from ..providers.http import RequestSpec
 from .audit import Actor, audit
 
 HISTORY = 5  # tests remembered to tell "intermittent" from "ok"
@@ -28,7 +28,7 @@ MAX_REPEAT = 1000
 
 
 def _send(connection: Connection, spec: RequestSpec, **kwargs):
-    from .. import client
+    from ..outbound import client
 
     return client.send(connection, spec, **kwargs)
 

@@ -12,11 +12,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
 
-from .. import guard
 from ..crypto import fingerprint
 from ..models import Connection, Credential, CredentialState
+from ..outbound import guard
 from ..providers import UnknownProvider, get_provider
-from ..providers.base import SchemaError
+from ..providers.schema import SchemaError
 from .audit import Actor, audit
 
 NAME_MAX = 64

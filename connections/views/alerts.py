@@ -15,7 +15,7 @@ from dashboard.reauth import recent_password
 from .. import alerts, selectors
 from ..forms import add_schema_errors, errors_text
 from ..models import AlertChannel, AlertCondition, AlertDelivery, AlertEvent, AlertRule, MaintenanceWindow
-from ..providers.base import SchemaError
+from ..providers.schema import SchemaError
 from ..services.audit import Actor
 from .common import can, get_connection, render
 

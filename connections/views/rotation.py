@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ..forms import SecretForm, add_schema_errors, errors_text
 from ..models import RotationAttempt, RotationState
-from ..providers.base import SchemaError
+from ..providers.schema import SchemaError
 from ..rotation import BUSY, staged_replace, supports_refresh
 from ..rotation.core import RotationOutcome
 from ..rotation.jobs import cached_outcome, enqueue_rotation, queued_at

@@ -10,10 +10,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dashboard.reauth import recent_password
 
-from .. import guard, selectors
+from .. import selectors
 from ..forms import ConnectionForm, SecretForm, add_schema_errors
+from ..outbound import guard
 from ..providers import PROVIDERS
-from ..providers.base import SchemaError
+from ..providers.schema import SchemaError
 from ..rotation import staged_replace
 from ..services import vault as vault_services
 from ..services.audit import Actor

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from connections import alerts
+from connections.alerts.delivery import queue as queue_delivery
 from connections.models import Connection
 from connections.services.audit import Actor
 
@@ -41,7 +42,7 @@ def test_a_failed_webhook_shows_host_only(signed_in_page, screenshot, viewport):
     probe.close()  # nothing listens there
     channel = alerts.channel_create(name="slack", kind="webhook", target=f"https://127.0.0.1:{port}{SECRET_PATH}",
                                     actor=Actor(label="admin"))
-    [delivery] = alerts._queue(None, subject="[Switchboard] Test alert", channels=[channel], body="hello")
+    [delivery] = queue_delivery(None, subject="[Switchboard] Test alert", channels=[channel], body="hello")
     assert alerts.deliver(delivery.pk, final_attempt=True) == "failed"
     page = signed_in_page("admin", on="/alerts/")
     page.set_viewport_size(viewport)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connections import client
+from connections.outbound import client
 
 
 @pytest.fixture

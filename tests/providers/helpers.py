@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from connections import client
 from connections.models import RequestLog
+from connections.outbound import client
 from connections.services.audit import Actor
 
 USER = Actor(label="tester", via="user")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from connections.client import RequestSpec, send
 from connections.models import CredentialState, Outcome, RequestLog
+from connections.outbound.client import RequestSpec, send
 from connections.providers import get_provider
-from connections.providers.base import RefreshError, SchemaError
+from connections.providers.http import RefreshError
+from connections.providers.schema import SchemaError
 from connections.sandbox import DEMO_CREDENTIALS
 from tests import factories
 from tests.providers.helpers import USER, WORKER, rows, run_test

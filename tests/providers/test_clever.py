@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from connections.client import RequestSpec, send
 from connections.models import Outcome
+from connections.outbound.client import RequestSpec, send
 from connections.providers import get_provider
 from connections.sandbox import CLEVER_SSO_TOKEN
 from tests import factories
@@ -152,7 +152,7 @@ class TestRateLimit:
 
 
 def test_retry_policy_never_retries_documented_statuses():
-    from connections.providers.base import Attempt, ErrorInfo, RateLimitInfo
+    from connections.providers.http import Attempt, ErrorInfo, RateLimitInfo
 
     provider = get_provider("clever")
     for status in (400, 401, 404, 413, 501):

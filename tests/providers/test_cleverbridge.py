@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from connections.client import RequestSpec, send
 from connections.models import Outcome
+from connections.outbound.client import RequestSpec, send
 from connections.providers import get_provider
 from connections.sandbox import DEMO_CREDENTIALS
 from tests import factories
@@ -125,6 +125,6 @@ class TestRateLimit:
 
 
 def test_basic_token_is_user_colon_password():
-    from connections.providers.base import basic_token
+    from connections.providers.http import basic_token
 
     assert basic_token("a", "b") == base64.b64encode(b"a:b").decode()

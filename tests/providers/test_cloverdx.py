@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connections.client import RequestSpec, send
 from connections.models import Outcome
+from connections.outbound.client import RequestSpec, send
 from connections.sandbox import CLOVERDX_NO_MONITORING_CREDENTIALS, DEMO_CREDENTIALS
 from tests import factories
 from tests.providers.helpers import USER, WORKER, rows, run_test

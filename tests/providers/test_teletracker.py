@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from connections.client import RequestSpec, send
 from connections.models import Credential, CredentialState, RequestLog
+from connections.outbound.client import RequestSpec, send
 from connections.providers import get_provider
-from connections.providers.base import Reply
+from connections.providers.http import Reply
 from connections.sandbox import DEMO_CREDENTIALS, TELETRACKER_DEMO_ACCOUNTS
 from tests import factories
 from tests.providers.helpers import USER, WORKER, rows, run_test

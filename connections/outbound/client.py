@@ -9,7 +9,7 @@ provider's error parsing -> retry or stop as the provider's policy says. Nothing
 exception except programming errors: refusals, timeouts, resets, malformed or oversized bodies
 all come back as a Result with a clear outcome, and each has its RequestLog row.
 
-Sockets are opened by connections/transport.py, pinned to addresses the guard checked; only
+Sockets are opened by connections/outbound/transport.py, pinned to addresses the guard checked; only
 these two modules import requests.
 """
 
@@ -31,11 +31,9 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from requests.structures import CaseInsensitiveDict
 
-from . import guard, transport
-from .commits import fast_commit
-from .crypto import SecretUnavailable
-from .models import Connection, Credential, CredentialState, Outcome, RequestLog
-from .providers.base import (
+from ..crypto import SecretUnavailable
+from ..models import Connection, Credential, CredentialState, Outcome, RequestLog
+from ..providers.http import (
     Attempt,
     ErrorInfo,
     Outbound,
@@ -45,6 +43,8 @@ from .providers.base import (
     media_kind,
     parse_body,
 )
+from . import guard, transport
+from .commits import fast_commit
 from .redaction import Redactor, excerpt, header_lines, redact_url
 from .throttle import get_limiter
 
@@ -311,7 +311,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
     call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
 
     if provider.needs_session(secret, call.options, spec):
-        from .services.sessions import session_login
+        from .sessions import session_login
 
         login, new_secret = session_login(connection=connection, credential=cred, actor=actor, task_id=task_id)
         if new_secret is None:
@@ -342,7 +342,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
                 call.redactor = call.redactor.extend(provider.secret_values(secret), provider.composite_values(secret))
                 continue
         if t.auth_failed and spec.auth == "default" and provider.has_session(secret):
-            from .services.sessions import session_forget
+            from .sessions import session_forget
 
             session_forget(credential=cred)  # the next call logs in afresh
         if not retry:

@@ -1,5 +1,5 @@
-"""The one way out, at the socket level: vendor calls (connections/client.py) and webhooks
-(connections/alerts.py) both send through `session()`, and turn failures into words with
+"""The one way out, at the socket level: vendor calls (connections/outbound/client.py) and webhooks
+(connections/alerts/channels/webhook.py) both send through `session()`, and turn failures into words with
 `classify()`. No other module imports requests.
 
 - Pinned connections: urllib3's connection classes are subclassed so that opening a socket
@@ -42,8 +42,8 @@ from urllib3.exceptions import (
 from urllib3.util.connection import _set_socket_options
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+from ..models import Outcome
 from . import guard
-from .models import Outcome
 
 USER_AGENT = "Switchboard/0.1 (+connections dashboard)"
 

@@ -1,33 +1,26 @@
-"""Alerts: tell ops staff when a connection breaks, once when a problem begins and once when it ends.
+"""The alert engine: tell ops staff when a connection breaks, once when a problem begins and once
+when it ends.
 
 The engine is a periodic evaluation of state the rest of Switchboard already keeps (health,
 the rotation journal, the rate-limit snapshot, the request log), so no code path that changes
 that state needs to know about alerts. Each (connection, condition) pair has an AlertState row;
 a change of its `active` flag, made under a row lock, is a transition: it records an AlertEvent
-and queues one AlertDelivery per enabled channel, unless a maintenance window, the cooldown or a
-disabled rule suppresses it (the event still records why). Deliveries are sent by Celery with
-retries; a delivery that keeps failing is marked failed and shown on the alerts page.
+and queues one AlertDelivery per enabled channel (delivery.py), unless a maintenance window
+(maintenance.py), the cooldown or a disabled rule suppresses it (the event still records why).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
-from django.views.decorators.debug import sensitive_variables
 
-from .formatting import duration_text
-from .models import (
-    AlertChannel,
+from ..formatting import duration_text
+from ..models import (
     AlertCondition,
-    AlertDelivery,
     AlertEvent,
     AlertRule,
     AlertState,
@@ -35,20 +28,18 @@ from .models import (
     Credential,
     CredentialState,
     Health,
-    MaintenanceWindow,
     RequestLog,
     RotationAttempt,
     RotationState,
 )
-from .providers.base import SchemaError
-from .services.audit import Actor, audit
-
-log = logging.getLogger(__name__)
+from ..providers.schema import SchemaError
+from ..services.audit import Actor, audit
+from .delivery import queue
+from .maintenance import in_maintenance
 
 RATE_LIMITED_WINDOW = dt.timedelta(minutes=15)
 REFRESH_OVERDUE_GRACE = dt.timedelta(minutes=10)
 ROTATION_LOOKBACK = dt.timedelta(days=30)
-WEBHOOK_TIMEOUT = (5, 10)
 
 
 @dataclass(frozen=True)
@@ -174,11 +165,6 @@ def _findings(connections: list[Connection], rules, now: dt.datetime) -> dict[tu
 
 # -- transitions ---------------------------------------------------------------------------
 
-def in_maintenance(connection_ids: list[int], now: dt.datetime) -> set[int]:
-    return set(MaintenanceWindow.objects.filter(connection_id__in=connection_ids, starts_at__lte=now,
-                                                ends_at__gt=now).values_list("connection_id", flat=True))
-
-
 def evaluate(*, connection_ids: list[int] | None = None, now: dt.datetime | None = None) -> list[AlertEvent]:
     """Compare every condition with its stored state; record and queue alerts for transitions."""
     now = now or timezone.now()
@@ -245,176 +231,8 @@ def _transition(connection: Connection, condition: str, finding: Finding, now, r
         state.detail = finding.detail[:500] if begin else ""
         if not suppressed:
             state.last_notified_at = now if begin else state.last_notified_at
-            _queue(event, subject=f"[Switchboard] {'' if begin else 'Resolved: '}{connection.name}: {label}")
+            queue(event, subject=f"[Switchboard] {'' if begin else 'Resolved: '}{connection.name}: {label}")
         elif not begin:
             state.last_notified_at = None
         state.save()
     return event
-
-
-def _queue(event: AlertEvent | None, *, subject: str, channels=None, body: str | None = None) -> list[AlertDelivery]:
-    deliveries = [
-        AlertDelivery.objects.create(event=event, channel=channel, subject=subject,
-                                     body=body if body is not None else event.message)
-        for channel in (channels if channels is not None else AlertChannel.objects.filter(enabled=True))
-    ]
-    ids = [d.pk for d in deliveries]
-
-    def enqueue():
-        from .tasks import deliver_alert
-
-        for pk in ids:
-            deliver_alert.delay(pk)
-
-    transaction.on_commit(enqueue)
-    return deliveries
-
-
-# -- channels and delivery -----------------------------------------------------------------
-
-def _clean_channel(kind: str, target: str) -> tuple[dict, str]:
-    target = (target or "").strip()
-    if kind == "email":
-        from django.core.exceptions import ValidationError
-        from django.core.validators import validate_email
-
-        addresses = [a.strip() for a in target.replace(";", ",").split(",") if a.strip()]
-        if not addresses:
-            raise SchemaError({"target": "give one or more e-mail addresses, separated by commas"})
-        for address in addresses:
-            try:
-                validate_email(address)
-            except ValidationError:
-                raise SchemaError({"target": f"{address!r} is not an e-mail address"}) from None
-        return {"to": addresses}, ", ".join(addresses)
-    if kind == "webhook":
-        from . import guard
-
-        parsed = guard.parse(target)
-        if isinstance(parsed, guard.Refusal):
-            raise SchemaError({"target": "give the webhook's full http(s) URL, e.g. https://hooks.slack.com/services/…; "
-                                         + parsed.message})
-        problem = guard.saved_url_problem(target)
-        if problem:
-            raise SchemaError({"target": problem})
-        # The URL itself is a secret (Slack's carries the token): show only the scheme and host.
-        return {"url": target}, guard.display_url(parsed)
-    raise SchemaError({"kind": "choose e-mail or webhook"})
-
-
-def channel_create(*, name: str, kind: str, target: str, actor: Actor) -> AlertChannel:
-    name = (name or "").strip()
-    if not name:
-        raise SchemaError({"name": "this field is required"})
-    if AlertChannel.objects.filter(name=name).exists():
-        raise SchemaError({"name": f"a channel named {name!r} already exists"})
-    config, display = _clean_channel(kind, target)
-    channel = AlertChannel.objects.create(name=name, kind=kind, config=config, display_target=display,
-                                          created_by_label=actor.label)
-    audit(actor=actor, action="alert.channel.create", details={"channel": name, "kind": kind, "target": display})
-    return channel
-
-
-def channel_delete(*, channel: AlertChannel, actor: Actor) -> None:
-    audit(actor=actor, action="alert.channel.delete", details={"channel": channel.name, "kind": channel.kind})
-    channel.delete()
-
-
-def channel_test(*, channel: AlertChannel, actor: Actor) -> AlertDelivery:
-    """Queue a test alert to one channel; its outcome shows on the alerts page like any delivery."""
-    with transaction.atomic():
-        [delivery] = _queue(None, subject="[Switchboard] Test alert", channels=[channel],
-                            body=f"Test alert from Switchboard, sent by {actor.label}. If you read this, "
-                                 f"the channel {channel.name!r} works.")
-        audit(actor=actor, action="alert.channel.test", details={"channel": channel.name})
-    return delivery
-
-
-class DeliveryFailed(Exception):
-    pass
-
-
-def deliver(delivery_id: int, *, final_attempt: bool) -> str:
-    """Send one delivery. Raises DeliveryFailed (for Celery to retry) unless this was the last try."""
-    delivery = AlertDelivery.objects.select_related("channel", "event", "event__connection").get(pk=delivery_id)
-    if delivery.state == "sent":
-        return "sent"
-    delivery.attempts += 1
-    try:
-        _send(delivery)
-    except Exception as exc:  # any failure of the channel: record it, never lose it silently
-        delivery.last_error = _safe_error(exc, delivery.channel)
-        delivery.state = "failed" if final_attempt else "pending"
-        delivery.save(update_fields=["attempts", "last_error", "state"])
-        log.warning("alert delivery %s via %s failed (attempt %s): %s", delivery.pk, delivery.channel.name,
-                    delivery.attempts, delivery.last_error)
-        if final_attempt:
-            return "failed"
-        raise DeliveryFailed(delivery.last_error) from None
-    delivery.state = "sent"
-    delivery.sent_at = timezone.now()
-    delivery.last_error = ""
-    delivery.save(update_fields=["attempts", "state", "sent_at", "last_error"])
-    return "sent"
-
-
-@sensitive_variables()
-def _send(delivery: AlertDelivery) -> None:
-    config = delivery.channel.config.reveal()
-    if delivery.channel.kind == "email":
-        send_mail(delivery.subject, delivery.body, settings.DEFAULT_FROM_EMAIL, config["to"], fail_silently=False)
-        return
-    from . import transport
-
-    event = delivery.event
-    payload = {
-        # Slack-compatible: `text` is what Slack and most chat webhooks display.
-        "text": f"*{delivery.subject}*\n{delivery.body}",
-        "subject": delivery.subject,
-        "message": delivery.body,
-        "connection": event.connection.name if event else None,
-        "condition": event.condition if event else "test",
-        "transition": event.transition if event else "test",
-        "at": (event.at if event else delivery.created_at).isoformat(),
-    }
-    # The guard, pinning and "no redirects" of vendor calls apply here too (transport.post).
-    status = transport.post(config["url"], data=json.dumps(payload).encode(), timeout=WEBHOOK_TIMEOUT,
-                            headers={"Content-Type": "application/json"})
-    if not 200 <= status < 300:
-        raise DeliveryFailed(f"the webhook at {delivery.channel.display_target} answered HTTP {status}")
-
-
-def _safe_error(exc: Exception, channel: AlertChannel) -> str:
-    """What the alerts page and the worker log may show. A webhook URL is a secret (Slack's path is
-    its token): its errors are ours (category + scheme://host), never a library's text."""
-    from .transport import TransportError
-
-    if isinstance(exc, TransportError | DeliveryFailed):
-        return str(exc)[:1000]
-    if channel.kind == "webhook":
-        return f"{type(exc).__name__} while sending to {channel.display_target}"
-    return f"{type(exc).__name__}: {exc}"[:1000]
-
-
-# -- maintenance windows -------------------------------------------------------------------
-
-def maintenance_create(*, connection: Connection, starts_at: dt.datetime, ends_at: dt.datetime, reason: str,
-                       actor: Actor) -> MaintenanceWindow:
-    if ends_at <= starts_at:
-        raise SchemaError({"ends_at": "must be after the start"})
-    if ends_at - starts_at > dt.timedelta(days=14):
-        raise SchemaError({"ends_at": "a maintenance window lasts at most 14 days"})
-    window = MaintenanceWindow.objects.create(connection=connection, starts_at=starts_at, ends_at=ends_at,
-                                              reason=reason.strip()[:300], created_by_label=actor.label)
-    audit(actor=actor, action="alert.maintenance", connection=connection,
-          details={"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat(), "reason": window.reason})
-    return window
-
-
-def maintenance_end(*, window: MaintenanceWindow, actor: Actor) -> None:
-    now = timezone.now()
-    if window.ends_at > now:
-        window.ends_at = max(now, window.starts_at)
-        window.save(update_fields=["ends_at"])
-        audit(actor=actor, action="alert.maintenance.end", connection=window.connection,
-              details={"window": window.pk})

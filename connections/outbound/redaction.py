@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
-from .providers.base import SECRET_PARAM_NAMES
+from ..providers.http import SECRET_PARAM_NAMES
 
 MASK = "[REDACTED]"
 EXCERPT_BYTES = 4096

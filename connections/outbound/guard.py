@@ -2,7 +2,7 @@
 
 A credential must never reach loopback, a private network, link-local or a cloud metadata
 service: a base URL pointed there would turn Switchboard into a proxy into the internal network
-(SSRF). Three layers, all here, used by vendor calls and webhooks alike (connections/transport.py):
+(SSRF). Three layers, all here, used by vendor calls and webhooks alike (connections/outbound/transport.py):
 
 1. `parse()` reads a URL once, with urllib3's parser (the one the connection uses), and refuses
    what parsers disagree on: userinfo, backslashes, percent-escapes or other odd characters in

@@ -1,6 +1,6 @@
 """The shared rate limiter: every process and machine draws on one budget (Redis or the database).
 
-Three rules, declared by providers (providers/base.py `Rule`):
+Three rules, declared by providers (providers/http.py `Rule`):
 
 - pace: at most `limit` per `period` in ANY sliding window. GCRA "virtual scheduling": each
   request reserves the next free slot (slots `period/limit` apart, at 95% of the limit as a
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from ..models import ThrottleLease, ThrottleScope
+from ..providers.http import ThrottlePlan
 from .commits import fast_commit
-from .models import ThrottleLease, ThrottleScope
-from .providers.base import ThrottlePlan
 
 PACE_MARGIN = 0.95
 WINDOW_MARGIN = 0.99

@@ -5,7 +5,7 @@ A bearer-session credential logs in (POST /auth/login) before its first call; th
 credential's secret under "session". The fingerprint is left alone: it identifies the
 operator's secret, which a login does not change; the session's own fingerprint (the one the
 rotation history shows), its expiry and how the credential rotates are kept in its meta. Refreshing a session rescinds the old refresh
-token, so that is rotation's job (connections/rotation.py), built on the provider's
+token, so that is rotation's job (connections/rotation/), built on the provider's
 refresh_request()/parse_refresh() hooks.
 """
 
@@ -18,13 +18,13 @@ from django.views.decorators.debug import sensitive_variables
 
 from ..crypto import Sealed, encrypt_json
 from ..models import Credential
-from ..providers.base import RefreshError
+from ..providers.http import RefreshError
 
 
 @sensitive_variables()
 def session_login(*, connection, credential: Credential, actor, task_id: str = ""):
     """Log in and store the session. Returns (Result of the login, the new secret or None)."""
-    from .. import client
+    from . import client
 
     provider = connection.provider_obj
     result = client.send(connection, provider.login_request(connection.effective_options()), actor=actor,
