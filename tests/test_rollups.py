@@ -160,3 +160,32 @@ class TestOverviewAtScale:
         assert "Connections 101–120 of 120" in page5 and "conn-0119" in page5 and "conn-0008" not in page5
         # A page past the end (connections were deleted meanwhile) shows the last one.
         assert "Connections 101–120 of 120" in viewer_client.get("/?page=9").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+class TestOneRoundTripLogRow:
+    """The client's log row outside a transaction (PostgreSQL): one statement, same row, counted."""
+
+    def test_the_fast_insert_writes_what_the_orm_writes(self, vendors):
+        from connections.outbound.client import RequestSpec, send
+        from connections.services.audit import Actor
+        from tests import factories
+
+        connection = factories.connection("clever", sandbox=vendors)
+        actor = Actor(label="bench", via="system")
+        with CaptureQueriesContext(db_connection) as ctx:
+            fast = send(connection, RequestSpec("GET", "/v3.0/districts"), actor=actor)
+        inserts = [q["sql"] for q in ctx.captured_queries if "INSERT INTO" in q["sql"] and "requestlog" in q["sql"]]
+        assert len(inserts) == 1 and inserts[0].startswith("WITH durability")
+        assert not [q for q in ctx.captured_queries if "SAVEPOINT" in q["sql"] or q["sql"] == "COMMIT"]
+        from django.db import transaction
+
+        with transaction.atomic():  # inside a caller's transaction: the ORM path, in a savepoint
+            orm = send(connection, RequestSpec("GET", "/v3.0/districts"), actor=actor)
+        a, b = (RequestLog.objects.filter(pk=r.log_ids[0]).values().get() for r in (fast, orm))
+        for key in ("id", "chain_id", "started_at", "duration_ms", "response_excerpt", "vendor_request_id",
+                    "rate_limit"):
+            a.pop(key), b.pop(key)
+        assert a == b and a["outcome"] == "ok" and a["connection_id"] == connection.pk
+        hour = RequestRollup.objects.get(connection=connection, span="h")
+        assert (hour.total, hour.ok) == (2, 2)

@@ -26,7 +26,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 from django.db import Error as DatabaseErrors
+from django.db import connections as db_connections
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from requests.structures import CaseInsensitiveDict
@@ -43,7 +45,7 @@ from ..providers.http import (
     media_kind,
     parse_body,
 )
-from . import guard, transport
+from . import guard, logrows, transport
 from .commits import fast_commit
 from .redaction import Redactor, excerpt, header_lines, redact_url
 from .throttle import get_limiter
@@ -172,7 +174,7 @@ class _Call:
     def record(self, attempt: int, t: _Try, *, started_at: datetime, request_excerpt: str = "",
                response_excerpt: str = "") -> _Try:
         r = self.redactor
-        row = _insert_log(
+        t.log_id = _insert_log(
             connection=self.connection,
             provider=self.connection.provider,
             operation=self.operation,
@@ -197,7 +199,6 @@ class _Call:
             actor_label=getattr(self.actor, "label", "")[:150],
             task_id=self.task_id[:100],
         )
-        t.log_id = row.pk if row is not None else None
         return t
 
     def not_sent(self, attempt: int, outcome: str, code: str, message: str, *, blocked_until: float | None = None,
@@ -222,16 +223,19 @@ def storable(value: Any) -> Any:
     return value
 
 
-def _insert_log(**fields) -> RequestLog | None:
-    """Write one RequestLog row. Outside a caller's transaction the commit does not wait for the
-    disk (commits.fast_commit): a power cut may lose the last fraction of a second of log rows,
+def _insert_log(**fields) -> int | None:
+    """Write one RequestLog row; its id. Outside a caller's transaction the commit does not wait for
+    the disk (commits.fast_commit): a power cut may lose the last fraction of a second of log rows,
     never corrupt them, and every send saves the fsync. Credentials and the rotation journal keep
-    durable commits."""
+    durable commits. The rollup trigger (rollups.py) counts the row in the same transaction."""
     fields = {name: storable(value) for name, value in fields.items()}
     try:
+        conn = db_connections[DEFAULT_DB_ALIAS]
+        if conn.vendor == "postgresql" and not conn.in_atomic_block:
+            return logrows.insert_fast(conn, fields)
         # A savepoint inside a caller's transaction, so a failed insert cannot poison it.
         with fast_commit():
-            return RequestLog.objects.create(**fields)
+            return RequestLog.objects.create(**fields).pk
     except DatabaseErrors as exc:
         # The vendor's answer matters more than its log row: a refresh's new token must reach
         # the rotation code (which commits or spools it) even while the database is failing.
