@@ -7,9 +7,9 @@
       connections_requestlog_default            rows no day partition covers (never lost; deleted in batches)
 
 Retention drops whole days (first their ok half, later the rest) once the day is entirely past its
-cutoff: DROP TABLE of a partition is a catalogue change, not millions of row deletions, vacuum and
-bloat. Its lock on the parent is held for milliseconds, taken with a lock timeout so a long reader
-never queues every writer behind it. SQLite keeps the plain table and batched DELETEs (retention.py).
+cutoff: DETACH PARTITION (a catalogue change; the parent's lock for milliseconds, taken with a lock
+timeout so a long reader never queues every writer behind it), then DROP TABLE of the detached
+table, not millions of row deletions, vacuum and bloat. SQLite keeps the plain table and batched DELETEs (retention.py).
 
 Django still sees `id` as the primary key: ids come from one identity sequence, so they stay unique;
 the database's key also holds the partition columns, as PostgreSQL requires.
@@ -121,23 +121,39 @@ def _estimate(names: list[str]) -> int:
         return int(cursor.fetchone()[0])
 
 
+def _drop(table: str, parent: str) -> bool:
+    """Detach (a catalogue change: the parent's exclusive lock for milliseconds), then drop the
+    detached table, which no longer locks the parent while its files are removed."""
+    return _ddl([f"ALTER TABLE {parent} DETACH PARTITION {table}"]) and _ddl([f"DROP TABLE {table}"])
+
+
+def _orphans() -> list[str]:
+    """Day tables detached by an earlier run whose DROP failed: dropped at the next run."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE %s AND relkind IN ('r', 'p') "
+                       "AND NOT relispartition AND relnamespace = current_schema()::regnamespace", [f"{TABLE}_p%"])
+        return [name for (name,) in cursor.fetchall()]
+
+
 def drop_expired(*, ok_cutoff: datetime | None, error_cutoff: datetime | None) -> Dropped:
     """Drop every day partition (or its ok half) that ends at or before its cutoff.
 
     A day that straddles a cutoff is kept whole until it is entirely past it: on PostgreSQL rows
     live up to one day longer than the retention setting, never shorter."""
+    for name in _orphans():
+        _ddl([f"DROP TABLE {name}"])
     ok_days, whole_days, estimate = [], [], 0
     for day, halves in sorted(day_partitions().items()):
         end = datetime.combine(day, datetime.min.time(), UTC) + timedelta(days=1)
         name = day_table(day)
         if error_cutoff is not None and end <= error_cutoff:
             rows = _estimate([name])
-            if _ddl([f"DROP TABLE {name}"]):
+            if _drop(name, TABLE):
                 whole_days.append(day)
                 estimate += rows
         elif ok_cutoff is not None and end <= ok_cutoff and "ok" in halves:
             rows = _estimate([f"{name}_ok"])
-            if _ddl([f"DROP TABLE {name}_ok"]):
+            if _drop(f"{name}_ok", name):
                 ok_days.append(day)
                 estimate += rows
     return Dropped(ok_days, whole_days, estimate)

@@ -72,6 +72,9 @@ class TestPartitionMaintenance:
         assert not [q for q in statements if q.startswith("DELETE FROM connections_requestlog ")]
         assert f"DROP TABLE connections_requestlog_p{old:%Y%m%d}_ok" in statements
         assert f"DROP TABLE connections_requestlog_p{older:%Y%m%d}" in statements
+        # Detached first (the parent's lock for a catalogue change only), dropped after.
+        detach = f"ALTER TABLE connections_requestlog DETACH PARTITION connections_requestlog_p{older:%Y%m%d}"
+        assert statements.index(detach) < statements.index(f"DROP TABLE connections_requestlog_p{older:%Y%m%d}")
         assert result["partitions_dropped"] == 2
         assert set(RequestLog.objects.values_list("path", flat=True)) == {"/kept-error", "/recent"}
         assert where(kept_error.pk).endswith("_err") and RequestLog.objects.filter(pk=recent.pk).exists()
@@ -83,6 +86,16 @@ class TestPartitionMaintenance:
         # is logged and skipped: maintenance never fails the task or blocks writers for long.
         monkeypatch.setattr(partitions, "create_day_sql", lambda day: ["SELECT no_such_function()"])
         assert partitions.ensure_partitions(today=datetime(2031, 1, 1, tzinfo=UTC).date(), days_ahead=0) == []
+
+
+    def test_a_table_detached_but_not_dropped_is_dropped_next_time(self, conn):
+        day = datetime(2020, 1, 1, tzinfo=UTC).date()
+        partitions.ensure_partitions(today=day, days_ahead=0)
+        with db_connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE connections_requestlog DETACH PARTITION {partitions.day_table(day)}")
+        assert partitions._orphans() == [partitions.day_table(day)]
+        maintain_request_log()
+        assert partitions._orphans() == []
 
 
 class TestKeysetPaginationAcrossPartitions:
