@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock | sha256sum | cut -c1-12)
 
-.PHONY: run test bench lint install clean
+.PHONY: run test test-fast bench lint lint-imports install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -31,12 +31,24 @@ test: install
 	@test -x /usr/bin/chromium || echo "!! /usr/bin/chromium is missing: browser tests will be skipped (apt-get install chromium)"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## make test-fast: everything but the browser (tests/e2e), system (tests/system) and process tests
+## (-m process, celery_worker), on FAST_WORKERS pytest-xdist workers, with smaller fuzz and model budgets.
+FAST_WORKERS ?= auto
+test-fast: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-15} ROTATION_MODEL_EXAMPLES=$${ROTATION_MODEL_EXAMPLES:-4} \
+	  $(PY) -m pytest -q -n $(FAST_WORKERS) --dist worksteal -m "not process and not celery_worker and not e2e and not system" \
+	  --ignore=tests/e2e --ignore=tests/system $(PYTEST_ARGS)
+
 bench: install
 	$(PY) bench/run.py
 
-lint: install
+lint: install lint-imports
 	$(VENV)/bin/ruff check .
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+
+## make lint-imports: the layering contracts of pyproject.toml ([tool.importlinter]; DESIGN.md).
+lint-imports: install
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -2,16 +2,14 @@
 
 The defaults follow the HTTP semantics every vendor sheet in shared/VENDORS.md agrees on
 (401 never retried, 429 wait for the reset, 5xx retry with backoff, other 4xx fix the
-request). A provider refines them without any vendor check here:
-
-- `advise(log) -> Advice | None` on the provider replaces the default for the cases it knows;
-- `support_retention_days` on the provider: how long the vendor's support keeps debug data for a
-  request id (TeleTracker: about two weeks for the guid), shown as a date on the page.
+request). A provider refines them through what it declares (providers/base.py), with no
+vendor check here: its retry policy (which 5xx it retries), and `support_keeps_days`, how long
+the vendor's support keeps debug data for a request id (TeleTracker: about two weeks for the
+guid), shown as a date on the page.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -65,9 +63,9 @@ def _request_fixes(log: RequestLog) -> list[str]:
     return steps
 
 
-def default_advice(log: RequestLog, provider=None) -> Advice:
+def advise(log: RequestLog, provider=None) -> Advice:
     status = log.status_code
-    policy = getattr(provider, "retry_policy", None)
+    policy = provider.retry_policy if provider is not None else None
     support = "If it persists, contact the vendor's support with the request id above." if log.vendor_request_id \
         else "If it persists, contact the vendor's support with the time and path of the request."
     if log.outcome == Outcome.OK:
@@ -115,23 +113,13 @@ def default_advice(log: RequestLog, provider=None) -> Advice:
     return Advice(RETRY, "Unexpected answer: retry once, then check the response excerpt below.", [support])
 
 
-def advise(log: RequestLog, provider) -> Advice:
-    hook = getattr(provider, "advise", None)
-    if callable(hook):
-        advice = hook(log)
-        if advice is not None:
-            return advice
-    return default_advice(log, provider)
-
-
 def support_deadline(log: RequestLog, provider) -> datetime | None:
     """The date until which the vendor's support keeps debug data for this request id, if it says:
-    from the provider's retention (`support_retention_days`), else the `support_until` date the
+    from the provider's retention (`support_keeps_days`), else the `support_until` date the
     provider's error parser stored with the row."""
     if not log.vendor_request_id:
         return None
-    days = getattr(provider, "support_retention_days", None) or getattr(sys.modules.get(type(provider).__module__),
-                                                                        "SUPPORT_RETENTION_DAYS", None)
+    days = provider.support_keeps_days if provider is not None else None
     if days:
         return log.started_at + timedelta(days=days)
     stored = (log.error_details or {}).get("support_until") if isinstance(log.error_details, dict) else None

@@ -12,8 +12,11 @@ class ConnectionsConfig(AppConfig):
 
         from dashboard import reauth  # noqa: F401 (its sign-in receiver stamps the session)
 
-        from . import crypto
+        from . import crypto, tasks  # noqa: F401 (tasks: registered, so lower layers can queue them by name)
+        from .outbound.sessions import register_renewer
+        from .rotation.grants import renew_for_call
 
+        register_renewer(renew_for_call)
         post_migrate.connect(_sync_roles, sender=self)
         post_migrate.connect(_create_cache_table, sender=self)
 

@@ -9,20 +9,28 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+# isort: off
+from .choices import AlertCondition, AlertTransition, ChannelKind, CredentialSource, CredentialState  # noqa: F401
+from .choices import DeliveryState, Health, Operation, Outcome, RotationKind, RotationState, TriggeredBy  # noqa: F401
 from .crypto import EncryptedJSONField, SecretUnavailable
-from .providers import get_provider, provider_choices
+from .providers import provider_choices, provider_for
+from .querysets import AlertDeliveryQuerySet, AlertRuleQuerySet, CredentialQuerySet
+from .querysets import MaintenanceWindowQuerySet, RotationAttemptQuerySet
+# isort: on
+
+# The choices live in choices.py; they are imported here too, so `from .models import Health` works.
 
 
-class Health(models.TextChoices):
-    UNKNOWN = "unknown", "Unknown"
-    OK = "ok", "OK"
-    DEGRADED = "degraded", "Degraded"
-    FAILING = "failing", "Failing"
-    SUSPENDED = "suspended", "Suspended"
-    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+class LiveConnections(models.Manager):
+    """Connection.objects: connections in use. Archived ones (kept for their history) are only in
+    Connection.with_archived, so every list, schedule, batch and sender leaves them out."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(archived_at__isnull=True)
 
 
 class Connection(models.Model):
+    # Unique among archived ones too: an archived connection keeps its name (docs/decisions.md).
     name = models.SlugField(max_length=64, unique=True)
     provider = models.CharField(max_length=32, choices=provider_choices)
     base_url = models.URLField(max_length=500)
@@ -62,13 +70,23 @@ class Connection(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+    # Archived (never deleted): read-only, its secrets retired, its history kept (services/archive.py).
+    archived_at = models.DateTimeField(null=True, blank=True)
+    archived_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    archived_by_label = models.CharField(max_length=150, blank=True)
+
+    with_archived = models.Manager()
+    objects = LiveConnections()
 
     class Meta:
         ordering = ["name"]
+        default_manager_name = "objects"
+        base_manager_name = "with_archived"  # a log row's .connection is found when archived
         permissions = [
             ("run_tests", "Can run connection tests and calls"),
             ("rotate_credentials", "Can rotate credentials"),
-            ("manage_secrets", "Can create, edit and delete connections and their secrets"),
+            ("manage_secrets", "Can create, edit and archive connections and their secrets"),
             ("manage_alerts", "Can configure alert channels, rules and maintenance windows"),
             ("manage_users", "Can add users, change their roles, deactivate them and reset their passwords"),
         ]
@@ -78,23 +96,15 @@ class Connection(models.Model):
 
     @property
     def provider_obj(self):
-        return get_provider(self.provider)
+        # A declarative vendor whose file is gone or broken: a stand-in that refuses to send.
+        return provider_for(self.provider)
 
     @property
     def provider_label(self) -> str:
-        return self.get_provider_display()
+        return self.provider_obj.label
 
     def effective_options(self) -> dict:
         return {**self.provider_obj.default_options(), **(self.options or {})}
-
-
-class CredentialState(models.TextChoices):
-    STAGED = "staged", "Staged"
-    ACTIVE = "active", "Active"
-    RETIRED = "retired", "Retired"
-    RESCINDED = "rescinded", "Rescinded"
-    # A pasted (staged) secret the vendor refused during verification: it was never active.
-    REJECTED = "rejected", "Rejected"
 
 
 class Credential(models.Model):
@@ -103,8 +113,7 @@ class Credential(models.Model):
     secret = EncryptedJSONField()
     state = models.CharField(max_length=10, choices=CredentialState.choices, default=CredentialState.STAGED)
     fingerprint = models.CharField(max_length=32)
-    # How it came: operator (form/CLI), refresh (vendor-issued), recovery (spool import), import.
-    source = models.CharField(max_length=20, default="operator")
+    source = models.CharField(max_length=20, choices=CredentialSource.choices, default=CredentialSource.OPERATOR)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_by_label = models.CharField(max_length=150, blank=True)
@@ -113,6 +122,8 @@ class Credential(models.Model):
     retired_at = models.DateTimeField(null=True, blank=True)
     # Non-secret facts about the secret, e.g. a session token's expiry.
     meta = models.JSONField(default=dict, blank=True)
+
+    objects = CredentialQuerySet.as_manager()
 
     class Meta:
         ordering = ["connection", "-version"]
@@ -133,24 +144,16 @@ class Credential(models.Model):
             raise SecretUnavailable(f"connection {self.connection.name}, credential v{self.version}: {exc}") from None
 
 
-class RotationState(models.TextChoices):
-    STARTED = "started", "Started"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    OUTCOME_UNKNOWN = "outcome_unknown", "Outcome unknown"
-    RECOVERED = "recovered", "Recovered"
-
-
 class RotationAttempt(models.Model):
     """The rotation journal: one row per attempt, written and committed before the vendor is called."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="rotations")
-    kind = models.CharField(max_length=10, default="refresh")  # refresh | staged
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="rotations")
+    kind = models.CharField(max_length=10, choices=RotationKind.choices, default=RotationKind.REFRESH)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
     actor_label = models.CharField(max_length=150, blank=True)
-    triggered_by = models.CharField(max_length=20, default="user")
+    triggered_by = models.CharField(max_length=20, choices=TriggeredBy.choices, default=TriggeredBy.USER)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -163,6 +166,8 @@ class RotationAttempt(models.Model):
     vendor_request_id = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
 
+    objects = RotationAttemptQuerySet.as_manager()
+
     class Meta:
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["state", "started_at"], name="rotation_state_started")]
@@ -171,20 +176,12 @@ class RotationAttempt(models.Model):
         return f"rotation {self.id} of {self.connection_id}: {self.state}"
 
 
-class Outcome(models.TextChoices):
-    OK = "ok", "OK"
-    HTTP_ERROR = "http_error", "HTTP error"
-    NETWORK_ERROR = "network_error", "Network error"
-    TIMEOUT = "timeout", "Timeout"
-    THROTTLED = "throttled", "Throttled"
-
-
 class RequestLog(models.Model):
     """One row per outbound HTTP attempt."""
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="request_logs")
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="request_logs")
     provider = models.CharField(max_length=32)  # denormalised for the vendor filter
-    operation = models.CharField(max_length=20)  # test, refresh, call, probe, login
+    operation = models.CharField(max_length=20, choices=Operation.choices)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=1000)
     chain_id = models.UUIDField(default=uuid.uuid4)  # groups the attempts of one logical request
@@ -202,9 +199,11 @@ class RequestLog(models.Model):
     request_excerpt = models.TextField(blank=True)
     response_excerpt = models.TextField(blank=True)
     response_content_type = models.CharField(max_length=200, blank=True)
-    triggered_by = models.CharField(max_length=20, default="user")  # user, schedule, cli, system
+    triggered_by = models.CharField(max_length=20, choices=TriggeredBy.choices, default=TriggeredBy.USER)
     actor_label = models.CharField(max_length=150, blank=True)
     task_id = models.CharField(max_length=100, blank=True)
+    # The application whose proxied call this was (connections/proxy/); "" for Switchboard's own.
+    application = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -217,6 +216,8 @@ class RequestLog(models.Model):
             models.Index(fields=["vendor_request_id"], name="reqlog_vendor_req_id",
                          condition=~Q(vendor_request_id="")),
             models.Index(fields=["chain_id"], name="reqlog_chain"),
+            models.Index(fields=["application", "-started_at", "-id"], name="reqlog_app_recent",
+                         condition=~Q(application="")),
         ]
 
     def __str__(self) -> str:
@@ -228,11 +229,15 @@ class RequestLog(models.Model):
 
 
 class AuditEvent(models.Model):
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+    """Append-only: on PostgreSQL a trigger refuses UPDATE and DELETE (migration 0011). Hence
+    PROTECT: deleting a user or a connection with history is refused (users are deactivated,
+    connections archived) instead of rewriting audit rows."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                               related_name="+")
     actor_label = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=50)
-    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL,
+    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="audit_events")
     connection_name = models.CharField(max_length=64, blank=True)
     at = models.DateTimeField(default=timezone.now)
@@ -247,15 +252,6 @@ class AuditEvent(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.connection_name}"
 
 
-class AlertCondition(models.TextChoices):
-    FAILING = "failing", "Connection failing"
-    NEEDS_ATTENTION = "needs_attention", "Needs attention"
-    ROTATION_FAILED = "rotation_failed", "Rotation failed or outcome unknown"
-    HEADROOM_LOW = "headroom_low", "Rate-limit headroom low"
-    RATE_LIMITED = "rate_limited", "Rate limited (429)"
-    CREDENTIAL_EXPIRING = "credential_expiring", "Credential or refresh about to lapse"
-
-
 class AlertRule(models.Model):
     """Whether and how a condition alerts. connection=None is the default for every connection;
     a rule for one connection overrides it."""
@@ -267,6 +263,8 @@ class AlertRule(models.Model):
     # headroom_low: percent of the limit remaining; credential_expiring: hours before expiry.
     threshold = models.FloatField(null=True, blank=True)
     cooldown_minutes = models.PositiveIntegerField(default=30)
+
+    objects = AlertRuleQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -280,10 +278,8 @@ class AlertRule(models.Model):
 
 
 class AlertChannel(models.Model):
-    KINDS = [("email", "E-mail"), ("webhook", "Webhook")]
-
     name = models.CharField(max_length=100, unique=True)
-    kind = models.CharField(max_length=10, choices=KINDS)
+    kind = models.CharField(max_length=10, choices=ChannelKind.choices)
     # E-mail: {"to": [...]}; webhook: {"url": ...}. Encrypted: a webhook URL is itself a secret.
     config = EncryptedJSONField()
     # Safe to show: the e-mail addresses or the webhook's host.
@@ -305,6 +301,8 @@ class MaintenanceWindow(models.Model):
     ends_at = models.DateTimeField()
     reason = models.CharField(max_length=300, blank=True)
     created_by_label = models.CharField(max_length=150, blank=True)
+
+    objects = MaintenanceWindowQuerySet.as_manager()
 
     class Meta:
         ordering = ["-starts_at"]
@@ -334,7 +332,7 @@ class AlertState(models.Model):
 class AlertEvent(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="alert_events")
     condition = models.CharField(max_length=30, choices=AlertCondition.choices)
-    transition = models.CharField(max_length=10)  # begin | end | test
+    transition = models.CharField(max_length=10, choices=AlertTransition.choices)
     at = models.DateTimeField(default=timezone.now)
     message = models.TextField()
     # Why nothing was sent, if so: maintenance window, cooldown, rule disabled.
@@ -350,17 +348,17 @@ class AlertEvent(models.Model):
 
 
 class AlertDelivery(models.Model):
-    STATES = [("pending", "Pending"), ("sent", "Sent"), ("failed", "Failed")]
-
     event = models.ForeignKey(AlertEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
     subject = models.CharField(max_length=300)
     body = models.TextField()
-    state = models.CharField(max_length=10, choices=STATES, default="pending")
+    state = models.CharField(max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AlertDeliveryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -423,6 +421,59 @@ class ThrottleLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.pk}"
+
+
+# ----------------------------------------------------------------------------- the egress proxy
+
+
+class ApplicationKey(models.Model):
+    """An application's key for /proxy/<connection>/<path> (connections/proxy/). The key itself is
+    shown once; only its SHA-256 and its public prefix (`sbk_` + key id) are stored."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=16, unique=True)  # public part of the key, after "sbk_"
+    key_hash = models.CharField(max_length=64)  # hex SHA-256 of the whole key
+    connections = models.ManyToManyField(Connection, related_name="application_keys", blank=True)
+    methods = models.JSONField(default=list, blank=True)  # upper-case methods; empty: any method
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_by_label = models.CharField(max_length=150, blank=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)  # to the minute (services/appkeys.py)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def prefix(self) -> str:
+        """What identifies the key without revealing it (shown on pages, in the CLI and the log)."""
+        return f"sbk_{self.key_id}"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ExternalIdentity(models.Model):
+    """A user who signs in with single sign-on (dashboard/sso.py), by the identity provider's
+    issuer and subject: never by user name, so an IdP account cannot take over a local one."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
+    issuer = models.CharField(max_length=300)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="one_user_per_external_identity")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.issuer} {self.subject}"
 
 
 # Counts per connection and time bucket, maintained by a trigger on the request log (rollups.py).

@@ -9,6 +9,7 @@ VIEW_PERMS = [
     "connections.view_requestlog",
     "connections.view_auditevent",
     "connections.view_alertevent",
+    "connections.view_applicationkey",  # applications and their scope, never a key
 ]
 OPERATOR_PERMS = VIEW_PERMS + ["connections.run_tests", "connections.rotate_credentials"]
 ADMIN_PERMS = OPERATOR_PERMS + [
@@ -18,6 +19,7 @@ ADMIN_PERMS = OPERATOR_PERMS + [
     "connections.manage_secrets",
     "connections.manage_alerts",
     "connections.manage_users",
+    "connections.change_applicationkey",  # create, scope, rotate and revoke application keys
 ]
 ROLES: dict[str, list[str]] = {"viewer": VIEW_PERMS, "operator": OPERATOR_PERMS, "admin": ADMIN_PERMS}
 ADMIN_ROLE = "admin"

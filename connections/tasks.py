@@ -5,6 +5,8 @@ Arguments never carry a secret: the worker reads the active credential at send t
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
 
 # Tests run with a time limit: the client's timeouts (5 s connect, 20 s read, retries) bound one call,
@@ -25,17 +27,31 @@ def scheduled_test(self, connection_id: int) -> dict:
 
 @shared_task(bind=True, name="connections.tasks.run_test",
              soft_time_limit=TEST_SOFT_TIME_LIMIT, time_limit=TEST_TIME_LIMIT)
-def run_test(self, connection_id: int, actor_label: str = "") -> dict | None:
-    """An on-demand test queued from a page or the CLI."""
+def run_test(self, connection_id: int, actor_label: str = "", run_id: str = "") -> dict | None:
+    """An on-demand test queued from a page (services/test_runs.py follows it through `run_id`)."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
     from .models import Connection
     from .services.audit import Actor
+    from .services.test_runs import test_run_update
     from .services.testing import connection_test
 
     connection = Connection.objects.filter(pk=connection_id).first()
-    if connection is None:
+    if connection is None:  # archived since it was queued
+        test_run_update(run_id, state="done", gone=True)
         return None
+    test_run_update(run_id, state="running", started_at=time.time())
     actor = Actor(label=actor_label or "worker", via="user")
-    return connection_test(connection=connection, actor=actor, task_id=self.request.id or "").summary()
+    try:
+        summary = connection_test(connection=connection, actor=actor, task_id=self.request.id or "").summary()
+    except SoftTimeLimitExceeded:
+        test_run_update(run_id, state="done", timed_out=True)
+        return None
+    except BaseException:
+        test_run_update(run_id, state="done", crashed=True)
+        raise
+    test_run_update(run_id, state="done", ok=summary["ok"])
+    return summary
 
 
 @shared_task(bind=True, name="connections.tasks.run_test_in_batch", ignore_result=True,
@@ -96,9 +112,12 @@ def rotate_credentials(self, connection_id: int, attempt_id: str = "", user_id: 
 @shared_task(name="connections.tasks.refresh_due", ignore_result=True)
 def refresh_due() -> list[int]:
     """Beat: queue a refresh for each connection whose refresh_interval elapsed or session nears expiry."""
-    from .rotation.jobs import enqueue_due_refreshes
+    from .rotation.schedule import connections_due_for_refresh
 
-    return enqueue_due_refreshes()
+    due = connections_due_for_refresh()
+    for connection_id in due:
+        rotate_credentials.delay(connection_id, actor_label="scheduler", via="schedule")
+    return due
 
 
 @shared_task(name="connections.tasks.reconcile_rotations", ignore_result=True)
@@ -123,9 +142,13 @@ def evaluate_alerts() -> int:
 @shared_task(bind=True, name="connections.tasks.deliver_alert", ignore_result=True, max_retries=4)
 def deliver_alert(self, delivery_id: int) -> str:
     from .alerts import DeliveryFailed, deliver
+    from .metrics import alert_delivered
 
     try:
-        return deliver(delivery_id, final_attempt=self.request.retries >= self.max_retries)
+        state = deliver(delivery_id, final_attempt=self.request.retries >= self.max_retries)
     except DeliveryFailed as exc:
+        alert_delivered(delivery_id, "retry")
         # 10 s, 20 s, 40 s, 80 s: a flaky SMTP server or webhook gets a few minutes to recover.
         raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from None
+    alert_delivered(delivery_id, state)
+    return state

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import alerts, ops, testing, users, vault
+from .views import alerts, appkeys, oauth2, ops, testing, users, vault, vendors
 from .views import rotation as rotation_views
 
 urlpatterns = [
@@ -21,10 +21,11 @@ urlpatterns = [
     path("connections/<slug:name>/", vault.connection_detail, name="connection_detail"),
     path("connections/<slug:name>/edit/", vault.connection_edit, name="connection_edit"),
     path("connections/<slug:name>/secret/", vault.connection_secret, name="connection_secret"),
-    path("connections/<slug:name>/delete/", vault.connection_delete, name="connection_delete"),
+    path("connections/<slug:name>/archive/", vault.connection_archive, name="connection_archive"),
     path("audit/", vault.audit_log, name="audit_log"),
     # testing.py: the Test button and resuming paused scheduled tests
     path("connections/<slug:name>/test/", testing.test_connection, name="connection_test"),
+    path("connections/<slug:name>/test/<str:run_id>/", testing.test_status, name="connection_test_status"),
     path("connections/<slug:name>/resume-tests/", testing.resume_tests, name="connection_resume_tests"),
     # views/alerts.py: alert history, channels, rules, maintenance windows
     path("alerts/", alerts.alert_list, name="alert_list"),
@@ -42,6 +43,18 @@ urlpatterns = [
     path("connections/<slug:name>/rotations/", rotation_views.rotation_history, name="connection_rotations"),
     path("connections/<slug:name>/rotations/<uuid:attempt_id>/", rotation_views.rotation_status,
          name="connection_rotation_status"),
+    # appkeys.py: applications of the egress proxy (everyone sees them; admins manage keys)
+    path("applications/", appkeys.application_list, name="application_list"),
+    path("applications/new/", appkeys.application_create, name="application_create"),
+    path("applications/<slug:name>/scope/", appkeys.application_scope, name="application_scope"),
+    path("applications/<slug:name>/rotate/", appkeys.application_rotate, name="application_rotate"),
+    path("applications/<slug:name>/revoke/", appkeys.application_revoke, name="application_revoke"),
+    # oauth2.py: "Connect" (authorization code + PKCE) and the authorization server's callback
+    path("connections/<slug:name>/oauth2/connect/", oauth2.connect, name="oauth2_connect"),
+    path("oauth2/callback/", oauth2.callback, name="oauth2_callback"),
+    # vendors.py: built-in and declarative vendors, uploading a definition (admins)
+    path("vendors/", vendors.vendor_list, name="vendor_list"),
+    path("vendors/upload/", vendors.vendor_upload, name="vendor_upload"),
     # users.py: user management (admins)
     path("users/", users.user_list, name="user_list"),
     path("users/new/", users.user_create, name="user_create"),

@@ -15,6 +15,16 @@ from connections.services.audit import Actor, client_ip
 from connections.services.users import password_set
 
 
+class LoginView(auth_views.LoginView):
+    """Django's sign-in, plus a "Sign in with <provider>" button when single sign-on is configured."""
+
+    def get_context_data(self, **kwargs):
+        from .sso import sso_enabled
+
+        return super().get_context_data(**kwargs) | {
+            "sso_name": settings.OIDC_PROVIDER_NAME if sso_enabled() else ""}
+
+
 class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "registration/password_change.html"
     success_url = reverse_lazy("password_change")

@@ -4,6 +4,7 @@ django-celery-beat's database scheduler, so schedules are rows, not code."""
 import os
 
 from celery import Celery
+from celery.signals import setup_logging, task_prerun, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
@@ -50,9 +51,51 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def _django_logging(**kwargs) -> None:
+    """LOG_FORMAT=json: the worker and beat log through Django's LOGGING (JSON lines) instead of
+    Celery's own format; connecting this receiver is what stops Celery configuring its own."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+def _task_context(task_id=None, args=None, kwargs=None, **extra) -> None:
+    from dashboard.logformat import task_context
+
+    connection_id = (kwargs or {}).get("connection_id", args[0] if args else None)
+    task_id_ = task_id or ""
+    try:
+        task_context(task_id_, connection_id)
+    except Exception:  # the log context must never stop a task
+        task_context(task_id_, None)
+
+
+def _json_logs() -> bool:
+    from django.conf import settings
+
+    return settings.LOG_FORMAT == "json"
+
+
+if _json_logs():
+    setup_logging.connect(_django_logging)
+    task_prerun.connect(_task_context)
+
+
 @app.task(name="switchboard.ping")
 def ping(nonce: str) -> None:
     """A trivial task: proves a worker consumes from the broker by leaving a mark in the shared cache."""
     from django.core.cache import cache
 
     cache.set(f"ping:{nonce}", "pong", timeout=300)
+
+
+@worker_process_shutdown.connect
+def _metrics_process_gone(pid=None, **kwargs) -> None:
+    """Prometheus multiprocess mode: a pool process that exits leaves its counters (still summed)
+    and drops its live gauges (connections/metrics.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

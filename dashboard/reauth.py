@@ -71,21 +71,41 @@ class ConfirmForm(forms.Form):
                                                                               "autofocus": True}))
 
 
-@sensitive_post_parameters("password")
+class ConfirmWithCodeForm(ConfirmForm):
+    code = forms.CharField(label="Code from your authenticator app", max_length=20, strip=True,
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "spellcheck": "false",
+                                                         "autocapitalize": "off"}),
+                           help_text="Or one of your recovery codes.")
+
+
+@sensitive_post_parameters("password", "code")
 def confirm_password(request):
     target = request.POST.get("next") or request.GET.get("next") or reverse("overview")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
                                            require_https=request.is_secure()):
         target = reverse("overview")
-    form = ConfirmForm(request.POST or None)
+    from connections.services import second_factor
+
+    from .sso import sso_enabled
+
+    if not request.user.has_usable_password() and sso_enabled():
+        # A single sign-on user has no password here: the provider asks for it again (prompt=login).
+        return render(request, "registration/confirm_password.html",
+                      {"sso_name": settings.OIDC_PROVIDER_NAME, "next": target,
+                       "minutes": settings.REAUTH_MAX_AGE // 60})
+    with_code = second_factor.has_second_factor(request.user)
+    form = (ConfirmWithCodeForm if with_code else ConfirmForm)(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = authenticate(request, username=request.user.get_username(), password=form.cleaned_data["password"])
-        if user is not None and user.pk == request.user.pk:
+        if user is None or user.pk != request.user.pk:
+            form.add_error("password", "That is not your password. Try again.")
+        elif with_code and second_factor.verify_code(user=request.user, code=form.cleaned_data["code"]) is None:
+            form.add_error("code", "That code is not right (or was used already). Enter the newest one.")
+        else:
             request.session[AUTH_AT] = time.time()
             return HttpResponseRedirect(target)
-        form.add_error("password", "That is not your password. Try again.")
     return render(request, "registration/confirm_password.html",
-                  {"form": form, "next": target, "minutes": settings.REAUTH_MAX_AGE // 60})
+                  {"form": form, "next": target, "minutes": settings.REAUTH_MAX_AGE // 60, "with_code": with_code})
 
 
 class IdleTimeoutMiddleware:

@@ -27,6 +27,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from dashboard.logformat import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -119,6 +121,13 @@ OUTBOUND_MAX_WAIT_BACKGROUND = _read("OUTBOUND_MAX_WAIT_BACKGROUND", env.float, 
 OUTBOUND_DEADLINE = _read("OUTBOUND_DEADLINE", env.float, 30.0)
 OUTBOUND_DEADLINE_BACKGROUND = _read("OUTBOUND_DEADLINE_BACKGROUND", env.float, 120.0)
 OUTBOUND_MAX_BODY_BYTES = _read("OUTBOUND_MAX_BODY_BYTES", env.int, 1024 * 1024)
+# The egress proxy (/proxy/<connection>/<path>, docs/proxy.md): the largest request body an
+# application may send (413 beyond), the largest vendor answer passed back (502 beyond), how long a
+# call may wait for the shared limiter (then Switchboard's own 429) and for a rotation in flight.
+PROXY_MAX_BODY_BYTES = _read("PROXY_MAX_BODY_BYTES", env.int, 1024 * 1024)
+PROXY_MAX_RESPONSE_BYTES = _read("PROXY_MAX_RESPONSE_BYTES", env.int, 8 * 1024 * 1024)
+PROXY_MAX_WAIT = _read("PROXY_MAX_WAIT", env.float, 5.0)
+PROXY_ROTATION_WAIT = _read("PROXY_ROTATION_WAIT", env.float, 10.0)
 # The largest credential field (a password, a token) accepted on the form, the CLI and import.
 SECRET_MAX_FIELD_BYTES = _read("SECRET_MAX_FIELD_BYTES", env.int, 16 * 1024)
 # Names this deployment's egress IP: Cleverbridge's limit is per IP, shared by all its connections.
@@ -128,6 +137,10 @@ CLEVER_RATE_LIMIT_PER_MINUTE = _read("CLEVER_RATE_LIMIT_PER_MINUTE", env.int, 12
 CONNECTION_TEST_SLOW_MS = _read("CONNECTION_TEST_SLOW_MS", env.int, 3000)
 # Where rotation writes a new token it could not commit (encrypted, fsynced).
 RECOVERY_SPOOL_DIR = Path(_read("RECOVERY_SPOOL_DIR", env.str, str(VAR_DIR / "spool")))
+# Declarative vendors: one YAML file per vendor (docs/providers.md). The default is the repository's
+# vendors/ folder with the shipped examples; a deployment points it at a folder it keeps (and
+# shares between machines), where the Vendors page's upload saves too.
+PROVIDERS_DIR = Path(_read("PROVIDERS_DIR", env.str, str(BASE_DIR / "vendors")))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -140,20 +153,26 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "connections",
 ]
 
 MIDDLEWARE = [
+    "dashboard.logformat.RequestIdMiddleware",  # first: every later log line carries the request id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "connections.middleware.PermissionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "dashboard.reauth.IdleTimeoutMiddleware",  # after messages: it says why you were signed out
+    "dashboard.twofactor.SecondFactorMiddleware",  # a session that owes its code reaches nothing else
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "connections.middleware.MethodNotAllowedPage",  # a link to a POST-only URL: a page, not a blank 405
@@ -166,7 +185,51 @@ AUTHENTICATION_BACKENDS = [
     # django-axes first: repeated failed sign-ins are throttled per user name and IP.
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "dashboard.sso.SsoBackend",  # answers only the single sign-on callback
 ]
+
+# Single sign-on with OpenID Connect (dashboard/sso.py): on when OIDC_RP_CLIENT_ID is set.
+OIDC_RP_CLIENT_ID = _read("OIDC_RP_CLIENT_ID", env.str, "")
+OIDC_RP_CLIENT_SECRET = _read("OIDC_RP_CLIENT_SECRET", env.str, "")
+OIDC_OP_DISCOVERY_URL = _read("OIDC_OP_DISCOVERY_URL", env.str, "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = _read("OIDC_OP_AUTHORIZATION_ENDPOINT", env.str, "")
+OIDC_OP_TOKEN_ENDPOINT = _read("OIDC_OP_TOKEN_ENDPOINT", env.str, "")
+OIDC_OP_USER_ENDPOINT = _read("OIDC_OP_USER_ENDPOINT", env.str, "")
+OIDC_OP_JWKS_ENDPOINT = _read("OIDC_OP_JWKS_ENDPOINT", env.str, "")
+OIDC_RP_SIGN_ALGO = _read("OIDC_RP_SIGN_ALGO", env.str, "RS256")
+OIDC_RP_SCOPES = _read("OIDC_RP_SCOPES", env.str, "openid email profile")
+OIDC_PROVIDER_NAME = _read("OIDC_PROVIDER_NAME", env.str, "single sign-on")
+OIDC_ROLE_CLAIM = _read("OIDC_ROLE_CLAIM", env.str, "groups")
+# Trust the provider's second factor when the ID token's amr lists one of these (empty: never).
+OIDC_MFA_AMR = _read("OIDC_MFA_AMR", env.list, ["mfa"])
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_CREATE_USER = True
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/"
+
+
+def _role_map(name: str) -> dict[str, str]:
+    """OIDC_ROLE_MAP="ops-admins=admin,ops=operator,staff=viewer": provider group -> role."""
+    mapping = {}
+    for item in filter(None, (part.strip() for part in env.str(name, default="").split(","))):
+        group, sep, role = item.rpartition("=")
+        if not sep or not group.strip() or role.strip() not in ("viewer", "operator", "admin"):
+            raise ImproperlyConfigured(f"{name} is malformed: expected group=role pairs (roles viewer, operator, "
+                                       f"admin) separated by commas, got {item!r}")
+        mapping[group.strip()] = role.strip()
+    return mapping
+
+
+OIDC_ROLE_MAP = _role_map("OIDC_ROLE_MAP")
+if OIDC_RP_CLIENT_ID:
+    _missing = [n for n in ("OIDC_RP_CLIENT_SECRET",) if not globals()[n]]
+    if not OIDC_OP_DISCOVERY_URL:
+        _missing += [n for n in ("OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT",
+                                 "OIDC_OP_JWKS_ENDPOINT") if not globals()[n]]
+    if _missing or not OIDC_ROLE_MAP:
+        raise ImproperlyConfigured("OIDC_RP_CLIENT_ID is set but single sign-on is incomplete: set "
+                                   + ", ".join(_missing + ([] if OIDC_ROLE_MAP else ["OIDC_ROLE_MAP"]))
+                                   + " (or OIDC_OP_DISCOVERY_URL instead of the endpoints)")
 AXES_FAILURE_LIMIT = _read("AXES_FAILURE_LIMIT", env.int, 5)
 TEST_RATE_PER_MINUTE = _read("TEST_RATE_PER_MINUTE", env.int, 10)  # per user, on the Test button
 AXES_COOLOFF_TIME = _read("AXES_COOLOFF_MINUTES", env.int, 15) / 60  # hours
@@ -206,6 +269,9 @@ TEMPLATES = [
 
 DATABASES = {"default": _db_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'switchboard.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+# The web server (dashboard/wsgi.py only) keeps each thread's connection this many seconds, checked
+# before each request; 0 opens one per request (docs/proxy.md, "Serving").
+WEB_CONN_MAX_AGE = _read("WEB_CONN_MAX_AGE", env.int, 60)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # web, worker and beat share the file in the embedded set-up: wait for locks, write-ahead log.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -320,6 +386,13 @@ SESSION_IDLE_TIMEOUT = _read("SESSION_IDLE_TIMEOUT", env.int, 30) * 60
 REAUTH_MAX_AGE = _read("REAUTH_MINUTES", env.int, 10) * 60
 if SESSION_IDLE_TIMEOUT <= 0 or REAUTH_MAX_AGE <= 0:
     raise ImproperlyConfigured("SESSION_IDLE_TIMEOUT and REAUTH_MINUTES must be whole numbers of minutes, 1 or more")
+# /metrics answers only requests with `Authorization: Bearer <METRICS_TOKEN>`; unset: no endpoint (404).
+METRICS_TOKEN = _read("METRICS_TOKEN", env.str, "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN is malformed: use at least 16 random characters")
+# Admins must enrol a second factor (TOTP) before they can do anything; others may (dashboard/twofactor.py).
+SECOND_FACTOR_FOR_ADMINS = _bool("SECOND_FACTOR_FOR_ADMINS", True)
+OTP_TOTP_ISSUER = _read("OTP_TOTP_ISSUER", env.str, "Switchboard")
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -337,13 +410,12 @@ EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", env.str, "switchboard@localhost")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", env.str, "INFO")},
-    # urllib3 logs request lines with the full path at DEBUG: a webhook's path is its secret.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"},
-                "urllib3": {"level": "WARNING"}},
-}
+# LOG_FORMAT=json: one JSON object per log line, with request id and connection (dashboard/logformat.py).
+LOG_FORMAT = _read("LOG_FORMAT", env.str, "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is malformed: expected text or json, got {LOG_FORMAT!r}")
+LOGGING = logging_config(_read("LOG_LEVEL", env.str, "INFO"), LOG_FORMAT)
+if LOG_FORMAT == "json":
+    import logging as _logging
+
+    _logging.captureWarnings(True)  # warnings.warn(...) becomes a log line (py.warnings), JSON too

@@ -32,11 +32,19 @@ os.environ["OUTBOUND_ALLOW_PRIVATE_NETWORKS"] = "true"
 # Two fixed test keys, newest first (never used outside tests).
 os.environ["CREDENTIAL_KEYS"] = "mHWpJZ5C_8lJthykFMT0jVbJunxHg-_GB5Z4P0YBXsU=,vh4GE6cDHmJngYEbw8Kb1dEz9_UMWaGSweIb6KHILPU="
 os.environ.pop("DEMO_MODE", None)
+# Most tests sign admins in with force_login; tests/dashboard/test_second_factor.py turns the rule back on.
+os.environ["SECOND_FACTOR_FOR_ADMINS"] = "false"
 if POSTGRES_AVAILABLE:
     os.environ["DATABASE_URL"] = _pg_url
 else:
     os.environ["DATABASE_URL"] = "sqlite:///:memory:"
 _prefix = os.environ.get("TEST_KEY_PREFIX", "sbtest")
+# pytest-xdist: each worker gets its own cache keys, Celery queue and spool (pytest-django already
+# suffixes the test database per worker). Exported, so processes a test starts inherit the same prefix.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker and not _prefix.endswith(f"_{_worker}"):
+    _prefix = f"{_prefix}_{_worker}"
+os.environ["TEST_KEY_PREFIX"] = _prefix
 if REDIS_AVAILABLE:
     os.environ["CACHE_URL"] = f"{_redis_url}/1"
     os.environ["CELERY_BROKER_URL"] = f"{_redis_url}/2"

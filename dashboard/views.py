@@ -2,9 +2,12 @@
 
 import sys
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import Error as DatabaseError
 from django.http import HttpResponse
 from django.template import loader
+from django.views.defaults import bad_request as django_bad_request
 
 
 def server_error(request, template_name="500.html"):
@@ -15,3 +18,22 @@ def server_error(request, template_name="500.html"):
         html = loader.get_template("503.html").render()
         return HttpResponse(html, status=503, headers={"Retry-After": "10"})
     return HttpResponse(loader.get_template(template_name).render(), status=500)
+
+
+def bad_request(request, exception, template_name="400.html"):
+    """A form larger than DATA_UPLOAD_MAX_MEMORY_SIZE (e.g. a 5 MB "secret" pasted into a field)
+    is refused before any view runs: say so plainly (413) instead of Django's bare 400."""
+    if isinstance(exception, RequestDataTooBig):
+        from connections.providers.schema import secret_max_field_bytes
+
+        try:
+            sent = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            sent = 0
+        html = loader.get_template("413.html").render({
+            "sent_mb": f"{sent / 1_048_576:.1f}" if sent else "",
+            "form_limit_mb": f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1_048_576:.1f}",
+            "secret_limit": f"{secret_max_field_bytes():,}",
+        })
+        return HttpResponse(html, status=413)
+    return django_bad_request(request, exception, template_name)

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from tests import factories
+from tests.authserver.fixture import authserver  # noqa: F401  (the test OAuth 2.0 / OIDC server)
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
 
@@ -64,6 +65,16 @@ def clear_cache() -> None:
             client.delete(key)
     else:
         cache.clear()
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run inline where they are queued (the Test button's test, in the view's thread)."""
+    from dashboard.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
 
 
 @pytest.fixture(autouse=True)

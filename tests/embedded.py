@@ -3,7 +3,7 @@ no PostgreSQL, no Redis. For tests that prove state is shared by every process o
 
     env = embedded_env(tmp_path)
     out = run(env, "manage.py", "migrate")                  # any manage.py command
-    ids = run_json(env, "-m", "tests.throttle_worker", "setup")
+    ids = run_json(env, "-m", "tests.outbound.throttle_worker", "setup")
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from tests import factories
 from tests.conftest import clear_cache
 from tests.fuzz_vendor import FuzzVendor
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db]
+pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
 SEED = int(os.environ.get("FUZZ_SEED", "20240607"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "90"))  # per operation and provider

@@ -12,8 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from connections import partitions
-from connections.models import Connection, RequestLog
+from connections.models import RequestLog
 from connections.retention import maintain_request_log
+from tests.factories import ConnectionFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
@@ -33,7 +34,7 @@ def log(conn, at, outcome="ok", status=200, path="/x") -> RequestLog:
 @pytest.fixture
 def conn():
     assert partitions.is_partitioned(), "the migrations partition the request log on PostgreSQL"
-    return Connection.objects.create(name="parted", provider="clever", base_url="https://api.example.com")
+    return ConnectionFactory(name="parted")
 
 
 class TestPartitionMaintenance:

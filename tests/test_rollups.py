@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from connections import rollups, selectors
 from connections.models import Connection, ErrorRollup, RequestLog, RequestRollup
+from tests.factories import ConnectionFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
@@ -75,8 +76,7 @@ class TestRollupsAreExact:
         RequestRollup.objects.all().delete()
         ErrorRollup.objects.all().delete()
         Connection.objects.all().delete()
-        conns = [Connection.objects.create(name=f"c{i}", provider="clever", base_url="https://api.example.com")
-                 for i in range(3)]
+        conns = [ConnectionFactory(name=f"c{i}") for i in range(3)]
         now = timezone.now()
         bulk = []
         for conn, (outcome, status), ago, ms, code, one_by_one in rows:
@@ -99,15 +99,15 @@ class TestRollupsAreExact:
         assert stored() == before
 
     def test_the_overview_counts_the_current_minute(self, viewer_client):
-        c = Connection.objects.create(name="busy", provider="clever", base_url="https://api.example.com")
+        c = ConnectionFactory(name="busy")
         now = timezone.now()
         RequestLog.objects.bulk_create([RequestLog(connection=c, provider="clever", operation="call", method="GET",
                                                    path="/", started_at=now - timedelta(seconds=i), status_code=code,
                                                    outcome="ok" if code == 200 else "http_error")
                                         for i, code in enumerate([200, 200, 500, 429, 200])])
         row = selectors.overview()["rows"][0]
-        assert (row["stats"].total, row["stats"].failed, row["stats"].last_hour) == (5, 2, 5)
-        assert row["stats"].throttled_last_hour == 1
+        assert (row.stats.total, row.stats.failed, row.stats.last_hour) == (5, 2, 5)
+        assert row.stats.throttled_last_hour == 1
         assert "2 / 5" in viewer_client.get("/").content.decode()
         # One more row, written now: the page says so at once (no task has to run first).
         RequestLog.objects.create(connection=c, provider="clever", operation="call", method="GET", path="/",
@@ -115,14 +115,14 @@ class TestRollupsAreExact:
         assert "3 / 6" in viewer_client.get("/").content.decode()
 
     def test_error_history_groups_come_from_the_rollups(self, viewer_client):
-        c = Connection.objects.create(name="flaky", provider="clever", base_url="https://api.example.com")
+        c = ConnectionFactory(name="flaky")
         RequestLog.objects.bulk_create([RequestLog(connection=c, provider="clever", operation="call", method="GET",
                                                    path="/", status_code=503, outcome="http_error",
                                                    error_code="unavailable", error_message="Down for maintenance")
                                         for _ in range(4)])
         history = selectors.error_history(range_key="30d")
-        assert history["total"] == 4
-        [group] = history["groups"]
+        assert history.total == 4
+        [group] = history.groups
         assert (group["count"], group["status_code"], group["connections"]) == (4, 503, 1)
         assert group["latest_id"] == RequestLog.objects.order_by("-id").first().pk
         assert "Down for maintenance" in viewer_client.get("/errors/?range=30d").content.decode()

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.embedded import ROOT, embedded_env, run
-from tests.test_shared_state import poll, shell
+from tests.receivers import free_port
+from tests.services.test_shared_state import poll, shell
 
-PORT = 19951
+PORT = free_port()  # per process: parallel runs (and pytest-xdist workers) do not collide
 
 
 def children_of(pid: int) -> list[int]:
@@ -127,6 +128,7 @@ def tree(tmp_path_factory):
             assert tree.pid(marker) is None
 
 
+@pytest.mark.process
 def test_a_killed_worker_and_web_server_are_restarted_within_seconds(tree):
     worker, web = tree.pid(" worker "), tree.pid("gunicorn")
     assert worker and web
@@ -193,6 +195,7 @@ print(json.dumps(test_all_start(actor=Actor(label="test"))))
 """
 
 
+@pytest.mark.process
 def test_a_test_whose_process_is_killed_mid_call_is_run_again_and_counted_once(tree):
     vendor = HangOnce()
     try:
@@ -216,6 +219,7 @@ def test_a_test_whose_process_is_killed_mid_call_is_run_again_and_counted_once(t
         vendor.close()
 
 
+@pytest.mark.process
 def test_a_child_that_keeps_crashing_at_start_stops_runall_with_a_clear_message(tmp_path):
     """The web server cannot start (its address is not valid): five crashes within a minute, each
     after a longer pause, then runall stops the worker and beat too and exits 1."""

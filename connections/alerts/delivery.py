@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from ..models import AlertChannel, AlertDelivery, AlertEvent
-from ..providers.schema import SchemaError
 from ..services.audit import Actor, audit
+from ..taskqueue import queue_on_commit
 from .channels import DeliveryFailed, channel_kind
 
 log = logging.getLogger(__name__)
@@ -24,24 +25,17 @@ def queue(event: AlertEvent | None, *, subject: str, channels=None, body: str | 
                                      body=body if body is not None else event.message)
         for channel in (channels if channels is not None else AlertChannel.objects.filter(enabled=True))
     ]
-    ids = [d.pk for d in deliveries]
-
-    def enqueue():
-        from ..tasks import deliver_alert
-
-        for pk in ids:
-            deliver_alert.delay(pk)
-
-    transaction.on_commit(enqueue)
+    for delivery in deliveries:
+        queue_on_commit("connections.tasks.deliver_alert", delivery.pk)
     return deliveries
 
 
 def channel_create(*, name: str, kind: str, target: str, actor: Actor) -> AlertChannel:
     name = (name or "").strip()
     if not name:
-        raise SchemaError({"name": "this field is required"})
+        raise ValidationError({"name": "this field is required"})
     if AlertChannel.objects.filter(name=name).exists():
-        raise SchemaError({"name": f"a channel named {name!r} already exists"})
+        raise ValidationError({"name": f"a channel named {name!r} already exists"})
     config, display = channel_kind(kind).clean(target)
     channel = AlertChannel.objects.create(name=name, kind=kind, config=config, display_target=display,
                                           created_by_label=actor.label)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -26,13 +27,11 @@ from ..models import (
     AlertState,
     Connection,
     Credential,
-    CredentialState,
     Health,
     RequestLog,
     RotationAttempt,
     RotationState,
 )
-from ..providers.schema import SchemaError
 from ..services.audit import Actor, audit
 from .delivery import queue
 from .maintenance import in_maintenance
@@ -70,7 +69,7 @@ def ensure_default_rules() -> None:
 
 def effective_rules(connections: list[Connection]) -> dict[tuple[int, str], AlertRule]:
     """(connection id, condition) -> the rule in force: the connection's own or the default."""
-    rules = list(AlertRule.objects.filter(connection__in=connections) | AlertRule.objects.filter(connection=None))
+    rules = list(AlertRule.objects.in_force_for(connections))
     defaults = {r.condition: r for r in rules if r.connection_id is None}
     own = {(r.connection_id, r.condition): r for r in rules if r.connection_id is not None}
     result = {}
@@ -85,9 +84,9 @@ def effective_rules(connections: list[Connection]) -> dict[tuple[int, str], Aler
 def rule_set(*, connection: Connection | None, condition: str, enabled: bool, threshold: float | None,
              cooldown_minutes: int, actor: Actor) -> AlertRule:
     if condition not in AlertCondition.values:
-        raise SchemaError({"condition": f"unknown condition {condition!r}"})
+        raise ValidationError({"condition": f"unknown condition {condition!r}"})
     if threshold is not None and threshold < 0:
-        raise SchemaError({"threshold": "must be 0 or more"})
+        raise ValidationError({"threshold": "must be 0 or more"})
     rule, _ = AlertRule.objects.update_or_create(
         connection=connection, condition=condition,
         defaults={"enabled": enabled, "threshold": threshold, "cooldown_minutes": cooldown_minutes},
@@ -113,7 +112,7 @@ def _findings(connections: list[Connection], rules, now: dt.datetime) -> dict[tu
         .values_list("connection_id").annotate(last=Max("started_at"))
     )
     expiries: dict[int, dt.datetime] = {}
-    for cred in Credential.objects.filter(connection_id__in=ids, state=CredentialState.ACTIVE).only(
+    for cred in Credential.objects.active().filter(connection_id__in=ids).only(
             "connection_id", "meta"):
         raw = (cred.meta or {}).get("refresh_expires_at") or (cred.meta or {}).get("expires_at")
         if raw:

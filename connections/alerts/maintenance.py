@@ -5,24 +5,24 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from ..models import Connection, MaintenanceWindow
-from ..providers.schema import SchemaError
 from ..services.audit import Actor, audit
 
 
 def in_maintenance(connection_ids: list[int], now: dt.datetime) -> set[int]:
-    return set(MaintenanceWindow.objects.filter(connection_id__in=connection_ids, starts_at__lte=now,
-                                                ends_at__gt=now).values_list("connection_id", flat=True))
+    return set(MaintenanceWindow.objects.in_force(now).filter(connection_id__in=connection_ids)
+               .values_list("connection_id", flat=True))
 
 
 def maintenance_create(*, connection: Connection, starts_at: dt.datetime, ends_at: dt.datetime, reason: str,
                        actor: Actor) -> MaintenanceWindow:
     if ends_at <= starts_at:
-        raise SchemaError({"ends_at": "must be after the start"})
+        raise ValidationError({"ends_at": "must be after the start"})
     if ends_at - starts_at > dt.timedelta(days=14):
-        raise SchemaError({"ends_at": "a maintenance window lasts at most 14 days"})
+        raise ValidationError({"ends_at": "a maintenance window lasts at most 14 days"})
     window = MaintenanceWindow.objects.create(connection=connection, starts_at=starts_at, ends_at=ends_at,
                                               reason=reason.strip()[:300], created_by_label=actor.label)
     audit(actor=actor, action="alert.maintenance", connection=connection,

@@ -1,15 +1,19 @@
 """connections add NAME --provider KEY --base-url URL [--option K=V ...] < secret.json"""
 
-from ..providers.schema import SchemaError
+from django.core.exceptions import ValidationError
+
+from ..providers.schema import error_text
 from ..services.audit import Actor
 from ..services.vault import connection_create
 from . import OK
-from .common import CLIError, connection_summary, dump, parse_options, read_secret, schema_message
+from .common import CLIError, connection_summary, dump, parse_options, read_secret
 
 
 def add_arguments(parser):
     parser.add_argument("name")
-    parser.add_argument("--provider", required=True, help="cleverbridge, clever, cloverdx, teletracker or cleanlist")
+    parser.add_argument("--provider", required=True,
+                        help="a vendor key: cleverbridge, clever, cloverdx, teletracker, cleanlist, or a declarative "
+                             "vendor of PROVIDERS_DIR (manage.py vendors list)")
     parser.add_argument("--base-url", help="defaults to the vendor's documented base URL")
     parser.add_argument("--option", action="append", metavar="K=V", help="a non-secret connection option")
     parser.add_argument("--test-interval", type=int, help="seconds between scheduled tests (0: off)")
@@ -27,8 +31,8 @@ def run(options, stdin, stdout, stderr) -> int:
             secret=secret, test_interval=options["test_interval"], refresh_interval=options["refresh_interval"],
             enabled=not options["disabled"], actor=Actor.cli(),
         )
-    except SchemaError as exc:
-        raise CLIError(f"nothing was changed: {schema_message(exc)}") from None
+    except ValidationError as exc:
+        raise CLIError(f"nothing was changed: {error_text(exc)}") from None
     summary = connection_summary(connection)
     if options["json"]:
         dump(summary, stdout)

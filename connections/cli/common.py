@@ -6,7 +6,6 @@ import json
 from typing import IO
 
 from ..models import Connection
-from ..providers.schema import SchemaError
 from ..selectors import active_of
 from . import BAD_INPUT
 
@@ -48,13 +47,13 @@ def parse_options(pairs: list[str] | None) -> dict:
     return options
 
 
-def schema_message(exc: SchemaError) -> str:
-    return "; ".join(f"{field}: {message}" for field, message in exc.errors.items())
-
-
 def get_connection(name: str) -> Connection:
     connection = Connection.objects.filter(name=name).first()
     if connection is None:
+        archived = Connection.with_archived.filter(name=name).values_list("archived_at", flat=True).first()
+        if archived is not None:
+            raise CLIError(f"{name!r} was archived on {archived:%Y-%m-%d %H:%M} UTC: it is read-only; its history is "
+                           "on its page, in the request log and in the audit trail")
         raise CLIError(f"no connection named {name!r} (see `connections list`)")
     return connection
 

@@ -2,11 +2,13 @@
 
 import json
 
-from ..providers.schema import SchemaError
+from django.core.exceptions import ValidationError
+
+from ..providers.schema import error_text
 from ..services.audit import Actor
 from ..services.vault import connections_import
 from . import OK
-from .common import CLIError, dump, schema_message
+from .common import CLIError, dump
 
 
 def add_arguments(parser):
@@ -26,8 +28,8 @@ def run(options, stdin, stdout, stderr) -> int:
         raise CLIError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}); nothing was imported") from None
     try:
         created = connections_import(data=data, actor=Actor.cli())
-    except SchemaError as exc:
-        raise CLIError(f"nothing was imported: {schema_message(exc)}") from None
+    except ValidationError as exc:
+        raise CLIError(f"nothing was imported: {error_text(exc)}") from None
     if options["json"]:
         dump({"imported": [c.name for c in created]}, stdout)
     else:

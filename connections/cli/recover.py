@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..models import Connection
 from ..rotation import recover_spool
+from ..rotation.core import run_connection_test
 from ..services.audit import Actor
 from . import NEEDS_ATTENTION, OK
 from .common import dump
@@ -30,8 +31,6 @@ def run(options, stdin, stdout, stderr) -> int:
     results = recover_spool(actor=actor)
     items = [r.as_dict() for r in results]
     if not options.get("no_test"):
-        from ..rotation.core import run_connection_test
-
         for item in items:
             if item["status"] != "imported":
                 continue

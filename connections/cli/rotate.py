@@ -12,11 +12,22 @@ message says what to do).
 
 from __future__ import annotations
 
-from ..providers.schema import SchemaError
-from ..rotation import rotate, staged_replace, supports_refresh
+from django.core.exceptions import ValidationError
+
+from ..providers.schema import error_text
+from ..rotation import UNSUPPORTED, RotationOutcome, rotate, staged_replace, supports_refresh
 from ..services.audit import Actor
-from . import BAD_INPUT
-from .common import CLIError, dump, get_connection, read_secret, schema_message
+from . import BAD_INPUT, NEEDS_ATTENTION, OK, VENDOR_SAID_NO
+from .common import CLIError, dump, get_connection, read_secret
+
+
+def rotation_exit_code(outcome: RotationOutcome) -> int:
+    """DESIGN.md's exit codes for a rotation's outcome."""
+    if outcome.ok:
+        return OK
+    if outcome.needs_attention:
+        return NEEDS_ATTENTION
+    return BAD_INPUT if outcome.state == UNSUPPORTED else VENDOR_SAID_NO
 
 
 def add_arguments(parser):
@@ -35,13 +46,14 @@ def run(options, stdin, stdout, stderr) -> int:
         secret = read_secret(stdin)
         try:
             outcome = staged_replace(connection=connection, secret=secret, actor=actor)
-        except SchemaError as exc:
-            raise CLIError(f"the new secret does not fit {connection.provider}: {schema_message(exc)}",
+        except ValidationError as exc:
+            raise CLIError(f"the new secret does not fit {connection.provider}: {error_text(exc)}",
                            BAD_INPUT) from None
+    code = rotation_exit_code(outcome)
     if options["json"]:
-        dump(outcome.as_dict(), stdout)
+        dump({**outcome.as_dict(), "exit_code": code}, stdout)
     else:
         (stdout if outcome.ok else stderr).write(outcome.message + "\n")
         if outcome.attempt_id:
             stdout.write(f"journal: {outcome.attempt_id} ({outcome.state})\n")
-    return outcome.exit_code
+    return code

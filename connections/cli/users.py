@@ -7,6 +7,8 @@
     users deactivate NAME [--json]
     users reactivate NAME [--json]
     users reset-password NAME [--json]         the old password stops working; prints a new link
+    users reset-second-factor NAME [--json]    remove their authenticator app and recovery codes
+                                               (a lost phone); an admin enrols a new one at sign-in
 
 Exit codes: 0 done (or nothing to change), 2 bad input (nothing changed). Passwords are read
 from standard input, never from arguments; the CLI never prints one.
@@ -108,6 +110,9 @@ def add_arguments(sub) -> None:
         p = sub.add_parser(verb, help=text)
         p.add_argument("name")
         p.add_argument("--json", action="store_true")
+    p = sub.add_parser("reset-second-factor", help="remove a user's second factor (lost phone); audited")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("reset-password", help="make the old password stop working; prints a one-time link")
     p.add_argument("name")
     p.add_argument("--site-url", help="the address people open Switchboard on (default: SITE_URL)")
@@ -185,6 +190,16 @@ def _reset_password(options, stdin, stdout) -> int:
     return OK
 
 
+def _reset_second_factor(options, stdin, stdout) -> int:
+    from ..services.second_factor import second_factor_remove
+
+    user = _get_user(options["name"])
+    changed = second_factor_remove(user=user, actor=Actor.cli())
+    return _report(user, changed, f"the second factor of {user.username} was removed; they set up a new one "
+                                  "at their next sign-in (admins must)",
+                   f"{user.username} has no second factor; nothing changed", options, stdout)
+
+
 def _report(user: User, changed: bool, done: str, unchanged: str, options, stdout) -> int:
     if options["json"]:
         dump(_summary(user) | {"changed": changed}, stdout)
@@ -194,4 +209,5 @@ def _report(user: User, changed: bool, done: str, unchanged: str, options, stdou
 
 
 VERBS = {"list": _list, "add": _add, "set-role": _set_role, "deactivate": _set_active(False),
-         "reactivate": _set_active(True), "reset-password": _reset_password}
+         "reactivate": _set_active(True), "reset-password": _reset_password,
+         "reset-second-factor": _reset_second_factor}

@@ -1,4 +1,6 @@
-"""Vendor sessions kept inside a credential (TeleTracker bearer sessions, shared/VENDORS.md).
+"""The storage of vendor sessions kept inside a credential (TeleTracker bearer sessions,
+shared/VENDORS.md). The login itself is the client's (client.session_login); this module only
+stores and forgets sessions, below the client.
 
 A bearer-session credential logs in (POST /auth/login) before its first call; the session
 (token, refresh token, expiry computed from tokenLifetime) is stored encrypted in the same
@@ -11,34 +13,11 @@ refresh_request()/parse_refresh() hooks.
 
 from __future__ import annotations
 
-import time
-
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from ..crypto import Sealed, encrypt_json
 from ..models import Credential
-from ..providers.http import RefreshError
-
-
-@sensitive_variables()
-def session_login(*, connection, credential: Credential, actor, task_id: str = ""):
-    """Log in and store the session. Returns (Result of the login, the new secret or None)."""
-    from . import client
-
-    provider = connection.provider_obj
-    result = client.send(connection, provider.login_request(connection.effective_options()), actor=actor,
-                         operation="login", credential=credential, task_id=task_id)
-    if not result.ok:
-        return result, None
-    try:
-        secret = provider.parse_login(client.reveal(credential), result.data, time.time())
-    except RefreshError as exc:
-        result.ok = False
-        result.error_code = "bad_login_answer"
-        result.error_message = str(exc)
-        return result, None
-    return result, session_store(credential=credential, session=secret["session"])
 
 
 @sensitive_variables()
@@ -52,6 +31,24 @@ def session_store(*, credential: Credential, session: dict) -> dict:
         Credential.objects.filter(pk=row.pk).update(secret=sealed, meta=meta)
     credential.secret, credential.meta = sealed, meta
     return secret
+
+
+# A session renewed by a rotating refresh (oauth2's refresh-token grant) goes through rotation's
+# claim, journal and spool; rotation registers that function at start-up (apps.py), so this lower
+# layer never imports rotation.
+_renewer = None
+
+
+def register_renewer(renewer) -> None:
+    global _renewer
+    _renewer = renewer
+
+
+def session_renew(*, connection, actor, task_id: str = "") -> tuple[Credential | None, str]:
+    """Renew the active credential's session by a refresh; (the active credential, "") or (None, why)."""
+    if _renewer is None:
+        return None, "no refresh is available in this process"
+    return _renewer(connection=connection, actor=actor, task_id=task_id)
 
 
 def session_forget(*, credential: Credential) -> None:

@@ -11,6 +11,12 @@ Three rules, declared by providers (providers/http.py `Rule`):
   at 99% of the limit so a request straddling the vendor's window edge cannot overflow it.
 
 Plus a block per scope ("send nothing before T"), set from Retry-After or X-RateLimit-Reset.
+
+Redis restarted without persistence forgets every count. A marker key (throttle:epoch) records
+when the limiter's memory began; a window that began before it has an unknown count, so the
+script asks the caller for a seed (the vendor's own count, from the X-RateLimit-Remaining the
+connections last stored: connections/outbound/throttle_seed.py) and, without one, counts the window as
+spent until it ends (docs/reliability.md, "Limiter state lost").
 A request that would wait longer than its caller's `max_wait` is not sent: acquire() returns a
 refusal the client records as outcome `throttled`.
 
@@ -18,126 +24,31 @@ With Redis (django.core.cache.backends.redis.RedisCache) every decision is one L
 is atomic across processes and machines and uses Redis's clock (no skew between workers).
 Without Redis (the embedded default: SQLite) every decision is one short database transaction
 (DatabaseLimiter), atomic across every process that shares the database. Why not `limits` or
-pyrate-limiter: docs/decisions.md.
+pyrate-limiter: docs/decisions.md. The backend-independent driver and the permit are limiter.py.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from ..models import ThrottleLease, ThrottleScope
-from ..providers.http import ThrottlePlan
 from .commits import fast_commit
-
-PACE_MARGIN = 0.95
-WINDOW_MARGIN = 0.99
-
-
-@dataclass
-class Permit:
-    ok: bool
-    waited: float = 0.0
-    reason: str = ""  # why refused: blocked | busy | window | pace
-    message: str = ""
-    blocked_until: float | None = None  # Unix time the refusal lasts until (blocked, window)
-    lease_key: str = ""
-    lease_id: str = ""
-
-
-def _effective(rule) -> tuple[int, float]:
-    """(count, period) actually enforced for a rule, with the safety margins."""
-    if rule.kind == "pace":
-        return max(1, int(rule.limit)), rule.period / (max(1, rule.limit) * PACE_MARGIN)
-    if rule.kind == "window":
-        return max(1, int(rule.limit * WINDOW_MARGIN)), rule.period
-    return max(1, int(rule.limit)), rule.period
-
-
-def _rules(plan: ThrottlePlan):
-    """The plan's (concurrency, pace, window) rules, None where it has none."""
-    found = {rule.kind: rule for rule in plan.rules}
-    return found.get("concurrency"), found.get("pace"), found.get("window")
-
-
-def _block_scope(plan: ThrottlePlan) -> str:
-    return plan.block_scope or (plan.rules[0].scope if plan.rules else "none")
-
-
-class Limiter:
-    """Backend-independent driver: asks `_try` until admitted, refused, or out of time."""
-
-    poll = 0.002  # seconds between tries while every concurrency slot is taken
-
-    def acquire(self, plan: ThrottlePlan, *, max_wait: float, lease_seconds: float = 60.0) -> Permit:
-        if not plan.rules and not plan.block_scope:
-            return Permit(ok=True)
-        started = time.monotonic()
-        deadline = started + max(0.0, max_wait)
-        lease_id = uuid.uuid4().hex
-        while True:
-            remaining = deadline - time.monotonic()
-            ok, reason, wait = self._try(plan, lease_id=lease_id, lease_seconds=lease_seconds,
-                                         max_delay=max(0.0, remaining))
-            if ok:
-                if wait > 0:
-                    time.sleep(wait)
-                sem = next((r for r in plan.rules if r.kind == "concurrency"), None)
-                return Permit(ok=True, waited=time.monotonic() - started,
-                              lease_key=self._sem_key(sem.scope) if sem else "", lease_id=lease_id if sem else "")
-            remaining = deadline - time.monotonic()
-            if reason == "busy":
-                if remaining <= 0:
-                    limit = next(r.limit for r in plan.rules if r.kind == "concurrency")
-                    return Permit(ok=False, waited=time.monotonic() - started, reason="busy",
-                                  message=f"{limit} requests already in flight for this vendor's scope; "
-                                          f"waited {max_wait:g} s for a free slot")
-                time.sleep(min(remaining, self.poll * (0.5 + random.random())))
-                continue
-            if wait > remaining:
-                until = time.time() + wait
-                what = {"blocked": "the vendor asked us to wait (Retry-After / X-RateLimit-Reset)",
-                        "window": "this window's request budget is spent",
-                        "pace": "the request rate budget is booked ahead"}[reason]
-                return Permit(ok=False, waited=time.monotonic() - started, reason=reason, blocked_until=until,
-                              message=f"not sent: {what}; next slot in {wait:.1f} s, longer than the "
-                                      f"{max_wait:g} s this caller may wait")
-            time.sleep(wait)
-
-    # -- backend hooks ----------------------------------------------------------
-    def _try(self, plan: ThrottlePlan, *, lease_id: str, lease_seconds: float, max_delay: float):
-        """(admitted, reason, seconds): admitted with a pace delay, or refused and how long the
-        refusal lasts (0 for busy)."""
-        raise NotImplementedError
-
-    def _sem_key(self, scope: str) -> str:
-        return f"throttle:sem:{scope}"
-
-    def release(self, permit: Permit) -> None:
-        raise NotImplementedError
-
-    def block(self, scope: str, seconds: float) -> None:
-        """Send nothing in this scope for `seconds` (extends, never shortens, a block)."""
-        raise NotImplementedError
-
-    def blocked_until(self, scope: str) -> float | None:
-        raise NotImplementedError
-
-    def in_flight(self, scope: str) -> int:
-        raise NotImplementedError
-
+from .limiter import Limiter, Permit, block_scope_of, effective, rules_of
 
 # ----------------------------------------------------------------------------- Redis
 
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local epoch = tonumber(redis.call('GET', KEYS[5]) or '0')
+if epoch == 0 then
+  epoch = now
+  redis.call('SET', KEYS[5], string.format('%d', now))
+end
 local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
 if blocked > now then return {0, 'blocked', tostring(blocked - now)} end
 local sem_limit = tonumber(ARGV[1])
@@ -151,7 +62,18 @@ if wlimit > 0 then
   local period = tonumber(ARGV[7])
   local wno = math.floor(now / period)
   wkey = KEYS[4] .. ':' .. string.format('%d', wno)
-  local count = tonumber(redis.call('GET', wkey) or '0')
+  local raw = redis.call('GET', wkey)
+  local count = 0
+  if raw then
+    count = tonumber(raw)
+  elseif epoch > wno * period then
+    -- This window began before the limiter's memory did (Redis restarted without its data):
+    -- what was sent in it so far is unknown. Start from the caller's seed, or ask for one.
+    local seed = tonumber(ARGV[8])
+    if seed < 0 then return {0, 'unseeded', string.format('%d', wno * period)} end
+    count = seed
+    redis.call('SET', wkey, string.format('%d', seed), 'PX', math.floor(period / 1000) * 2 + 1000)
+  end
   if count >= wlimit then return {0, 'window', string.format('%d', (wno + 1) * period - now)} end
 end
 local interval = tonumber(ARGV[4])
@@ -200,28 +122,35 @@ class RedisLimiter(Limiter):
     def _sem_key(self, scope: str) -> str:
         return self._key(f"throttle:sem:{scope}")
 
-    def _try(self, plan, *, lease_id, lease_seconds, max_delay):
-        sem, pace, window = _rules(plan)
-        scope = _block_scope(plan)
+    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None):
+        sem, pace, window = rules_of(plan)
+        scope = block_scope_of(plan)
         keys = [
             self._key(f"throttle:block:{scope}"),
             self._sem_key(sem.scope if sem else scope),
             self._key(f"throttle:pace:{pace.scope if pace else scope}"),
             self._key(f"throttle:window:{window.scope if window else scope}"),
+            self._key("throttle:epoch"),  # when this Redis's limiter state began (see _ADMIT)
         ]
-        w_limit, w_period = _effective(window) if window else (0, 60.0)
-        interval = _effective(pace)[1] if pace else 0.0
+        w_limit, w_period = effective(window) if window else (0, 60.0)
+        interval = effective(pace)[1] if pace else 0.0
         args = [
-            _effective(sem)[0] if sem else 0,
+            effective(sem)[0] if sem else 0,
             int(lease_seconds * 1000),
             lease_id,
             int(interval * 1_000_000),
             int(max_delay * 1_000_000),
             w_limit,
             int(w_period * 1_000_000),
+            -1,  # no seed: the script asks for one only when it lost the window's count
         ]
         ok, reason, value = self._admit(keys=keys, args=args)
         reason = reason.decode() if isinstance(reason, bytes) else reason
+        if reason == "unseeded":
+            counted = seed(int(value) / 1_000_000) if seed is not None else None
+            args[-1] = w_limit if counted is None else max(0, int(counted))
+            ok, reason, value = self._admit(keys=keys, args=args)
+            reason = reason.decode() if isinstance(reason, bytes) else reason
         return bool(int(ok)), reason, int(value) / 1_000_000
 
     def release(self, permit: Permit) -> None:
@@ -302,14 +231,14 @@ class DatabaseLimiter(Limiter):
         fields = ("scope", "blocked_until", "tat", "window_number", "window_count")
         return {row[0]: dict(zip(fields, row, strict=True)) for row in rows}
 
-    def _try(self, plan, *, lease_id, lease_seconds, max_delay):
-        sem, pace, window = _rules(plan)
-        scope = _block_scope(plan)
+    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None):
+        sem, pace, window = rules_of(plan)
+        scope = block_scope_of(plan)
         if not plan.rules:
             with connections[self.using].cursor() as cursor:
                 left = self._block_left(cursor, scope)
             return (False, "blocked", left) if left else (True, "ok", 0.0)
-        if sem and self.in_flight(sem.scope) >= _effective(sem)[0]:
+        if sem and self.in_flight(sem.scope) >= effective(sem)[0]:
             return False, "busy", 0.0  # known from a read: while every slot is taken, polls take no lock
         with fast_commit(self.using), connections[self.using].cursor() as cursor:
             rows = self._locked_rows(cursor, [scope, *(rule.scope for rule in plan.rules)])
@@ -319,11 +248,11 @@ class DatabaseLimiter(Limiter):
             if sem:
                 cursor.execute(f"SELECT COUNT(*) FROM {self.leases} WHERE scope = %s AND expires_at > %s",
                                [sem.scope, now])
-                if cursor.fetchone()[0] >= _effective(sem)[0]:
+                if cursor.fetchone()[0] >= effective(sem)[0]:
                     return False, "busy", 0.0
             changed = set()
             if window:
-                limit, period = _effective(window)
+                limit, period = effective(window)
                 row, number = rows[window.scope], int(now // period)
                 count = row["window_count"] if row["window_number"] == number else 0
                 if count >= limit:
@@ -337,7 +266,7 @@ class DatabaseLimiter(Limiter):
                 delay = tat - now
                 if delay > max_delay:
                     return False, "pace", delay
-                row["tat"] = tat + _effective(pace)[1]
+                row["tat"] = tat + effective(pace)[1]
                 changed.add(pace.scope)
             for name in changed:
                 row = rows[name]

@@ -1,6 +1,6 @@
-"""The one way out, at the socket level: vendor calls (connections/outbound/client.py) and webhooks
-(connections/alerts/channels/webhook.py) both send through `session()`, and turn failures into words with
-`classify()`. No other module imports requests.
+"""The one way out, at the socket level: vendor calls (outbound/client.py, attempt.py) and webhooks
+(alerts/channels/webhook.py) both send through `session()`, and turn failures into words with
+`classify()`. No module outside connections/outbound/ imports requests (import-linter checks it).
 
 - Pinned connections: urllib3's connection classes are subclassed so that opening a socket
   resolves the host with `guard.resolve()` (EVERY address checked) and connects to one of the

@@ -1,3 +1,10 @@
-from .registry import PROVIDERS, UnknownProvider, get_provider, provider_choices
+from .registry import (
+    PROVIDERS,
+    UnknownProvider,
+    definition_files,
+    get_provider,
+    provider_choices,
+    provider_for,
+)
 
-__all__ = ["PROVIDERS", "UnknownProvider", "get_provider", "provider_choices"]
+__all__ = ["PROVIDERS", "UnknownProvider", "definition_files", "get_provider", "provider_choices", "provider_for"]

@@ -13,9 +13,10 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
 
 from .http import (
     JSON,
@@ -26,6 +27,7 @@ from .http import (
     Reply,
     RequestSpec,
     RetryPolicy,
+    TestStep,
     ThrottlePlan,
     first_line,
     header_int,
@@ -33,7 +35,7 @@ from .http import (
     parse_retry_after,
     status_code_name,
 )
-from .schema import Field, SchemaError, check_secret_sizes, clean_fields
+from .schema import Field, check_secret_sizes, clean_fields
 
 # JSON keys whose string values in a response are secrets (a refresh's new token, a login's session).
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_?key|authorization|session)", re.I)
@@ -56,6 +58,8 @@ class Provider:
     # Media types a successful answer may carry (an empty body always passes).
     expected_types: tuple[str, ...] = (JSON,)
     retry_policy: RetryPolicy = RetryPolicy()
+    # Where the documented rate limit is uncertain, what the overview says next to it (Cleverbridge).
+    rate_limit_note: str = ""
 
     # -- schema -------------------------------------------------------------
     def clean_secret(self, data: object) -> dict:
@@ -74,14 +78,14 @@ class Provider:
     def clean_base_url(self, base_url: str) -> str:
         """Syntactic check only (the outbound guard checks addresses at send time)."""
         if any(ord(ch) < 32 or ch.isspace() for ch in base_url.strip()):
-            raise SchemaError({"base_url": "must not contain spaces or control characters"})
+            raise ValidationError({"base_url": "must not contain spaces or control characters"})
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SchemaError({"base_url": "must be an absolute http(s) URL, e.g. " + (self.default_base_url or "https://api.example.com")})
+            raise ValidationError({"base_url": "must be an absolute http(s) URL, e.g. " + (self.default_base_url or "https://api.example.com")})
         if parts.query or parts.fragment:
-            raise SchemaError({"base_url": "must not carry a query string or fragment"})
+            raise ValidationError({"base_url": "must not carry a query string or fragment"})
         if parts.username or parts.password:
-            raise SchemaError({"base_url": "must not carry credentials; put them in the secret"})
+            raise ValidationError({"base_url": "must not carry credentials; put them in the secret"})
         return base_url.strip().rstrip("/")
 
     def describe_test(self, options: dict) -> str:
@@ -163,18 +167,15 @@ class Provider:
         raise NotImplementedError(f"{self.key} has no sessions")
 
     # -- the connection test ----------------------------------------------------
-    def test_request(self, options: dict) -> RequestSpec:
+    def test_requests(self, options: dict) -> list[TestStep]:
+        """The connection test as data: the requests the testing service sends, in order."""
         raise NotImplementedError
-
-    def run_test(self, send: Callable[[RequestSpec], Any], options: dict) -> Any:
-        """Run the connection test through `send` (the client); returns its Result."""
-        return send(self.test_request(options))
 
     # -- refresh (rescind-on-refresh vendors) -------------------------------------
     def can_refresh(self, secret: dict) -> bool:
         return False
 
-    def refresh_request(self, secret: dict) -> RequestSpec:
+    def refresh_request(self, secret: dict, options: dict | None = None) -> RequestSpec:
         raise NotImplementedError(f"{self.key} has no refresh endpoint")
 
     def parse_refresh(self, secret: dict, data: Any, now: float | None = None) -> dict:
@@ -189,8 +190,6 @@ class Provider:
     probe_hint: str = ""  # what an operator can change so a probe becomes possible
     # Shown before a refresh runs (rotation/refresh.py; empty: a generic sentence).
     refresh_warning: str = ""
-    # After a lost refresh answer: what to ask support for (empty: "issue a new <label> secret").
-    lost_refresh_advice: str = ""
     # How long the vendor's support keeps a request's data, where the vendor documents it (days).
     support_keeps_days: int | None = None
     # Paths an ad-hoc call must never reach (a refresh would rescind the secret without storing
@@ -206,6 +205,38 @@ class Provider:
         bearer-session credential with no session yet: rotating starts one) or "replace" (an
         operator pastes a new one). Stored in Credential.meta, so pages never decrypt to decide."""
         return "refresh" if self.rescinds_on_refresh and self.can_refresh(secret) else "replace"
+
+    def renews_by_rotation(self, secret: dict) -> bool:
+        """Is a new session (access token) obtained by a refresh that rotates the secret? Then a
+        call that finds it expired renews it through rotation (claim, journal, spool), not a login
+        (oauth2's refresh-token grant)."""
+        return False
+
+    def verifies_by_refresh(self, secret: dict) -> bool:
+        """Can a pasted secret only be checked by consuming it (a refresh token without an access
+        token)? Then a paste is promoted and refreshed under the claim, and put back if refused."""
+        return False
+
+    def grant_refused(self, status: int | None, error: ErrorInfo) -> bool:
+        """Does a refused refresh say the secret is dead for good (OAuth 2.0 invalid_grant)? The
+        connection then needs attention (reauthorize_advice) and is not refreshed with it again."""
+        return False
+
+    # How a session starts, in the journal's words ("Started a <label> session: <login_words>").
+    login_words: str = "logged in with the stored user name and password"
+    # What to do when the refresh secret is lost or dead ("{name}": the connection), e.g. oauth2's
+    # "re-authorize: press Connect"; empty: ask the vendor's support for a new secret.
+    reauthorize_advice: str = ""
+    # Options that are URLs a secret is sent to or a browser is sent to (checked like base URLs).
+    url_options: tuple[str, ...] = ()
+
+    def supports_connect(self, options: dict) -> bool:
+        """Can the connection page start an authorization-code flow ("Connect", oauth2)?"""
+        return False
+
+    def secret_urls(self, base_url: str, options: dict) -> list[str]:
+        """Every URL this connection's secret is sent to: it is bound to their origins (vault)."""
+        return [base_url]
 
     def recovers_by_login(self, secret: dict) -> bool:
         """After a refresh whose outcome is unknown, does logging in again with the stored

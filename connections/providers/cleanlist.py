@@ -9,9 +9,11 @@ import json
 import re
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from .base import Provider
-from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy
-from .schema import Field, SchemaError
+from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy, TestStep
+from .schema import Field
 
 _API_SUFFIX = re.compile(r"/api$")
 _SERVICE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -58,7 +60,7 @@ class Cleanlist(Provider):
             if not isinstance(body, dict):
                 errors["test_body"] = "must be a JSON object"
         if errors:
-            raise SchemaError(errors)
+            raise ValidationError(errors)
         return cleaned
 
     def describe_test(self, options: dict) -> str:
@@ -85,18 +87,19 @@ class Cleanlist(Provider):
         if request.auth != "none":
             request.headers["Authorization"] = f"Token {secret['token']}"  # VENDORS.md: Token <token>
 
-    def test_request(self, options: dict) -> RequestSpec:
+    def test_requests(self, options: dict) -> list[TestStep]:
         # VENDORS.md: POST /api/pub_echo/ with a small JSON object (echoed back under result),
         # or a service the operator names to prove the token.
         options = options or {}
         body = json.loads(options["test_body"]) if options.get("test_body") else dict(DEFAULT_TEST_BODY)
-        return RequestSpec("POST", f"/{options.get('test_service') or 'pub_echo'}/", json=body, idempotent=True)
+        spec = RequestSpec("POST", f"/{options.get('test_service') or 'pub_echo'}/", json=body, idempotent=True)
+        return [TestStep(spec, self.describe_test(options))]
 
     # -- refresh: rescinds the old token immediately and irrevocably -----------------------
     def can_refresh(self, secret: dict) -> bool:
         return bool(secret.get("token"))
 
-    def refresh_request(self, secret: dict) -> RequestSpec:
+    def refresh_request(self, secret: dict, options: dict | None = None) -> RequestSpec:
         # VENDORS.md: POST /api/_refresh/ with the current token -> result.new_token. Never retried.
         return RequestSpec("POST", "/_refresh/", json={}, idempotent=False)
 
@@ -115,7 +118,7 @@ class Cleanlist(Provider):
         service = (options or {}).get("test_service") or "pub_echo"
         if service == "pub_echo":
             return None
-        return self.test_request(options)
+        return self.test_requests(options)[0].spec
 
     # -- answers ----------------------------------------------------------------
     def rejects_secret(self, status: int | None, error: ErrorInfo) -> bool:

@@ -10,7 +10,7 @@ import re
 from django.conf import settings
 
 from .base import Provider
-from .http import Outbound, RequestSpec, RetryPolicy, Rule, ThrottlePlan
+from .http import Outbound, RequestSpec, RetryPolicy, Rule, TestStep, ThrottlePlan
 from .schema import Field
 
 _VERSION_SUFFIX = re.compile(r"/v\d+(\.\d+)?$")
@@ -66,9 +66,10 @@ class Clever(Provider):
         if request.auth != "none":
             request.headers["Authorization"] = f"Bearer {secret['token']}"  # VENDORS.md: Bearer <token>
 
-    def test_request(self, options: dict) -> RequestSpec:
+    def test_requests(self, options: dict) -> list[TestStep]:
         # VENDORS.md: GET /v3.0/districts (district tokens) or /v3.0/me (SSO): a connection option.
-        return RequestSpec("GET", (options or {}).get("test_path") or "/v3.0/districts")
+        spec = RequestSpec("GET", (options or {}).get("test_path") or "/v3.0/districts")
+        return [TestStep(spec, self.describe_test(options))]
 
     def throttle_plan(self, *, connection_id: int, fingerprint: str) -> ThrottlePlan:
         # VENDORS.md: 1200 requests per minute per bearer token, a fixed window that resets every

@@ -17,6 +17,7 @@ from .http import (
     RequestSpec,
     RetryPolicy,
     Rule,
+    TestStep,
     ThrottlePlan,
     basic_token,
     status_code_name,
@@ -66,9 +67,9 @@ class Cleverbridge(Provider):
         if request.method.upper() in ("POST", "PUT", "PATCH") and "Content-Type" not in request.headers:
             request.headers["Content-Type"] = XML if isinstance(request.data, str | bytes) and accept == XML else JSON
 
-    def test_request(self, options: dict) -> RequestSpec:
+    def test_requests(self, options: dict) -> list[TestStep]:
         # VENDORS.md: GET /connection/test checks reachability and credentials; success body undocumented.
-        return RequestSpec("GET", "/connection/test")
+        return [TestStep(RequestSpec("GET", "/connection/test"), self.test_proves)]
 
     @staticmethod
     def result_message(reply: Reply) -> str:
@@ -106,4 +107,5 @@ class Cleverbridge(Provider):
             rules=(Rule("concurrency", scope, MAX_IN_FLIGHT),
                    Rule("pace", scope, settings.CLEVERBRIDGE_RATE_LIMIT, 1.0)),
             block_scope=scope,  # a 429 blocks the IP for a minute (Retry-After: 60)
+            shared=True,
         )

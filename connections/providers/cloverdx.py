@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from .base import Provider
-from .http import ErrorInfo, Outbound, Reply, RequestSpec, RetryPolicy, basic_token
+from .http import ErrorInfo, Outbound, Reply, RequestSpec, RetryPolicy, TestStep, basic_token
 from .schema import Field
 
 REST_PREFIX = "/clover/api/rest/v1"
@@ -55,21 +55,16 @@ class CloverDX(Provider):
         if request.auth != "none":
             request.headers["Authorization"] = "Basic " + basic_token(secret["username"], secret["password"])
 
-    def test_request(self, options: dict) -> RequestSpec:
-        path = (options or {}).get("test_path") or f"{REST_PREFIX}/executions?pageSize=1"
-        return RequestSpec("GET", path)
-
-    def accessibility_request(self) -> RequestSpec:
-        # VENDORS.md: GET /clover/accessibilityTest.jsp (no auth) answers 200, or 503 SUSPENDED.
-        return RequestSpec("GET", ACCESSIBILITY_PATH, auth="none", expect=("*",))
-
-    def run_test(self, send, options: dict):
+    def test_requests(self, options: dict) -> list[TestStep]:
         # Tell "suspended" from "down" first (no credential involved, so no lockout risk), then
-        # the authenticated GET that proves the user may read the test path.
-        accessible = send(self.accessibility_request())
-        if accessible.error_code == "suspended" or accessible.outcome in ("network_error", "timeout"):
-            return accessible  # suspended, or unreachable: the authenticated GET would prove nothing more
-        return send(self.test_request(options))
+        # the authenticated GET that proves the user may read the test path. VENDORS.md: GET
+        # /clover/accessibilityTest.jsp (no auth) answers 200, or 503 SUSPENDED. Suspended or
+        # unreachable ends the test there: the authenticated GET would prove nothing more.
+        accessibility = RequestSpec("GET", ACCESSIBILITY_PATH, auth="none", expect=("*",))
+        path = (options or {}).get("test_path") or f"{REST_PREFIX}/executions?pageSize=1"
+        return [TestStep(accessibility, "the server answers and is not suspended",
+                         stops_on=("suspended", "network_error", "timeout")),
+                TestStep(RequestSpec("GET", path), self.test_proves)]
 
     @staticmethod
     def is_suspended(reply: Reply) -> bool:

@@ -1,5 +1,5 @@
 """The HTTP vocabulary shared by the client and the providers: what a caller wants sent
-(RequestSpec), the request being built (Outbound), an answer as hooks see it (Reply), the
+(RequestSpec), a connection test's steps (TestStep), the request being built (Outbound), an answer as hooks see it (Reply), the
 signals read from it (ErrorInfo, RateLimitInfo), throttle and retry declarations
 (ThrottlePlan, Rule, RetryPolicy, Attempt), and body parsing by Content-Type.
 
@@ -52,6 +52,26 @@ class RequestSpec:
         if self.idempotent is not None:
             return self.idempotent
         return self.method.upper() in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+
+
+@dataclass(frozen=True)
+class TestStep:
+    """One request of a connection test, as data: the testing service sends the steps in order
+    (services/testing.py). `proves` is what this request shows when it passes. `stops_on` says
+    which failures end the test here: None, any failure; otherwise only a failure whose outcome
+    or error code is named (CloverDX: a suspended or unreachable server), and the next step runs
+    after any other. The test's answer is the last step sent."""
+
+    __test__ = False  # not a pytest test class
+
+    spec: RequestSpec
+    proves: str = ""
+    stops_on: tuple[str, ...] | None = None
+
+    def ends_test(self, result: Any) -> bool:
+        if result.ok:
+            return False
+        return self.stops_on is None or str(result.outcome) in self.stops_on or result.error_code in self.stops_on
 
 
 @dataclass
@@ -127,6 +147,7 @@ class ThrottlePlan:
     rules: tuple[Rule, ...] = ()
     # Where a vendor's "stop sending until T" (Retry-After, X-RateLimit-Reset) applies.
     block_scope: str = ""
+    shared: bool = False  # the budget is the vendor's for every connection (e.g. per egress IP), not per connection
 
 
 @dataclass(frozen=True)

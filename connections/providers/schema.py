@@ -1,11 +1,14 @@
 """The field schema providers declare: credential fields (which are secret) and connection
 options, and how input is checked against them. The vault's forms, the CLI and imports all
-validate through these functions (Provider.clean_secret / clean_options call them).
+validate through these functions (Provider.clean_secret / clean_options call them). Bad input
+raises Django's ValidationError with a field dict ({field name: message}).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
 
 
 @dataclass(frozen=True)
@@ -21,17 +24,23 @@ class Field:
     help: str = ""
 
 
-class SchemaError(ValueError):
-    """Input that does not match a provider's schema; `errors` maps field name to message."""
+def error_text(exc: ValidationError) -> str:
+    """A ValidationError on one line, "field: message; ..." (the CLI, flash messages)."""
+    if not hasattr(exc, "error_dict"):
+        return " ".join(exc.messages)
+    return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
 
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+def error_messages(exc: ValidationError) -> dict[str, str]:
+    """A ValidationError's field dict with each field's messages joined (to merge into another)."""
+    if not hasattr(exc, "error_dict"):
+        return {"__all__": " ".join(exc.messages)}
+    return {k: " ".join(v) for k, v in exc.message_dict.items()}
 
 
 def clean_fields(fields: tuple[Field, ...], data: object, *, what: str, allow_unknown: bool = False) -> dict:
     if not isinstance(data, dict):
-        raise SchemaError({"__all__": f"the {what} must be a JSON object"})
+        raise ValidationError({"__all__": f"the {what} must be a JSON object"})
     errors: dict[str, str] = {}
     cleaned: dict[str, str] = {}
     known = {f.name for f in fields}
@@ -62,7 +71,7 @@ def clean_fields(fields: tuple[Field, ...], data: object, *, what: str, allow_un
             continue
         cleaned[f.name] = value
     if errors:
-        raise SchemaError(errors)
+        raise ValidationError(errors)
     return cleaned
 
 
@@ -82,7 +91,7 @@ def secret_max_field_bytes() -> int:
 
 
 def check_secret_sizes(fields: tuple[Field, ...], data: object) -> None:
-    """SchemaError naming every credential field larger than the limit, before anything else
+    """ValidationError naming every credential field larger than the limit, before anything else
     looks at it."""
     if not isinstance(data, dict):
         return
@@ -95,4 +104,4 @@ def check_secret_sizes(fields: tuple[Field, ...], data: object) -> None:
             errors[f.name] = (f"is too long: {size:,} bytes; a credential field holds at most {limit:,} bytes "
                               "(setting SECRET_MAX_FIELD_BYTES). Nothing was stored.")
     if errors:
-        raise SchemaError(errors)
+        raise ValidationError(errors)

@@ -9,16 +9,16 @@ import datetime as dt
 import time
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from ..crypto import fingerprint
 from .base import Provider
-from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy, basic_token
-from .schema import Field, SchemaError
+from .http import ErrorInfo, Outbound, RefreshError, Reply, RequestSpec, RetryPolicy, TestStep, basic_token
+from .schema import Field
 
 AUTH_SCHEMES = ("basic", "integrator", "bearer_session")
 # Log in again this long before the session's computed expiry.
 SESSION_MARGIN = 60.0
-# VENDORS.md: support keeps debug data for a guid about two weeks.
-SUPPORT_RETENTION_DAYS = 14
 
 
 class TeleTracker(Provider):
@@ -43,7 +43,7 @@ class TeleTracker(Provider):
         Field("account_id", "Account id", required=False,
               help="Overrides the account id stored with the credential."),
     )
-    support_keeps_days = SUPPORT_RETENTION_DAYS
+    support_keeps_days = 14  # VENDORS.md: support keeps debug data for a guid about two weeks
     test_proves = "POST /auth/login with auth_only=1: the user name and password are valid (no session is created)."
     # VENDORS.md: nothing documented beyond "a 5xx may have no body": back off with jitter, 5 tries.
     retry_policy = RetryPolicy(max_attempts=5)
@@ -51,7 +51,7 @@ class TeleTracker(Provider):
     def clean_secret(self, data: object) -> dict:
         cleaned = super().clean_secret(data)
         if cleaned.get("auth_scheme") == "integrator" and not cleaned.get("account_id"):
-            raise SchemaError({"account_id": "required with the integrator auth scheme"})
+            raise ValidationError({"account_id": "required with the integrator auth scheme"})
         return cleaned
 
     def describe_test(self, options: dict) -> str:
@@ -145,7 +145,7 @@ class TeleTracker(Provider):
         return self.scheme(secret) == "bearer_session" and self.has_session(secret) \
             and bool(secret["session"].get("refresh_token"))
 
-    def refresh_request(self, secret: dict) -> RequestSpec:
+    def refresh_request(self, secret: dict, options: dict | None = None) -> RequestSpec:
         # VENDORS.md: POST /auth/refresh with refresh_token returns a new token AND a new refresh
         # token; the old refresh token no longer works. Never retried blindly (rotation/refresh.py).
         if not self.can_refresh(secret):
@@ -182,9 +182,10 @@ class TeleTracker(Provider):
         return meta
 
     # -- the connection test ------------------------------------------------------
-    def test_request(self, options: dict) -> RequestSpec:
+    def test_requests(self, options: dict) -> list[TestStep]:
         # VENDORS.md: POST /auth/login with auth_only=1 checks the password, creates no session.
-        return RequestSpec("POST", "/auth/login", data={"auth_only": "1"}, auth="login", idempotent=True)
+        spec = RequestSpec("POST", "/auth/login", data={"auth_only": "1"}, auth="login", idempotent=True)
+        return [TestStep(spec, self.describe_test(options))]
 
     # -- answers ----------------------------------------------------------------
     def is_success(self, reply: Reply) -> bool:
@@ -212,6 +213,6 @@ class TeleTracker(Provider):
         if 200 <= reply.status < 300:
             info.code = "vendor_error"
         if info.request_id:
-            until = dt.date.today() + dt.timedelta(days=SUPPORT_RETENTION_DAYS)
+            until = dt.date.today() + dt.timedelta(days=self.support_keeps_days)
             info.details["support_until"] = until.isoformat()  # VENDORS.md: debug data kept ~2 weeks
         return info

@@ -8,8 +8,15 @@ docs/rotation.md has the state machine and what an operator sees and does at eac
 """
 
 from .core import BUSY, SPOOLED, UNSUPPORTED, RotationOutcome, claim_connection, release_claim
-from .reconcile import connections_due_for_refresh, next_refresh_time, reconcile_rotations, settle_attempt
-from .refresh import refresh_warning, rotate, rotation_mode, supports_refresh
+from .reconcile import reconcile_rotations, settle_attempt
+from .refresh import rotate
+from .schedule import (
+    connections_due_for_refresh,
+    next_refresh_time,
+    refresh_warning,
+    rotation_mode,
+    supports_refresh,
+)
 from .spool import recover_spool
 from .staged import staged_replace
 

@@ -20,9 +20,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..cli import BAD_INPUT, NEEDS_ATTENTION, OK, VENDOR_SAID_NO
+from .. import metrics
 from ..models import Connection, Credential, Health, RotationAttempt, RotationState
 from ..services.audit import Actor, audit
+from ..services.testing import connection_test
 
 # The lease must outlive the slowest refresh call (connect + read timeouts, a throttle wait)
 # plus the commit; a dead worker's claim is taken over once it expires.
@@ -39,20 +40,9 @@ BUSY = "busy"  # another rotation holds the claim: nothing was done
 UNSUPPORTED = "unsupported"  # this connection's credential cannot rotate that way
 SPOOLED = "spooled"  # the vendor's new token is in the recovery spool, not in the database
 
-EXIT_CODES = {
-    RotationState.SUCCEEDED: OK,
-    RotationState.RECOVERED: OK,
-    RotationState.FAILED: VENDOR_SAID_NO,
-    BUSY: VENDOR_SAID_NO,
-    UNSUPPORTED: BAD_INPUT,
-    RotationState.OUTCOME_UNKNOWN: NEEDS_ATTENTION,
-    SPOOLED: NEEDS_ATTENTION,
-}
-
-
 @dataclass
 class RotationOutcome:
-    """What a rotation did, for pages, the CLI (exit codes of DESIGN.md) and tasks."""
+    """What a rotation did, for pages, the CLI (which maps it to an exit code) and tasks."""
 
     state: str
     message: str
@@ -72,11 +62,13 @@ class RotationOutcome:
         return self.state in (RotationState.SUCCEEDED, RotationState.RECOVERED)
 
     @property
-    def exit_code(self) -> int:
-        return EXIT_CODES.get(self.state, NEEDS_ATTENTION)
+    def needs_attention(self) -> bool:
+        """A credential's state is uncertain (an unknown outcome, a token in the spool): an operator
+        must act, and the message says how. Refusals (failed, busy, unsupported) change nothing."""
+        return not self.ok and self.state not in (RotationState.FAILED, BUSY, UNSUPPORTED)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "ok": self.ok, "exit_code": self.exit_code}
+        return {**asdict(self), "ok": self.ok, "needs_attention": self.needs_attention}
 
 
 # ---------------------------------------------------------------------------- the claim
@@ -106,14 +98,14 @@ def release_claim(connection_id: int, claim: uuid.UUID) -> bool:
 def release_stale_claims(*, now: datetime | None = None) -> int:
     """Clear claims whose lease expired (their worker died) and that guard no unsettled attempt."""
     now = now or timezone.now()
-    unsettled = RotationAttempt.objects.filter(state=RotationState.STARTED).values("connection_id")
+    unsettled = RotationAttempt.objects.unsettled().values("connection_id")
     return Connection.objects.filter(rotation_claim__isnull=False, rotation_lease_until__lt=now).exclude(
         pk__in=unsettled).update(rotation_claim=None, rotation_lease_until=None)
 
 
 def claim_holder(connection: Connection) -> RotationAttempt | None:
     """The attempt that is running for this connection, if any (for the "busy" message)."""
-    return connection.rotations.filter(state=RotationState.STARTED).order_by("-started_at").first()
+    return connection.rotations.unsettled().newest_first().first()
 
 
 def busy_outcome(connection: Connection, kind: str) -> RotationOutcome:
@@ -186,6 +178,7 @@ def journal_finish(attempt: RotationAttempt, *, state: str, actor: Actor | None 
     for name, value in fields.items():
         setattr(attempt, name, value)
     attempt.save()
+    metrics.rotation_settled(attempt)
     audit(actor=actor or actor_from(attempt), action=f"rotation.{state}", connection=attempt.connection,
           details={"attempt": str(attempt.id), "kind": attempt.kind, "old_fingerprint": attempt.old_fingerprint,
                    "new_fingerprint": attempt.new_fingerprint, "vendor_request_id": attempt.vendor_request_id,
@@ -228,16 +221,6 @@ def close_db_connection() -> None:
 
 
 def run_connection_test(*, connection: Connection, actor: Actor, task_id: str = ""):
-    """The provider's connection test with the active credential (services.testing when present:
-    it also records the result on the connection)."""
-    try:
-        from ..services.testing import connection_test
-    except ImportError:
-        connection_test = None
-    if connection_test is not None:
-        return connection_test(connection=connection, actor=actor, task_id=task_id)
-    from ..outbound.client import send
-
-    return connection.provider_obj.run_test(
-        lambda spec: send(connection, spec, actor=actor, operation="test", task_id=task_id),
-        connection.effective_options())
+    """The provider's connection test with the active credential; it also records the result on
+    the connection (services.testing)."""
+    return connection_test(connection=connection, actor=actor, task_id=task_id)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import uuid
 
 from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
 from ..models import Connection
 from ..services.audit import Actor
+from ..taskqueue import queue_on_commit
+from .refresh import rotate
 
 OUTCOME_TTL = 3600
 
@@ -35,22 +36,18 @@ def cached_outcome(attempt_id: str) -> dict | None:
 
 def enqueue_rotation(*, connection: Connection, actor: Actor) -> str:
     """Queue a refresh rotation after the current transaction commits; returns the attempt id to poll."""
-    from .. import tasks
-
     attempt_id = str(uuid.uuid4())
     cache.set(_key(attempt_id), {"queued_at": timezone.now().isoformat(), "connection": connection.name},
               OUTCOME_TTL)
     user_id = actor.user.pk if actor.user is not None else None
-    transaction.on_commit(lambda: tasks.rotate_credentials.delay(
-        connection.pk, attempt_id=attempt_id, user_id=user_id, actor_label=actor.label, via=actor.via, ip=actor.ip))
+    queue_on_commit("connections.tasks.rotate_credentials", connection.pk, attempt_id=attempt_id, user_id=user_id,
+                    actor_label=actor.label, via=actor.via, ip=actor.ip)
     return attempt_id
 
 
 def run_rotation(*, connection_id: int, attempt_id: str = "", user_id: int | None = None, actor_label: str = "",
                  via: str = "user", ip: str | None = None, task_id: str = "") -> dict | None:
     from django.contrib.auth import get_user_model
-
-    from .refresh import rotate
 
     connection = Connection.objects.filter(pk=connection_id).first()
     if connection is None:
@@ -63,14 +60,3 @@ def run_rotation(*, connection_id: int, attempt_id: str = "", user_id: int | Non
         previous = cache.get(_key(attempt_id)) or {}
         cache.set(_key(attempt_id), {**previous, "outcome": data}, OUTCOME_TTL)
     return data
-
-
-def enqueue_due_refreshes() -> list[int]:
-    """Proactive refreshes: every connection whose refresh_interval elapsed or whose session nears expiry."""
-    from .. import tasks
-    from .reconcile import connections_due_for_refresh
-
-    due = connections_due_for_refresh()
-    for connection_id in due:
-        tasks.rotate_credentials.delay(connection_id, actor_label="scheduler", via="schedule")
-    return due

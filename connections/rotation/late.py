@@ -29,6 +29,7 @@ from .core import (
     set_health,
     utc,
 )
+from .probe import lost_answer_advice, probe_old
 
 RECHECK = "probed_alive_recheck"
 
@@ -52,8 +53,6 @@ def wait_message(connection: Connection, attempt: RotationAttempt) -> str:
 def recheck(attempt: RotationAttempt, *, actor: Actor, task_id: str = "") -> RotationOutcome | None:
     """Probe the old secret again (the caller holds the claim). The needs-attention outcome when the
     vendor now rejects it; None when it is still accepted, replaced, or the probe could not tell."""
-    from .refresh import lost_answer_advice, probe_old
-
     connection = attempt.connection
     old = attempt.old_credential
     current = active_credential(connection)

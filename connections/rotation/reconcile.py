@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q
@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from ..models import Connection, Credential, CredentialState, Health, RotationAttempt, RotationState
 from ..services.audit import Actor
-from ..services.vault import active_credential
 from . import spool
 from .core import (
     RotationOutcome,
@@ -30,15 +29,14 @@ from .core import (
     set_health,
     utc,
 )
+from .late import RECHECK, late_grace, recheck_late
+from .probe import lost_answer_advice, probe_hint_text, probe_old
+from .sessions import recover_by_login
 
 log = logging.getLogger(__name__)
 
 RECONCILER = Actor(label="reconciler", via="schedule")
 PROBE_TRIES = 3
-# Refresh a session this long before it expires (at most half its lifetime).
-SESSION_MARGIN_SECONDS = 300
-# A proactive refresh that failed is tried again after this long.
-RETRY_AFTER_FAILURE = 300
 
 
 # ---------------------------------------------------------------------------- settling
@@ -52,8 +50,6 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
     Never repeats the refresh. The probe itself is safe to repeat (it rotates nothing), so a
     flaky answer is asked again a couple of times before giving up.
     """
-    from .refresh import lost_answer_advice, probe_hint_text, probe_old
-
     when = when or attempt.started_at
     provider = connection.provider_obj
     if old is None:
@@ -65,8 +61,6 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
     if provider.recovers_by_login(old.reveal()):
         # The probe would ask the old access token, which says nothing about the consumed refresh
         # token: import a spooled session if this machine has one, else log in again.
-        from .sessions import recover_by_login
-
         spooled = _import_spooled(attempt, actor)
         if spooled:
             return outcome_from(attempt, f"{what}; the new session was in the recovery spool: {spooled}")
@@ -84,8 +78,6 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
         message = (f"{provider.label} did not rotate: {what}, and the current secret is still accepted "
                    f"({probe.detail}). Nothing changed; the current secret stays active. Try again later.")
         if late:
-            from .late import RECHECK, late_grace
-
             message += (f" The refresh may still land at {provider.label}: Switchboard probes again in "
                         f"{int(late_grace().total_seconds())} s and refreshes nothing until then.")
         with transaction.atomic():
@@ -113,6 +105,10 @@ def settle_by_probe(attempt: RotationAttempt, *, connection: Connection, old: Cr
                f"whether it rotated the secret{probe_hint_text(connection)}. Action: test with a call that checks the "
                f"secret; if it is rejected, ask {provider.label} support for a new one quoting that time, "
                "then paste it. Do not refresh again until then.")
+    if provider.reauthorize_advice:
+        message = (f"The {provider.label} refresh at {utc(when)}{req} got no answer and Switchboard cannot tell "
+                   f"whether it rotated the secret{probe_hint_text(connection)}. Action: "
+                   + provider.reauthorize_advice.format(name=connection.name) + ". Do not refresh again.")
     with transaction.atomic():
         journal_finish(attempt, state=RotationState.OUTCOME_UNKNOWN, actor=actor, step=f"probe_{probe.verdict}",
                        error=f"{message} ({what}; probe: {probe.detail})")
@@ -156,7 +152,7 @@ def reconcile_rotations(*, now: datetime | None = None, actor: Actor = RECONCILE
     """Import this machine's spool, settle stale `started` attempts, clear stale claims."""
     now = now or timezone.now()
     report: list[dict] = [{"spool": r.as_dict()} for r in spool.recover_spool(actor=actor)]
-    stale = RotationAttempt.objects.filter(state=RotationState.STARTED).filter(
+    stale = RotationAttempt.objects.unsettled().filter(
         Q(lease_until__lt=now) | Q(lease_until__isnull=True)).select_related("connection", "old_credential")
     for attempt in stale:
         claim = claim_connection(attempt.connection_id, now=now)
@@ -172,75 +168,8 @@ def reconcile_rotations(*, now: datetime | None = None, actor: Actor = RECONCILE
             log.exception("settling rotation %s failed; the next run tries again", attempt.pk)
         finally:
             release_claim(attempt.connection_id, claim)
-    from .late import recheck_late
-
     report.extend(recheck_late(now=now, actor=actor))
     released = release_stale_claims(now=now)
     if released:
         report.append({"released_claims": released})
     return report
-
-
-# ---------------------------------------------------------------------------- proactive refresh
-
-
-def _session_expiry(connection: Connection, credential: Credential) -> float | None:
-    """Unix time the credential's session expires (TeleTracker bearer sessions), from its meta."""
-    meta = credential.meta or {}
-    value = meta.get("session_expires_at")
-    if value is None:
-        hook = getattr(connection.provider_obj, "session_expires_at", None)
-        if hook is None:
-            return None
-        try:
-            value = hook(credential.reveal())
-        except Exception:
-            return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        try:
-            return datetime.fromisoformat(str(value)).timestamp()
-        except ValueError:
-            return None
-
-
-def next_refresh_time(connection: Connection, credential: Credential | None) -> datetime | None:
-    """The refresh interval after the credential became active, or before its session expires."""
-    if credential is None:
-        return None
-    candidates = []
-    base = credential.activated_at or credential.created_at or timezone.now()
-    if connection.refresh_interval:
-        candidates.append(base + timedelta(seconds=connection.refresh_interval))
-    expires = _session_expiry(connection, credential)
-    if expires is not None:
-        lifetime = max(0.0, expires - base.timestamp())
-        margin = min(SESSION_MARGIN_SECONDS, lifetime / 2)
-        candidates.append(datetime.fromtimestamp(expires - margin, tz=base.tzinfo))
-    return min(candidates) if candidates else None
-
-
-def connections_due_for_refresh(*, now: datetime | None = None) -> list[int]:
-    """Ids of enabled rescind-on-refresh connections whose refresh is due and that nobody is rotating."""
-    from ..providers import PROVIDERS
-    from .refresh import supports_refresh
-
-    now = now or timezone.now()
-    keys = [key for key, p in PROVIDERS.items() if p.rescinds_on_refresh]
-    due = []
-    candidates = Connection.objects.filter(provider__in=keys, enabled=True).exclude(
-        health=Health.NEEDS_ATTENTION).filter(Q(rotation_claim__isnull=True) | Q(rotation_lease_until__lt=now))
-    for connection in candidates:
-        credential = active_credential(connection)
-        if credential is None or not supports_refresh(connection, credential):
-            continue
-        when = next_refresh_time(connection, credential)
-        if when is None or when > now:
-            continue
-        # After a refused refresh, wait before asking the vendor again (not every beat tick).
-        if connection.rotations.filter(state=RotationState.FAILED,
-                                       started_at__gt=now - timedelta(seconds=RETRY_AFTER_FAILURE)).exists():
-            continue
-        due.append(connection.pk)
-    return due

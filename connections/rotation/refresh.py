@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from ..crypto import fingerprint
 from ..models import Connection, Credential, CredentialState, Health, RotationAttempt, RotationState
-from ..providers.http import ErrorInfo, RefreshError
+from ..outbound.client import send
+from ..outbound.sessions import session_store
+from ..providers.http import RefreshError
 from ..services.audit import Actor
 from ..services.vault import active_credential, credential_activate, credential_add
 from . import spool
@@ -50,110 +50,13 @@ from .core import (
     set_health,
     utc,
 )
+from .late import late_grace, pending_recheck, recheck, wait_message
+from .probe import Probe, describe_result, error_info, probe_old
+from .reconcile import settle_attempt, settle_by_probe
+from .schedule import next_refresh_time
+from .sessions import start_session
 
 log = logging.getLogger(__name__)
-
-def rotation_mode(credential: Credential | None) -> str:
-    """"refresh", "login" (start a session) or "replace", from the credential's non-secret meta
-    (providers' credential_meta(); kept current by vault, sessions and refresh): no decrypting."""
-    if credential is None:
-        return "replace"
-    return (credential.meta or {}).get("rotation") or "replace"
-
-
-def supports_refresh(connection: Connection, credential: Credential | None = None) -> bool:
-    """Does `rotate` act at the vendor (a refresh, or a login that starts a session) rather than
-    take a pasted secret? Reads metadata only, so pages may ask."""
-    if not connection.provider_obj.rescinds_on_refresh:
-        return False
-    return rotation_mode(credential or active_credential(connection)) in ("refresh", "login")
-
-
-def refresh_warning(connection: Connection) -> str:
-    """What a refresh does, in the provider's words, for the confirmation before it runs."""
-    provider = connection.provider_obj
-    if rotation_mode(active_credential(connection)) == "login":
-        return (f"No {provider.label} session yet: this logs in with the stored user name and password and "
-                "stores the session; Switchboard refreshes it before it expires.")
-    return provider.refresh_warning or (f"{provider.label} invalidates the current secret the moment it answers; "
-                    "Switchboard stores the new one at once.")
-
-
-# ---------------------------------------------------------------------------- the probe
-
-
-@dataclass
-class Probe:
-    verdict: str  # alive | rejected | inconclusive | unavailable
-    detail: str
-    vendor_request_id: str = ""
-
-
-def probe_old(*, connection: Connection, credential: Credential, actor: Actor, task_id: str = "") -> Probe:
-    """Is the OLD secret still accepted? A cheap authenticated call that does not rotate anything.
-
-    The provider names the call (`probe_request`); the refresh endpoint is never a probe, nor is a
-    call that does not check the secret (Cleanlist's pub_echo). The provider's rejects_secret()
-    says which answers mean "rejected" (Cleanlist: 401 and 403 alike, VENDORS.md).
-    """
-    from ..outbound.client import send
-
-    provider = connection.provider_obj
-    spec = provider.probe_request(credential.reveal(), connection.effective_options())
-    if spec is None:
-        return Probe("unavailable", f"{provider.label} has no call that checks this secret without rotating it "
-                                    "for this connection" + probe_hint_text(connection))
-    result = send(connection, spec, actor=actor, operation="probe", credential=credential, retry=False,
-                  task_id=task_id)
-    status = result.status_code
-    where = f"{spec.method} {spec.path}"
-    if provider.rejects_secret(status, _error_info(result)):
-        return Probe("rejected", f"{where} with the old secret answered {status}", result.vendor_request_id)
-    # Accepted: a success, or a readable vendor answer past authentication (e.g. a 400 about the body).
-    # A 2xx or 4xx whose body cannot be read (a proxy's page, a garbled answer) proves nothing.
-    if result.ok or (status is not None and status < 500 and status != 429 and result.data is not None):
-        return Probe("alive", f"{where} with the old secret answered {status}", result.vendor_request_id)
-    return Probe("inconclusive", f"{where} with the old secret: {describe_result(result)}", result.vendor_request_id)
-
-
-def _error_info(result) -> ErrorInfo:
-    return ErrorInfo(code=result.error_code, message=result.error_message, request_id=result.vendor_request_id)
-
-
-def probe_hint_text(connection: Connection) -> str:
-    hint = connection.provider_obj.probe_hint
-    return f" ({hint})" if hint else ""
-
-
-def describe_result(result) -> str:
-    if result.status_code is None:
-        return f"no answer ({result.outcome}: {result.error_message or 'network error'})"
-    bits = [f"HTTP {result.status_code}"]
-    if result.error_code:
-        bits.append(result.error_code)
-    if result.error_message:
-        bits.append(result.error_message.rstrip(" ."))  # callers end the sentence ("… token. The current …")
-    return " ".join(bits)
-
-
-def lost_answer_advice(*, connection: Connection, attempt: RotationAttempt, when, probe: Probe | None = None) -> str:
-    """The needs_attention message (fits health_reason): what happened, when, the request ids, what to do."""
-    provider = connection.provider_obj
-    ids = []
-    if attempt.vendor_request_id:
-        ids.append(f"refresh request id {attempt.vendor_request_id}")
-    if probe is not None and probe.vendor_request_id:
-        ids.append(f"probe request id {probe.vendor_request_id}")
-    ask = provider.lost_refresh_advice or f"issue a new {provider.label} secret"
-    keeps = ""
-    if provider.support_keeps_days:  # only a figure the vendor documents (TeleTracker: about two weeks)
-        keep_until = (when + timedelta(days=provider.support_keeps_days)).strftime("%Y-%m-%d")
-        keeps = f" (they keep request data until about {keep_until})"
-    return (f"The {provider.label} refresh at {utc(when)} rotated the secret but its answer was lost: the old "
-            f"secret is now rejected{' (' + '; '.join(ids) + ')' if ids else ''}. Action: ask {provider.label} "
-            f"support to {ask}, quoting that time{keeps}, then "
-            f"paste it (Rotate, or `connections rotate {connection.name} --stdin`). Do not refresh again.")
-
 
 # ---------------------------------------------------------------------------- rotate()
 
@@ -177,9 +80,7 @@ def rotate(*, connection: Connection, actor: Actor, task_id: str = "",
 def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attempt_id) -> RotationOutcome:
     connection.refresh_from_db()
     # A dead worker's attempt must be settled before we refresh again with what may be a rescinded secret.
-    from .reconcile import settle_attempt
-
-    for stale in connection.rotations.filter(state=RotationState.STARTED):
+    for stale in connection.rotations.unsettled():
         settled = settle_attempt(stale, actor=actor, task_id=task_id)
         if settled.state != RotationState.FAILED:
             return RotationOutcome(
@@ -188,8 +89,6 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                 message="An earlier rotation that a stopped worker left unfinished had to be settled first: "
                         + settled.message)
         connection.refresh_from_db()
-    from .late import late_grace, pending_recheck, recheck, wait_message
-
     timed_out = pending_recheck(connection)
     if timed_out is not None:
         if (timed_out.finished_at or timed_out.started_at) + late_grace() > timezone.now():
@@ -206,8 +105,6 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
     secret = old.reveal()
     mode = provider.rotation_mode(secret)  # from the secret itself: the meta may predate a change
     if mode == "login":
-        from .sessions import start_session
-
         return start_session(connection=connection, old=old, actor=actor, task_id=task_id, attempt_id=attempt_id)
     if mode != "refresh":
         return RotationOutcome(
@@ -225,15 +122,18 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                     f"have been rescinded by {provider.label}, so refreshing with it again is refused. Paste the "
                     f"secret {provider.label} support issues (Rotate → \"Paste a new secret instead\", or "
                     f"`connections rotate {connection.name} --stdin`).")
+    from .grants import refuse_spent
+
+    spent = refuse_spent(connection=connection, old=old, actor=actor)
+    if spent is not None:
+        return spent  # a replay of a refresh secret already used: refused before anything is sent
     with transaction.atomic():
         attempt = journal_start(connection=connection, actor=actor, kind="refresh", old=old, attempt_id=attempt_id,
                                 old_fingerprint=secret_print(provider, old, secret))
     checkpoint("journaled")
     close_db_connection()
 
-    from ..outbound.client import send
-
-    spec = provider.refresh_request(secret)
+    spec = provider.refresh_request(secret, connection.effective_options())
     started = timezone.now()
     try:
         result = send(connection, spec, actor=actor, operation="refresh", credential=old, retry=False,
@@ -274,7 +174,7 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
         return _fail(attempt, actor, f"The refresh was not sent: {describe_result(result)}. The current secret is "
                                      "unchanged and still active.", result)
     if provider.recovers_by_login(secret) and (
-            result.status_code >= 500 or provider.rejects_secret(result.status_code, _error_info(result))):
+            result.status_code >= 500 or provider.rejects_secret(result.status_code, error_info(result))):
         # A session refresh that failed, or whose refresh token is refused: the old access token
         # cannot tell whether the refresh token was consumed. Log in again (rotation/sessions.py).
         return _settle_unknown(connection, attempt, old, actor, task_id, started,
@@ -287,6 +187,11 @@ def _rotate_claimed(*, connection: Connection, actor: Actor, task_id: str, attem
                                    f"the refresh answered {describe_result(result)}", probe=probe)
         return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current "
                                      f"secret is unchanged and still active ({probe.detail}).", result)
+    if provider.grant_refused(result.status_code, error_info(result)):
+        from .grants import grant_refused
+
+        return grant_refused(connection=connection, attempt=attempt, actor=actor, result=result,
+                             what=describe_result(result))
     return _fail(attempt, actor, f"{provider.label} refused the refresh: {describe_result(result)}. The current secret "
                                  "is unchanged and still active" + (
                                      "; the vendor rejected it, so it may have been revoked: test the connection."
@@ -298,8 +203,7 @@ def _unsettled_loss(credential: Credential, provider, secret: dict) -> RotationA
     secret rejected, or could not tell). Sessions log in again instead, so they are never blocked."""
     if provider.recovers_by_login(secret):
         return None
-    return RotationAttempt.objects.filter(old_credential=credential, kind="refresh",
-                                          state=RotationState.OUTCOME_UNKNOWN).order_by("-started_at").first()
+    return RotationAttempt.objects.lost_refreshes(credential).newest_first().first()
 
 
 def _error_of(result) -> dict:
@@ -401,8 +305,6 @@ def _commit_new_secret(connection, attempt, old, new_secret, meta, actor, in_pla
 
 
 def _commit_session(connection, attempt, old, new_secret, actor) -> Credential:
-    from ..outbound.sessions import session_store
-
     with transaction.atomic():
         Connection.objects.select_for_update().get(pk=connection.pk)
         session_store(credential=old, session=new_secret["session"])
@@ -428,8 +330,6 @@ def _mark_spooled(attempt: RotationAttempt, message: str, short: str) -> None:
 
 def _next_refresh(connection: Connection, credential: Credential):
     """When the next proactive refresh is due: the refresh interval, or before a session expires."""
-    from .reconcile import next_refresh_time
-
     return next_refresh_time(connection, credential)
 
 
@@ -465,11 +365,5 @@ def _settle_unknown(connection, attempt, old, actor, task_id, started, what: str
                     late: bool = False) -> RotationOutcome:
     """No definite answer: never retry; ask the old secret whether the vendor rotated. `late`: the
     vendor has the request and may still act on it (rotation/late.py)."""
-    from .reconcile import settle_by_probe
-
     return settle_by_probe(attempt, connection=connection, old=old, actor=actor, task_id=task_id, when=started,
                            what=what, probe=probe, late=late)
-
-
-__all__ = ["rotate", "supports_refresh", "rotation_mode", "refresh_warning", "probe_old", "Probe", "lost_answer_advice",
-           "BUSY", "SPOOLED"]

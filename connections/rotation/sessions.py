@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from ..crypto import fingerprint
 from ..models import Connection, Credential, Health, RotationAttempt, RotationState
+from ..outbound.client import session_login
+from ..outbound.sessions import session_forget
 from ..services.audit import Actor
 from .core import (
     RotationOutcome,
@@ -28,18 +30,15 @@ from .core import (
     set_health,
     utc,
 )
-from .refresh import describe_result
+from .probe import describe_result
+from .schedule import next_refresh_time
 
 
 def _login(connection: Connection, credential: Credential, actor: Actor, task_id: str):
-    from ..outbound.sessions import session_login
-
     return session_login(connection=connection, credential=credential, actor=actor, task_id=task_id)
 
 
 def _after_login(connection: Connection, credential: Credential, reason: str) -> None:
-    from .reconcile import next_refresh_time
-
     credential.refresh_from_db()
     Connection.objects.filter(pk=connection.pk).update(next_refresh_at=next_refresh_time(connection, credential))
     clear_rotation_attention(connection.pk, reason)
@@ -63,7 +62,7 @@ def start_session(*, connection: Connection, old: Credential, actor: Actor, task
         return outcome_from(attempt, message, error={"status": result.status_code, "code": result.error_code,
                                                      "message": result.error_message, "outcome": result.outcome})
     new_print = fingerprint(secret["session"])
-    message = (f"Started a {provider.label} session: logged in with the stored user name and password "
+    message = (f"Started a {provider.label} session: {provider.login_words} "
                f"(session fingerprint {new_print}). Switchboard refreshes it before it expires.")
     with transaction.atomic():
         journal_finish(attempt, state=RotationState.SUCCEEDED, actor=actor, step="session_started",
@@ -75,16 +74,14 @@ def start_session(*, connection: Connection, old: Credential, actor: Actor, task
 def recover_by_login(attempt: RotationAttempt, *, connection: Connection, old: Credential, actor: Actor,
                      task_id: str = "", when=None, what: str = "") -> RotationOutcome:
     """Settle a session refresh whose outcome is unknown by logging in again (a new session)."""
-    from ..outbound.sessions import session_forget
-
     provider = connection.provider_obj
     when = when or attempt.started_at
     session_forget(credential=old)  # whatever the refresh did, this session is not to be trusted
     result, secret = _login(connection, old, actor, task_id)
     if secret is not None:
         new_print = fingerprint(secret["session"])
-        message = (f"{what[:1].upper()}{what[1:]}. A refresh token cannot be checked without consuming it, so "
-                   f"Switchboard logged in again with the stored user name and password: new session "
+        message = (f"{what[:1].upper()}{what[1:]}. Whatever that request did, Switchboard "
+                   f"{provider.login_words.replace('logged in', 'logged in again')}: new session "
                    f"{new_print}. Nothing for an operator to do.")
         with transaction.atomic():
             journal_finish(attempt, state=RotationState.RECOVERED, actor=actor, step="logged_in_again",

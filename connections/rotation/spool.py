@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from ..crypto import decrypt_bytes, encrypt_json, fingerprint
 from ..models import Connection, CredentialState, RotationAttempt, RotationState
+from ..outbound.sessions import session_store
 from ..services.audit import SYSTEM, Actor, audit
 from ..services.vault import active_credential, credential_activate, credential_add
 from .core import clear_rotation_attention, journal_finish
@@ -163,8 +164,6 @@ def _settle(attempt, actor, credential, new_fp, note, record) -> None:
 
 def _recover_session(connection, attempt, record, actor):
     """A session refresh: store the session back into its credential, if that is still the active one."""
-    from ..outbound.sessions import session_store
-
     new_fp = record["new_fingerprint"]
     credential = connection.credentials.filter(pk=record.get("old_credential_id")).first()
     if credential is None or credential.state != CredentialState.ACTIVE:

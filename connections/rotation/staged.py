@@ -1,6 +1,6 @@
 """Staged replacement: an operator's new secret is stored staged, verified, then promoted.
 
-    clean the secret (bad input: SchemaError, nothing stored)
+    clean the secret (bad input: ValidationError, nothing stored)
     claim (the same claim a refresh takes: a paste never races a refresh)
     store the secret as a `staged` credential + journal row `started` (one commit)
     the provider's connection test WITH THE STAGED credential (the active one is not touched)
@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from ..models import Connection, Credential, CredentialState, RotationAttempt, RotationState
 from ..services.audit import Actor
+from ..services.testing import send_test
 from ..services.vault import active_credential, credential_activate, credential_add
 from .core import (
     busy_outcome,
@@ -36,12 +37,13 @@ from .core import (
     release_claim,
     utc,
 )
+from .reconcile import settle_attempt
 
 log = logging.getLogger(__name__)
 
 
 def staged_replace(*, connection: Connection, secret: object, actor: Actor, task_id: str = ""):
-    """Verify a new secret before it replaces the active one. Raises SchemaError for malformed input."""
+    """Verify a new secret before it replaces the active one. Raises ValidationError for malformed input."""
     provider = connection.provider_obj
     secret_clean = provider.clean_secret(secret)
     claim = claim_connection(connection.pk)
@@ -57,10 +59,13 @@ def staged_replace(*, connection: Connection, secret: object, actor: Actor, task
 
 
 def _staged_claimed(connection, provider, secret_clean, actor, task_id):
-    from .reconcile import settle_attempt
-
-    for stale in connection.rotations.filter(state=RotationState.STARTED):
+    for stale in connection.rotations.unsettled():
         settle_attempt(stale, actor=actor, task_id=task_id)
+    if provider.verifies_by_refresh(secret_clean):
+        # A refresh token without an access token can only be checked by using it (rotation/grants.py).
+        from .grants import staged_by_refresh
+
+        return staged_by_refresh(connection=connection, secret=secret_clean, actor=actor, task_id=task_id)
     with transaction.atomic():
         Connection.objects.select_for_update().get(pk=connection.pk)
         old = active_credential(connection)
@@ -70,13 +75,9 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
     staged = Credential.objects.get(pk=staged.pk)  # sealed, as the client expects
     checkpoint("staged")
 
-    from ..outbound.client import send
-
     options = connection.effective_options()
     try:
-        result = provider.run_test(
-            lambda spec: send(connection, spec, actor=actor, operation="test", credential=staged, task_id=task_id),
-            options)
+        result = send_test(connection, options, actor=actor, credential=staged, task_id=task_id)
     except Exception as exc:
         log.exception("verifying a staged secret of %s failed", connection.name)
         return _reject(attempt, staged, actor, f"The verification could not run ({exc.__class__.__name__}: {exc}).",
@@ -108,8 +109,7 @@ def _staged_claimed(connection, provider, secret_clean, actor, task_id):
 
 def _rescinded_by_vendor(credential: Credential) -> bool:
     """Did a refresh with this credential end with the vendor rejecting it (a lost answer, probed)?"""
-    return RotationAttempt.objects.filter(old_credential=credential, kind="refresh",
-                                          state=RotationState.OUTCOME_UNKNOWN, step="probed_rejected").exists()
+    return RotationAttempt.objects.lost_refreshes(credential).filter(step="probed_rejected").exists()
 
 
 def _reject(attempt, staged: Credential, actor: Actor, why: str, error: dict, vendor_request_id: str = ""):

@@ -16,13 +16,22 @@ Answers are JSON; a bad request is 400 {"error": "..."}, an unknown vendor or pa
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from .base import Vendor
 from .faults import ALL_FAULTS, GENERIC_FAULTS
 from .messages import Response
 
-if TYPE_CHECKING:
-    from .server import SandboxServer
+
+class SandboxServer(Protocol):
+    """What the control API needs of the server (server.py implements it; it imports this module,
+    so this one does not import it back)."""
+
+    vendors: dict[str, Vendor]
+
+    def base_url(self, vendor: str) -> str: ...
+
+    def reset(self) -> None: ...
 
 ENDPOINTS = [line.strip() for line in __doc__.splitlines() if line.strip().startswith(("GET ", "POST "))]
 

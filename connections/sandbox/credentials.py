@@ -16,6 +16,9 @@ DEMO_CREDENTIALS: dict[str, dict[str, str]] = {
                     "account_id": "10517"},
     # Cleanlist: a token allowed to use pub_echo and email_verify (not phone_verify).
     "cleanlist": {"token": "371b7a7506887fd91e2bff69eb8234ce97c05364"},
+    # Declarative examples (vendors/*.yaml): a GitHub personal access token, a Stripe test secret key.
+    "github": {"token": "ghp_Zr4vXk2LqP9sT7wYb3NdH6mJc1FgA8eU5oRi"},
+    "stripe": {"token": "sk_test_51Qd8sKJ2vXy7Rt3mN9pL4wZb6HcF1gA0eU5oRiTq"},
 }
 
 # Clever instant-login (SSO) token: reaches /me, /districts/{id} and /users/{id} only.

@@ -31,6 +31,11 @@ VENDOR_FAULTS: dict[str, dict] = {
     "garble_after_refresh": {},
     # CloverDX only: accessibilityTest.jsp answers 503 SUSPENDED, REST calls 503 (edge case 8).
     "suspended": {},
+    # GitHub only: a secondary rate limit, 403 with Retry-After (the primary headers show room).
+    "secondary_rate_limit": {"seconds": 1},
+    # Stripe only: 429 with code lock_timeout; a 500 api_error with Stripe-Should-Retry: false.
+    "lock_timeout": {},
+    "api_error_no_retry": {},
 }
 ALL_FAULTS = {**GENERIC_FAULTS, **VENDOR_FAULTS}
 

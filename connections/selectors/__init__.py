@@ -3,20 +3,40 @@
 One module per area; this package re-exports what views, the CLI and tests use.
 """
 
-from .log import ERROR_RANGES, LOG_PAGE_SIZE, LogFilters, error_history, request_detail, request_log_page
-from .overview import connection_headroom, headroom_for, health_counts, overview
+from .alerts import (
+    RuleRow,
+    alert_channel,
+    alert_rule_rows,
+    alerts_page,
+    connection_alerts,
+    firing_alerts,
+    maintenance_window,
+)
+from .log import (
+    ERROR_RANGES,
+    LOG_PAGE_SIZE,
+    NO_ERROR_CODE,
+    ErrorHistory,
+    LogFilters,
+    LogPage,
+    error_history,
+    request_detail,
+    request_log_page,
+)
+from .overview import OverviewRow, connection_headroom, headroom_for, health_counts, overview
+from .rotation import RotationPanel, rotation_attempt, rotation_panel
 from .vault import (
     active_of,
-    alert_rule_rows,
+    archived_detail,
     audit_page,
-    connection_alerts,
     connection_detail,
     connection_list,
-    firing_alerts,
 )
 
 __all__ = [
-    "ERROR_RANGES", "LOG_PAGE_SIZE", "LogFilters", "active_of", "alert_rule_rows", "audit_page",
-    "connection_alerts", "connection_detail", "connection_headroom", "connection_list", "error_history", "firing_alerts",
-    "headroom_for", "health_counts", "overview", "request_detail", "request_log_page",
+    "active_of", "alert_channel", "alert_rule_rows", "alerts_page", "archived_detail", "audit_page",
+    "connection_alerts", "connection_detail", "connection_headroom", "connection_list", "error_history", "ERROR_RANGES",
+    "ErrorHistory", "firing_alerts", "headroom_for", "health_counts", "LOG_PAGE_SIZE", "LogFilters",
+    "LogPage", "maintenance_window", "NO_ERROR_CODE", "overview", "OverviewRow", "request_detail",
+    "request_log_page", "rotation_attempt", "rotation_panel", "RotationPanel", "RuleRow",
 ]

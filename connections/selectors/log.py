@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from urllib.parse import urlencode
 
-from django.db import connection
+from django.db import connection as db_connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from django.utils import timezone
 
-from .. import charts, rollups
-from ..advice import advise, support_deadline
-from ..models import (
-    Connection,
-    Outcome,
-    RequestLog,
-)
+from .. import rollups
+from ..models import Connection, Outcome, RequestLog
 from ..providers import PROVIDERS
 from ..rollups import ErrorRollup
 
@@ -31,25 +24,14 @@ from ..rollups import ErrorRollup
 LOG_PAGE_SIZE = 50
 PAGE_WINDOWS = (timedelta(days=1), timedelta(days=8), None)  # PostgreSQL: where a page is looked for first
 TAIL_WINDOW = timedelta(days=1)
-OPERATIONS = ("test", "call", "refresh", "probe", "login")
 STATUS_CLASSES = {"2xx": (200, 299), "3xx": (300, 399), "4xx": (400, 499), "5xx": (500, 599)}
 NO_ERROR_CODE = "(none)"  # the log filter value for "no vendor error code"
 ERROR_OUTCOMES = [o for o in Outcome.values if o != Outcome.OK]
-OUTCOME_LABELS = dict(Outcome.choices)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The list columns of the log; the excerpts and JSON details are only read on the details page.
 _LOG_LIST_FIELDS = ("id", "connection_id", "provider", "operation", "method", "path", "attempt", "started_at",
                     "duration_ms", "status_code", "outcome", "vendor_request_id", "error_code", "error_message",
-                    "triggered_by")
-
-
-def _parse_local_datetime(value: str) -> datetime | None:
-    """A datetime-local input ("2025-01-31T14:05") in the site's time zone, or an ISO string with an offset."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+                    "triggered_by", "application")
 
 
 def encode_cursor(started_at: datetime, pk: int) -> str:
@@ -66,7 +48,7 @@ def decode_cursor(value: str | None) -> tuple[datetime, int] | None:
 
 @dataclass(frozen=True)
 class LogFilters:
-    """The request log's filters, parsed strictly from the query string (unknown values are dropped)."""
+    """The request log's filters (forms.LogFilterForm parses them from the query string)."""
 
     connection: str = ""
     vendor: str = ""
@@ -75,34 +57,14 @@ class LogFilters:
     status: str = ""  # "4xx", "429" or "none" (no answer)
     error_code: str = ""  # exact, or NO_ERROR_CODE
     request_id: str = ""  # the vendor's request id, exact match
+    application: str = ""  # the proxy's application (exact name)
     since: datetime | None = None
     until: datetime | None = None
     tail: bool = False
 
-    @classmethod
-    def from_query(cls, params) -> LogFilters:
-        def get(key: str) -> str:
-            return (params.get(key) or "").strip()[:200]
-
-        status = get("status").lower()
-        if not (status in STATUS_CLASSES or status == "none" or (status.isdigit() and 100 <= int(status) <= 599)):
-            status = ""
-        return cls(
-            connection=get("connection"),
-            vendor=get("vendor") if get("vendor") in PROVIDERS else "",
-            operation=get("operation") if get("operation") in OPERATIONS else "",
-            outcome=get("outcome") if get("outcome") in Outcome.values else "",
-            status=status,
-            error_code=get("error_code"),
-            request_id=get("request_id"),
-            since=_parse_local_datetime(get("since")) if get("since") else None,
-            until=_parse_local_datetime(get("until")) if get("until") else None,
-            tail=get("tail") in ("1", "on", "true"),
-        )
-
     def as_params(self) -> dict[str, str]:
         params = {name: getattr(self, name) for name in ("connection", "vendor", "operation", "outcome", "status",
-                                                          "error_code", "request_id")}
+                                                          "error_code", "request_id", "application")}
         for name in ("since", "until"):
             value = getattr(self, name)
             if value:
@@ -110,11 +72,6 @@ class LogFilters:
         if self.tail:
             params["tail"] = "1"
         return {k: v for k, v in params.items() if v}
-
-    def querystring(self, **extra) -> str:
-        params = self.as_params()
-        params.update({k: str(v) for k, v in extra.items() if v not in (None, "")})
-        return urlencode(params)
 
     @property
     def active(self) -> bool:
@@ -127,6 +84,8 @@ class LogFilters:
             qs = qs.filter(provider=self.vendor)
         if self.operation:
             qs = qs.filter(operation=self.operation)
+        if self.application:
+            qs = qs.filter(application=self.application)
         if self.outcome:
             qs = qs.filter(outcome=self.outcome)
         if self.status == "none":
@@ -146,12 +105,30 @@ class LogFilters:
         return qs
 
 
-def _connection_names() -> dict[int, str]:
-    return dict(Connection.objects.order_by("name").values_list("id", "name"))
+def _connection_names() -> tuple[dict[int, str], set[int]]:
+    """Every connection's name, archived ones included (their rows stay in the log), and which
+    of them are archived."""
+    rows = Connection.with_archived.order_by("name").values_list("id", "name", "archived_at")
+    names, archived = {}, set()
+    for pk, name, archived_at in rows:
+        names[pk] = name
+        if archived_at is not None:
+            archived.add(pk)
+    return names, archived
+
+
+@dataclass
+class LogPage:
+    rows: list[RequestLog]  # each with .connection_name
+    next_before: str | None  # the cursor of the next older page, if any
+    is_tail: bool  # rows recorded since `tail_after`
+    tail_cursor: int | None  # the id a live tail polls after (None: no tail)
+    connection_names: list[str] = field(default_factory=list)  # live connections
+    archived_names: list[str] = field(default_factory=list)  # their history stays searchable
 
 
 def request_log_page(*, filters: LogFilters, before: str | None = None, tail_after: int | None = None,
-                     page_size: int = LOG_PAGE_SIZE) -> dict:
+                     page_size: int = LOG_PAGE_SIZE) -> LogPage:
     """Newest first. `before` (a cursor) loads older rows; `tail_after` (an id) rows recorded since.
 
     Two queries: the connections (names for the filter and the rows) and one page of rows
@@ -160,7 +137,7 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
     8 days, then everywhere: a page of recent rows never plans or touches every partition, and a
     rare filter costs two more queries at most.
     """
-    names = _connection_names()
+    names, archived = _connection_names()
     ids = {name: pk for pk, name in names.items()}
     qs = filters.apply(RequestLog.objects.only(*_LOG_LIST_FIELDS), connection_id=ids.get(filters.connection))
     tail_cursor = None
@@ -181,7 +158,7 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
             # started_at <= at keeps the scan on the index; the OR excludes the rows already shown.
             qs = qs.filter(started_at__lte=at).filter(Q(started_at__lt=at) | Q(id__lt=pk))
         ceiling = cursor[0] if cursor else timezone.now()
-        windows = PAGE_WINDOWS if connection.vendor == "postgresql" else (None,)
+        windows = PAGE_WINDOWS if db_connection.vendor == "postgresql" else (None,)
         for window in windows:
             found = qs if window is None else qs.filter(started_at__gte=ceiling - window)
             rows = list(found.order_by("-started_at", "-id")[: page_size + 1])
@@ -195,41 +172,24 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
     for row in rows:
         row.connection_name = names.get(row.connection_id, "?")
     next_before = encode_cursor(rows[-1].started_at, rows[-1].pk) if more and rows else None
-    return {
-        "rows": rows,
-        "filters": filters,
-        "params": filters.as_params(),
-        "next_before": next_before,
-        "older_query": filters.querystring(before=next_before) if next_before else "",
-        "is_tail": tail_after is not None,
-        "tail_cursor": tail_cursor,
-        "tail_query": filters.querystring(after=tail_cursor) if tail_cursor is not None else "",
-        "connection_names": list(names.values()),
-        "detail_prefix": reverse("request_detail", args=[0])[:-2],  # "/log/": rows add "<id>/"
-        "vendors": PROVIDERS,
-        "operations": OPERATIONS,
-        "outcomes": Outcome.choices,
-        "status_classes": [*STATUS_CLASSES, "none"],
-    }
+    return LogPage(rows=rows, next_before=next_before, is_tail=tail_after is not None, tail_cursor=tail_cursor,
+                   connection_names=[name for pk, name in names.items() if pk not in archived],
+                   archived_names=[name for pk, name in names.items() if pk in archived])
 
 
 def request_detail(*, pk: int) -> dict:
-    """One attempt with its retry chain (same chain_id) and what the documentation advises. Two queries."""
+    """One attempt with its retry chain (same chain_id). Two queries."""
     log = get_object_or_404(RequestLog.objects.select_related("connection"), pk=pk)
     chain = list(RequestLog.objects.filter(chain_id=log.chain_id).only(*_LOG_LIST_FIELDS, "chain_id", "retry_after")
                  .order_by("started_at", "attempt", "id"))
     provider = PROVIDERS.get(log.provider)
     details = log.error_details if isinstance(log.error_details, dict) else {"details": log.error_details}
     missing = details.get("missingInputVars")
-    support_until = support_deadline(log, provider)
     return {
         "log": log,
         "connection": log.connection,
         "provider": provider,
         "chain": chain,
-        "advice": advise(log, provider),
-        "support_until": support_until,
-        "support_expired": support_until is not None and support_until <= timezone.now(),
         "missing_input_vars": missing if isinstance(missing, list) else ([missing] if missing else []),
         "other_details": {k: v for k, v in details.items() if k not in ("missingInputVars", "support_until")},
     }
@@ -251,6 +211,10 @@ def _buckets(since: datetime, now: datetime, unit: str) -> list[datetime]:
     return [timezone.make_aware(datetime.combine(local_since.date() + timedelta(days=i), time())) for i in range(days)]
 
 
+# The error categories of errors over time (the chart stacks them in this order).
+ERROR_CATEGORIES = ("5xx", "4xx", "throttled", "network")
+
+
 def _category(outcome: str, status: int) -> str:
     """The chart's category of an error: 429s and our own holds, network, 5xx, the rest."""
     if outcome == Outcome.THROTTLED or status == 429:
@@ -260,9 +224,26 @@ def _category(outcome: str, status: int) -> str:
     return "5xx" if status >= 500 else "4xx"
 
 
+@dataclass
+class ErrorHistory:
+    connection: Connection | None
+    range_key: str
+    vendor: str
+    since: datetime
+    unit: str  # "hour" or "day": the buckets' size
+    buckets: list[datetime]
+    series: dict[str, list[int]]  # per category of ERROR_CATEGORIES, a count per bucket
+    groups: list[dict]  # provider, outcome, status_code, error_code, count, first_seen, last_seen, ...
+    ranges: tuple[str, ...] = tuple(ERROR_RANGES)
+
+    @property
+    def total(self) -> int:
+        return sum(sum(v) for v in self.series.values())
+
+
 def error_history(*, connection: Connection | None = None, range_key: str = "7d", vendor: str = "",
-                  now: datetime | None = None) -> dict:
-    """Errors over time (a stacked SVG chart) and grouped by status and vendor error code.
+                  now: datetime | None = None) -> ErrorHistory:
+    """Errors over time (per bucket and category) and grouped by status and vendor error code.
 
     Two queries over the error rollups (rollups.ErrorRollup: per connection and hour for 24 h, per
     UTC day for 7 and 30 days), whatever the size of the log. A range starts at the start of its
@@ -286,7 +267,7 @@ def error_history(*, connection: Connection | None = None, range_key: str = "7d"
     elif vendor:
         qs = qs.filter(provider=vendor)
     index = {b: i for i, b in enumerate(buckets)}
-    series = {key: [0] * len(buckets) for key, _, _ in charts.CATEGORIES}
+    series = {key: [0] * len(buckets) for key in ERROR_CATEGORIES}
     for bucket, outcome, status, n in (qs.values("bucket", "outcome", "status_code").annotate(n=Sum("count"))
                                        .order_by().values_list("bucket", "outcome", "status_code", "n")):
         i = index.get(bucket)
@@ -299,27 +280,7 @@ def error_history(*, connection: Connection | None = None, range_key: str = "7d"
                   message=Max("message"))
         .order_by("-count", "-last_seen")[:100]
     )
-    since_param = timezone.localtime(since).strftime("%Y-%m-%dT%H:%M")
     for g in groups:
         g["status_code"] = g["status_code"] or None  # 0 in the rollup: no answer
-        g["log_query"] = urlencode({k: v for k, v in {
-            "connection": connection.name if connection else "",
-            "vendor": g["provider"] if connection is None else "",
-            "outcome": g["outcome"],
-            "status": g["status_code"] if g["status_code"] is not None else "none",
-            "error_code": g["error_code"] or NO_ERROR_CODE,
-            "since": since_param,
-        }.items() if v})
-        g["provider_label"] = PROVIDERS[g["provider"]].label if g["provider"] in PROVIDERS else g["provider"]
-        g["outcome_label"] = OUTCOME_LABELS.get(g["outcome"], g["outcome"])
-    return {
-        "connection": connection,
-        "range_key": range_key,
-        "ranges": list(ERROR_RANGES),
-        "vendor": vendor,
-        "vendors": PROVIDERS,
-        "since": since,
-        "groups": groups,
-        "total": sum(sum(v) for v in series.values()),
-        "chart": charts.error_chart(buckets, series, bucket_label=unit),
-    }
+    return ErrorHistory(connection=connection, range_key=range_key, vendor=vendor, since=since, unit=unit,
+                        buckets=buckets, series=series, groups=groups)

@@ -19,19 +19,9 @@ from django.db.models import (
     When,
     Window,
 )
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.safestring import SafeString
 
-from .. import charts
-from ..models import (
-    Connection,
-    Health,
-    MaintenanceWindow,
-    RequestLog,
-    RotationAttempt,
-    RotationState,
-)
+from ..models import Connection, Credential, Health, MaintenanceWindow, RequestLog, RotationAttempt
 from ..providers import PROVIDERS
 from ..rollups import HOUR, MINUTE, RequestRollup
 from .log import _buckets
@@ -62,16 +52,6 @@ class LogStats:
     def error_rate(self) -> float | None:
         return self.failed / self.total if self.total else None
 
-    @property
-    def rate_label(self) -> str:
-        rate = self.error_rate
-        if rate is None:
-            return ""
-        return "<1 %" if 0 < rate < 0.01 else f"{rate:.0%}".replace("%", " %")
-
-    @property
-    def spark(self) -> SafeString:
-        return charts.sparkline(self.totals, self.errors)
 
 
 def _log_stats(*, now: datetime, connection_ids: list[int]) -> dict[int, LogStats]:
@@ -140,18 +120,16 @@ def _unit(period: float) -> str:
 
 
 def _throttle_plan(provider, connection: Connection):
-    """The provider's throttle rules for this connection, and whether their scope is shared by
-    every connection of the vendor (e.g. a per-egress-IP budget) rather than per connection or token."""
-    plan_of = getattr(provider, "throttle_plan", None)
-    if plan_of is None:
-        return None, False
-    try:
-        plan = plan_of(connection_id=connection.pk, fingerprint="a")
-        other = plan_of(connection_id=connection.pk + 1, fingerprint="b")
-    except Exception:  # a provider that cannot plan without a credential: show observed figures
-        return None, False
-    shared = bool(plan.rules) and [r.scope for r in plan.rules] == [r.scope for r in other.rules]
-    return plan, shared
+    """The provider's throttle rules for this connection (scoped by the active credential's
+    fingerprint, as the client scopes them), and whether the vendor's budget is shared by every
+    connection of the vendor (e.g. per egress IP): the plan says so."""
+    if hasattr(connection, "active_fingerprint"):  # annotated by overview()
+        fingerprint = connection.active_fingerprint or ""
+    else:
+        active = connection.credentials.active().only("fingerprint").first()
+        fingerprint = active.fingerprint if active else ""
+    plan = provider.throttle_plan(connection_id=connection.pk, fingerprint=fingerprint)
+    return plan, bool(plan.rules) and plan.shared
 
 
 def _in_flight(scope: str, memo: dict) -> int | None:
@@ -213,31 +191,27 @@ def headroom_for(connection: Connection, stats: LogStats, *, vendor_stats: LogSt
             "level": "danger" if blocked else "warn" if stats.throttled_last_hour else "ok", "observed_at": now}
 
 
-def _rotation_annotations() -> dict:
-    latest = RotationAttempt.objects.filter(connection=OuterRef("pk")).order_by("-started_at")
+def _row_annotations() -> dict:
+    latest = RotationAttempt.objects.filter(connection=OuterRef("pk")).newest_first()
+    active = Credential.objects.active().filter(connection=OuterRef("pk"))
     return {"rotation_state": Subquery(latest.values("state")[:1]),
-            "rotation_at": Subquery(latest.values("started_at")[:1])}
+            "rotation_at": Subquery(latest.values("started_at")[:1]),
+            "active_fingerprint": Subquery(active.values("fingerprint")[:1])}
 
 
-_PLACEHOLDER = "name-placeholder"
+@dataclass
+class OverviewRow:
+    connection: Connection  # annotated: rotation_state, rotation_at, active_fingerprint
+    stats: LogStats
+    headroom: dict
+    maintenance: MaintenanceWindow | None
+    problem_since: datetime | None  # set when the connection is in trouble
+
+
 # Triage order on the overview: what needs a person first, healthy connections last.
 TRIAGE_ORDER = {Health.NEEDS_ATTENTION: 0, Health.FAILING: 1, Health.DEGRADED: 2, Health.SUSPENDED: 3,
                 Health.UNKNOWN: 4, Health.OK: 5}
 PROBLEMS = (Health.NEEDS_ATTENTION, Health.FAILING, Health.DEGRADED)
-ROTATION_LABELS = dict(RotationState.choices)
-HEALTH_LABELS = dict(Health.choices)
-
-
-def _url_templates() -> dict[str, str]:
-    """Per-connection URLs, reversed once per page (200 rows x 5 reverses is measurable); a
-    route another area has not added yet is simply absent."""
-    urls = {}
-    for key, name in (("detail", "connection_detail"), ("errors", "connection_errors"), ("test", "connection_test")):
-        try:
-            urls[key] = reverse(name, args=[_PLACEHOLDER])
-        except NoReverseMatch:
-            pass
-    return urls
 
 
 OVERVIEW_PAGE_SIZE = 25  # a screen or two; problems sort first, the rest is a page away
@@ -254,9 +228,10 @@ def overview(*, now: datetime | None = None, page: int = 1, page_size: int = OVE
     Rows come in triage order (needs attention, failing, degraded, then the rest, healthy last), a
     page at a time: with 2,000 connections the problems are on page 1. A row in trouble carries
     `problem_since`: when its health last changed (tests and rotations stamp health_changed_at), or
-    else the last passing test, the last moment it was known to work. Four queries whatever the
+    else the last passing test, the last moment it was known to work. Five queries whatever the
     number of connections or log rows: the page of connections (with the health counts), their
-    rotation state and maintenance windows, their rollups, the log's last minute.
+    rotation state and active credential, their maintenance windows, their rollups, the log's last
+    minute. Archived connections are not listed (Connection.objects leaves them out).
     """
     now = now or timezone.now()
     page = max(1, page)
@@ -269,38 +244,28 @@ def overview(*, now: datetime | None = None, page: int = 1, page_size: int = OVE
     if not connections and page > 1:  # past the last page (connections were deleted): show the last one
         page = max(1, -(-Connection.objects.count() // page_size))
         connections = list(qs[(page - 1) * page_size:page * page_size])
-    active = MaintenanceWindow.objects.filter(connection=OuterRef("pk"), starts_at__lte=now, ends_at__gt=now)
-    extra = {row["pk"]: row for row in Connection.objects.filter(pk__in=[c.pk for c in connections]).values(
-        "pk", maintenance_ends=Subquery(active.values("ends_at")[:1]),
-        maintenance_reason=Subquery(active.values("reason")[:1]), **_rotation_annotations())}
+    ids = [c.pk for c in connections]
+    extra = {row["pk"]: row for row in Connection.objects.filter(pk__in=ids).values("pk", **_row_annotations())}
     for c in connections:
         for key, value in extra[c.pk].items():
             setattr(c, key, value)
+    maintenance = {w.connection_id: w for w in MaintenanceWindow.objects.in_force(now).filter(connection_id__in=ids)}
     first = connections[0] if connections else None
     counts = {h: getattr(first, f"n_{h}") for h in Health.values if first and getattr(first, f"n_{h}")}
     total = first.n_total if first else 0
     pages = max(1, -(-total // page_size))
     offset = (page - 1) * page_size
-    ids = [c.pk for c in connections]
     stats = _log_stats(now=now, connection_ids=ids)
     recent, vendor_stats = _recent(now=now)
-    url_templates = _url_templates()
-    log_url = reverse("request_log")
     rows = []
     memo: dict = {}
     for c in connections:
-        c.rotation_label = ROTATION_LABELS.get(c.rotation_state, "")
-        c.health_label = HEALTH_LABELS.get(c.health, c.health)  # get_FOO_display re-normalises choices per call
-        c.vendor_label = PROVIDERS[c.provider].label if c.provider in PROVIDERS else c.provider
         s = stats.get(c.pk) or _empty_stats(now)
         s.last_minute, s.last_second = recent.get(c.pk, (0, 0))
         vendor = vendor_stats.get(c.provider) or _empty_stats(now)
         headroom = headroom_for(c, s, vendor_stats=vendor, now=now, memo=memo)
-        urls = {key: url.replace(_PLACEHOLDER, c.name) for key, url in url_templates.items()}
-        urls["log"] = f"{log_url}?connection={c.name}"
-        maintenance = {"ends_at": c.maintenance_ends, "reason": c.maintenance_reason} if c.maintenance_ends else None
-        rows.append({"connection": c, "stats": s, "headroom": headroom, "urls": urls, "maintenance": maintenance,
-                     "problem_since": (c.health_changed_at or c.last_ok_at) if c.health in PROBLEMS else None})
+        rows.append(OverviewRow(connection=c, stats=s, headroom=headroom, maintenance=maintenance.get(c.pk),
+                                problem_since=(c.health_changed_at or c.last_ok_at) if c.health in PROBLEMS else None))
     problems = sum(counts.get(h, 0) for h in PROBLEMS)
     return {"rows": rows, "health_counts": counts, "now": now, "poll_seconds": 15,
             "problem_count": problems, "triage_break": problems - offset if 0 < problems - offset < len(rows) else -1,

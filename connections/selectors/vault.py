@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
-from django.utils import timezone
 
 from ..models import (
     AuditEvent,
@@ -11,13 +10,16 @@ from ..models import (
     Credential,
     CredentialState,
 )
-from ..services.vault import retired_for_host_change
+from .alerts import connection_alerts
 
 AUDIT_PAGE_SIZE = 50
+# Credential.meta["retired_because"] of a secret retired because its connection's host changed
+# (services/vault.py writes it).
+HOST_CHANGED = "host_changed"
 
 
 def _active_credentials() -> Prefetch:
-    return Prefetch("credentials", queryset=Credential.objects.filter(state=CredentialState.ACTIVE)
+    return Prefetch("credentials", queryset=Credential.objects.active()
                     .select_related("created_by").defer("secret"), to_attr="active_credentials")
 
 
@@ -28,7 +30,7 @@ def connection_list() -> QuerySet[Connection]:
 def active_of(connection: Connection) -> Credential | None:
     creds = getattr(connection, "active_credentials", None)
     if creds is None:
-        return connection.credentials.filter(state=CredentialState.ACTIVE).defer("secret").first()
+        return connection.credentials.active().defer("secret").first()
     return creds[0] if creds else None
 
 
@@ -47,6 +49,21 @@ def connection_detail(*, connection: Connection) -> dict:
         "audit_events": audit,
         "test_statement": provider.describe_test(connection.effective_options()),
         **connection_alerts(connection=connection),
+        "options": connection.effective_options(),
+        "can_connect": provider.supports_connect(connection.effective_options()),
+    }
+
+
+def archived_detail(*, connection: Connection) -> dict:
+    """The read-only page of an archived connection: what it was, its secrets' versions (retired),
+    its latest requests and audit trail, with links to the whole history."""
+    return {
+        "connection": connection,
+        "provider": connection.provider_obj,
+        "versions": list(connection.credentials.defer("secret").order_by("-version")[:20]),
+        "audit_events": list(connection.audit_events.order_by("-at", "-id")[:10]),
+        "recent_requests": list(connection.request_logs.order_by("-started_at", "-id")
+                                .only("id", "started_at", "operation", "method", "path", "status_code", "outcome")[:10]),
         "options": connection.effective_options(),
     }
 
@@ -71,44 +88,9 @@ def audit_page(*, before: str | None = None, connection: str | None = None) -> d
             "connection_filter": connection or ""}
 
 
-
-# -- alerts -------------------------------------------------------------------------------
-
-def alert_rule_rows(connection: Connection | None = None) -> list[dict]:
-    """One row per condition: the default rule, and this connection's own rule where it has one."""
-    from ..models import AlertCondition, AlertRule
-
-    rules = list(AlertRule.objects.filter(connection=None) | AlertRule.objects.filter(connection=connection)
-                 if connection else AlertRule.objects.filter(connection=None))
-    defaults = {r.condition: r for r in rules if r.connection_id is None}
-    own = {r.condition: r for r in rules if r.connection_id is not None}
-    return [{"condition": value, "label": label, "default": defaults.get(value), "own": own.get(value),
-             "rule": own.get(value) or defaults.get(value)} for value, label in AlertCondition.choices]
-
-
-def connection_alerts(*, connection: Connection) -> dict:
-    """What the connection page shows about alerts: history, rules in force, maintenance."""
-
-    now = timezone.now()
-    return {
-        "alert_events": list(connection.alert_events.prefetch_related("deliveries__channel").order_by("-at", "-id")[:10]),
-        "alert_rules": alert_rule_rows(connection),
-        "maintenance_now": connection.maintenance_windows.filter(starts_at__lte=now, ends_at__gt=now).first(),
-    }
-
-
-def firing_alerts(*, now=None) -> list:
-    """What is firing now, apart from the history: every active alert state, newest first, each
-    marked `silenced` when a maintenance window is in force for its connection. Two queries."""
-    from ..models import AlertCondition, AlertState, MaintenanceWindow
-
-    now = now or timezone.now()
-    states = list(AlertState.objects.filter(active=True).select_related("connection").order_by("-since", "-id"))
-    silenced = set(MaintenanceWindow.objects.filter(starts_at__lte=now, ends_at__gt=now,
-                                                    connection__in=[s.connection_id for s in states])
-                   .values_list("connection_id", flat=True))
-    labels = dict(AlertCondition.choices)
-    for s in states:
-        s.label = labels.get(s.condition, s.condition)
-        s.silenced = s.connection_id in silenced
-    return states
+def retired_for_host_change(connection: Connection) -> Credential | None:
+    """The secret retired by the latest host change, while no new secret has been entered since."""
+    latest = connection.credentials.defer("secret").order_by("-version").first()
+    if latest is not None and latest.meta.get("retired_because") == HOST_CHANGED:
+        return latest
+    return None

@@ -20,6 +20,7 @@ class Actor:
     label: str = "system"
     via: str = "system"  # user | cli | schedule | system
     ip: str | None = None
+    application: str = ""  # the application a proxied call is made for (connections/proxy/)
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Actor:

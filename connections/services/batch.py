@@ -11,11 +11,11 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from ..models import BatchRun, BatchRunResult, Connection
+from ..taskqueue import queue_on_commit
 from .audit import Actor, audit
 
 KEEP = timedelta(days=1)  # a new batch deletes those older than this
@@ -42,8 +42,6 @@ def test_all_start(*, actor: Actor) -> dict:
 
     One Test all in flight at a time: while one runs, a second press returns its progress and queues nothing.
     """
-    from ..tasks import run_test_in_batch
-
     running = running_batch_id()
     if running is not None:
         return batch_progress(batch_id=running)
@@ -51,7 +49,7 @@ def test_all_start(*, actor: Actor) -> dict:
     BatchRun.objects.filter(started_at__lt=timezone.now() - KEEP).delete()
     batch = BatchRun.objects.create(id=uuid.uuid4().hex, total=len(ids))
     for pk in ids:
-        transaction.on_commit(lambda pk=pk: run_test_in_batch.delay(pk, batch.id, actor.label))
+        queue_on_commit("connections.tasks.run_test_in_batch", pk, batch.id, actor.label)
     audit(actor=actor, action="test_all", details={"batch": batch.id, "connections": len(ids)})
     return batch_progress(batch_id=batch.id)
 

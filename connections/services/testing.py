@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Connection, CredentialState, Health, Outcome
+from ..models import Connection, Health, Outcome
 from ..providers.http import RequestSpec
 from .audit import Actor, audit
 
@@ -33,16 +33,25 @@ def _send(connection: Connection, spec: RequestSpec, **kwargs):
     return client.send(connection, spec, **kwargs)
 
 
+def send_test(connection: Connection, options: dict, *, actor: Actor, task_id: str = "", credential=None):
+    """Send the provider's test steps (`test_requests`) in order through the client, with the
+    active credential or `credential` (a staged one being verified). A failing step its
+    `stops_on` names ends the test; the answer is the last step's Result, with the time of them all."""
+    started = time.monotonic()
+    result = None
+    for step in connection.provider_obj.test_requests(options):
+        result = _send(connection, step.spec, actor=actor, operation="test", task_id=task_id, credential=credential)
+        if step.ends_test(result):
+            break
+    # What the operator waited: every request of the test (CloverDX makes two), retries and waits included.
+    return dataclasses.replace(result, duration_ms=int((time.monotonic() - started) * 1000))
+
+
 def connection_test(*, connection: Connection, actor: Actor, task_id: str = ""):
     """Run the connection's test now; record health and the result; return the client's Result."""
-    provider = connection.provider_obj
     options = connection.effective_options()
-    started = time.monotonic()
-    result = provider.run_test(
-        lambda spec: _send(connection, spec, actor=actor, operation="test", task_id=task_id), options)
-    # What the operator waited: every request of the test (CloverDX makes two), retries and waits included.
-    result = dataclasses.replace(result, duration_ms=int((time.monotonic() - started) * 1000))
-    record_test_result(connection=connection, result=result, proves=provider.describe_test(options))
+    result = send_test(connection, options, actor=actor, task_id=task_id)
+    record_test_result(connection=connection, result=result, proves=connection.provider_obj.describe_test(options))
     audit(actor=actor, action="connection.test", connection=connection,
           details={"ok": result.ok, "status_code": result.status_code, "duration_ms": result.duration_ms,
                    "outcome": str(result.outcome), "error_code": result.error_code,
@@ -117,7 +126,7 @@ def _pause_reason(result, now) -> str:
 
 def _new_secret_since(connection: Connection) -> bool:
     """Was a credential activated after the connection was flagged needs_attention?"""
-    active = connection.credentials.filter(state=CredentialState.ACTIVE).only("activated_at").first()
+    active = connection.credentials.active().only("activated_at").first()
     since = connection.health_changed_at
     return bool(active and active.activated_at and since and active.activated_at > since)
 

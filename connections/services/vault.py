@@ -1,4 +1,4 @@
-"""Connections and their credentials: create, update, replace the secret, delete, import.
+"""Connections and their credentials: create, update, replace the secret, import (archive: archive.py).
 
 Secrets arrive as plain dicts, are validated against the provider's schema, and are
 stored encrypted as a new Credential version; the previous active one is retired.
@@ -6,6 +6,7 @@ stored encrypted as a new Credential version; the previous active one is retired
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -16,7 +17,8 @@ from ..crypto import fingerprint
 from ..models import Connection, Credential, CredentialState
 from ..outbound import guard
 from ..providers import UnknownProvider, get_provider
-from ..providers.schema import SchemaError
+from ..providers.schema import error_messages, error_text
+from ..selectors.vault import HOST_CHANGED
 from .audit import Actor, audit
 
 NAME_MAX = 64
@@ -27,7 +29,7 @@ RESERVED_NAMES = {"new"}
 def clean_definition(*, name: str, provider: str, base_url: str | None, options: dict | None,
                      test_interval: int | None = None, refresh_interval: int | None = None,
                      existing: Connection | None = None) -> dict:
-    """Validate a connection's non-secret definition; raise SchemaError naming each bad field."""
+    """Validate a connection's non-secret definition; raise ValidationError naming each bad field."""
     errors: dict[str, str] = {}
     cleaned: dict = {}
     name = (name or "").strip()
@@ -37,14 +39,16 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
         errors["name"] = f"use lowercase letters, digits and hyphens only (at most {NAME_MAX}), e.g. {slugify(name)[:NAME_MAX] or 'clever-prod'}"
     elif name in RESERVED_NAMES:
         errors["name"] = f"{name!r} is reserved; choose another name"
-    elif Connection.objects.filter(name=name).exclude(pk=existing.pk if existing else None).exists():
-        errors["name"] = f"a connection named {name!r} already exists"
+    elif (taken := Connection.with_archived.filter(name=name).exclude(pk=existing.pk if existing else None)
+          .only("archived_at").first()) is not None:
+        errors["name"] = (f"an archived connection keeps the name {name!r} (its history is filed under it); "
+                          "choose another name" if taken.archived_at else f"a connection named {name!r} already exists")
     cleaned["name"] = name
     try:
         prov = get_provider(provider)
     except UnknownProvider as exc:
         errors["provider"] = str(exc)
-        raise SchemaError(errors) from None
+        raise ValidationError(errors) from None
     cleaned["provider"] = provider
     try:
         cleaned["base_url"] = prov.clean_base_url(base_url or prov.default_base_url)
@@ -52,12 +56,17 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
         problem = guard.saved_url_problem(cleaned["base_url"])
         if problem:
             errors["base_url"] = problem
-    except SchemaError as exc:
-        errors.update(exc.errors)
+    except ValidationError as exc:
+        errors.update(error_messages(exc))
     try:
         cleaned["options"] = prov.clean_options(options or {})
-    except SchemaError as exc:
-        errors.update({f"option {k}" if k != "__all__" else "options": v for k, v in exc.errors.items()})
+    except ValidationError as exc:
+        errors.update({f"option {k}" if k != "__all__" else "options": v for k, v in error_messages(exc).items()})
+    for option_name in prov.url_options:  # e.g. oauth2's token endpoint: the same egress rules
+        value = (cleaned.get("options") or {}).get(option_name)
+        problem = guard.saved_url_problem(value) if value else ""
+        if problem:
+            errors[f"option {option_name}"] = problem
     for field_name, value in (("test_interval", test_interval), ("refresh_interval", refresh_interval)):
         if value is None:
             continue
@@ -68,7 +77,7 @@ def clean_definition(*, name: str, provider: str, base_url: str | None, options:
         else:
             cleaned[field_name] = value
     if errors:
-        raise SchemaError(errors)
+        raise ValidationError(errors)
     return cleaned
 
 
@@ -94,8 +103,15 @@ def credential_add(*, connection: Connection, secret: dict, actor: Actor, state:
         created_by_label=actor.label,
         activated_at=timezone.now() if state == CredentialState.ACTIVE else None,
         meta={**connection.provider_obj.credential_meta(secret), **(meta or {}),
-              "origin": guard.origin(connection.base_url)},
+              "origin": guard.origin(connection.base_url), "also_origins": _also_origins(connection)},
     )
+
+
+def _also_origins(connection: Connection) -> list[str]:
+    """Origins besides the base URL's that this connection's secret goes to (oauth2's token URL)."""
+    main = guard.origin(connection.base_url)
+    urls = connection.provider_obj.secret_urls(connection.base_url, connection.effective_options())
+    return sorted({guard.origin(u) for u in urls} - {main, ""})
 
 
 def credential_activate(*, credential: Credential) -> Credential:
@@ -106,7 +122,7 @@ def credential_activate(*, credential: Credential) -> Credential:
     """
     with transaction.atomic():
         now = timezone.now()
-        Credential.objects.filter(connection_id=credential.connection_id, state=CredentialState.ACTIVE).exclude(
+        Credential.objects.active().filter(connection_id=credential.connection_id).exclude(
             pk=credential.pk
         ).update(state=CredentialState.RETIRED, retired_at=now)
         credential.state = CredentialState.ACTIVE
@@ -120,7 +136,7 @@ def credential_activate(*, credential: Credential) -> Credential:
 
 
 def active_credential(connection: Connection) -> Credential | None:
-    return connection.credentials.filter(state=CredentialState.ACTIVE).first()
+    return connection.credentials.active().first()
 
 
 @sensitive_variables("secret", "secret_clean")
@@ -140,7 +156,7 @@ def connection_create(*, name: str, provider: str, base_url: str | None, secret:
                   details={"provider": provider, "base_url": connection.base_url,
                            "credential_version": credential.version, "fingerprint": credential.fingerprint})
     except IntegrityError:
-        raise SchemaError({"name": f"a connection named {name!r} already exists"}) from None
+        raise ValidationError({"name": f"a connection named {name!r} already exists"}) from None
     _after_definition_change(connection)
     return connection
 
@@ -168,19 +184,20 @@ def connection_update(*, connection: Connection, actor: Actor, base_url: str | N
             audit(actor=actor, action="connection.update", connection=connection, details={"changes": changes})
             if "base_url" in changes:
                 _unbind_secrets(connection, actor, old_url=changes["base_url"]["from"])
+            elif "options" in changes:
+                _unbind_for_options(connection, actor, old_options=changes["options"]["from"])
         _after_definition_change(connection)
     return connection
 
 
-HOST_CHANGED = "host_changed"
 
 
-def _unbind_secrets(connection: Connection, actor: Actor, *, old_url: str) -> list[Credential]:
+def _unbind_secrets(connection: Connection, actor: Actor, *, old_url: str, force: bool = False) -> list[Credential]:
     """A new scheme, host or port: retire every live secret of the connection (active and staged),
     so none of them ever reaches the new origin; the admin enters the secret again. A path-only
     change keeps them. Runs inside connection_update's transaction."""
     old, new = guard.origin(old_url), guard.origin(connection.base_url)
-    if old == new:
+    if old == new and not force:
         return []
     live = list(connection.credentials.select_for_update().defer("secret")
                 .filter(state__in=[CredentialState.ACTIVE, CredentialState.STAGED]))
@@ -196,12 +213,15 @@ def _unbind_secrets(connection: Connection, actor: Actor, *, old_url: str) -> li
     return live
 
 
-def retired_for_host_change(connection: Connection) -> Credential | None:
-    """The secret retired by the latest host change, while no new secret has been entered since."""
-    latest = connection.credentials.defer("secret").order_by("-version").first()
-    if latest is not None and latest.meta.get("retired_because") == HOST_CHANGED:
-        return latest
-    return None
+def _unbind_for_options(connection: Connection, actor: Actor, *, old_options: dict) -> list[Credential]:
+    """An option the secret is sent to (oauth2's token_url) moved to another origin: retire the
+    live secrets, as for a new base URL host."""
+    provider = connection.provider_obj
+    before = {guard.origin(u) for u in provider.secret_urls(connection.base_url,
+                                                            {**provider.default_options(), **(old_options or {})})}
+    if before == {guard.origin(u) for u in provider.secret_urls(connection.base_url, connection.effective_options())}:
+        return []
+    return _unbind_secrets(connection, actor, old_url=connection.base_url, force=True)
 
 
 @sensitive_variables("secret", "secret_clean")
@@ -221,15 +241,6 @@ def secret_replace(*, connection: Connection, secret: object, actor: Actor) -> C
                        "previous_version": previous.version if previous else None,
                        "previous_fingerprint": previous.fingerprint if previous else ""})
     return credential
-
-
-def connection_delete(*, connection: Connection, actor: Actor) -> None:
-    name = connection.name
-    with transaction.atomic():
-        audit(actor=actor, action="connection.delete", connection=None, connection_name=name,
-              details={"provider": connection.provider, "base_url": connection.base_url})
-        connection.delete()
-    _after_definition_change(None, deleted_name=name)
 
 
 EXPORT_FIELDS = ("name", "provider", "base_url", "options", "enabled", "test_interval", "refresh_interval")
@@ -252,9 +263,9 @@ def connections_import(*, data: object, actor: Actor) -> list[Connection]:
     Imported connections have no secret: exports never carry one.
     """
     if not isinstance(data, dict) or not isinstance(data.get("connections"), list):
-        raise SchemaError({"file": 'expected {"format": 1, "connections": [...]} as written by `connections export`'})
+        raise ValidationError({"file": 'expected {"format": 1, "connections": [...]} as written by `connections export`'})
     if data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
-        raise SchemaError({"format": f"unsupported export format {data.get('format')!r} (expected {EXPORT_FORMAT})"})
+        raise ValidationError({"format": f"unsupported export format {data.get('format')!r} (expected {EXPORT_FORMAT})"})
     errors: dict[str, str] = {}
     cleaned_all: list[tuple[dict, bool]] = []
     seen: set[str] = set()
@@ -278,8 +289,8 @@ def connections_import(*, data: object, actor: Actor) -> list[Connection]:
                 options=entry.get("options") or {}, test_interval=entry.get("test_interval"),
                 refresh_interval=entry.get("refresh_interval"),
             )
-        except SchemaError as exc:
-            errors[label] = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+        except ValidationError as exc:
+            errors[label] = error_text(exc)
             continue
         if cleaned["name"] in seen:
             errors[label] = f"name {cleaned['name']!r} appears twice in the file"
@@ -287,7 +298,7 @@ def connections_import(*, data: object, actor: Actor) -> list[Connection]:
         seen.add(cleaned["name"])
         cleaned_all.append((cleaned, enabled))
     if errors:
-        raise SchemaError(errors)
+        raise ValidationError(errors)
     created = []
     try:
         with transaction.atomic():
@@ -297,17 +308,14 @@ def connections_import(*, data: object, actor: Actor) -> list[Connection]:
                       details={"provider": connection.provider, "base_url": connection.base_url})
                 created.append(connection)
     except IntegrityError:
-        raise SchemaError({"name": "a connection with one of these names was created meanwhile"}) from None
+        raise ValidationError({"name": "a connection with one of these names was created meanwhile"}) from None
     for connection in created:
         _after_definition_change(connection)
     return created
 
 
-def _after_definition_change(connection: Connection | None, deleted_name: str = "") -> None:
+def _after_definition_change(connection: Connection) -> None:
     """Keep the beat schedule in step with the connection (scheduling lives in tasks.py)."""
     from .. import scheduling
 
-    if connection is not None:
-        transaction.on_commit(lambda: scheduling.sync_connection_schedule(connection.pk))
-    else:
-        transaction.on_commit(lambda: scheduling.remove_connection_schedule(deleted_name))
+    transaction.on_commit(lambda: scheduling.sync_connection_schedule(connection.pk))

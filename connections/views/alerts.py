@@ -4,52 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django import forms
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.reauth import recent_password
 
 from .. import alerts, selectors
-from ..forms import add_schema_errors, errors_text
-from ..models import AlertChannel, AlertCondition, AlertDelivery, AlertEvent, AlertRule, MaintenanceWindow
-from ..providers.schema import SchemaError
+from ..forms import ChannelForm, MaintenanceForm, alert_rule_formset, errors_text
+from ..providers.schema import error_text
+from ..services.alert_rules import alert_rules_save
 from ..services.audit import Actor
 from .common import can, get_connection, render
 
-EVENTS_SHOWN = 100
-
-
-class ChannelForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    kind = forms.ChoiceField(choices=AlertChannel.KINDS)
-    target = forms.CharField(max_length=2000, label="Addresses or webhook URL",
-                             help_text="E-mail: addresses separated by commas. Webhook: the full URL "
-                                       "(Slack-compatible JSON with a text field). The URL is stored encrypted.",
-                             widget=forms.TextInput(attrs={"autocomplete": "off"}))
-
-
-class MaintenanceForm(forms.Form):
-    hours = forms.FloatField(min_value=0.1, max_value=336, initial=1, label="Duration (hours)")
-    reason = forms.CharField(max_length=300, required=False)
+MANAGE = "connections.manage_alerts"
 
 
 @require_GET
 @can("view_alertevent")
 def alert_list(request):
-    events = list(AlertEvent.objects.select_related("connection").prefetch_related("deliveries__channel")
-                  .order_by("-at", "-id")[:EVENTS_SHOWN])
-    context = {
-        "firing": selectors.firing_alerts(),
-        "events": events,
-        "channels": AlertChannel.objects.order_by("name"),
-        "recent_tests": AlertDelivery.objects.filter(event=None).select_related("channel")[:10],
-        "rules": selectors.alert_rule_rows(),
-        "maintenance": MaintenanceWindow.objects.filter(ends_at__gt=timezone.now()).select_related("connection"),
-        "channel_form": ChannelForm(),
-    }
+    context = selectors.alerts_page()
+    context.update(channel_form=ChannelForm(),
+                   rules_formset=alert_rule_formset(context["rules"], editable=request.user.has_perm(MANAGE)))
     return render(request, "connections/alerts.html", "alert-events", context)
 
 
@@ -61,8 +39,8 @@ def alert_channel_create(request):
     if form.is_valid():
         try:
             channel = alerts.channel_create(actor=Actor.from_request(request), **form.cleaned_data)
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
             messages.success(request, f"Channel {channel.name} added. Send it a test alert to check it works.")
             return redirect("alert_list")
@@ -73,7 +51,7 @@ def alert_channel_create(request):
 @require_POST
 @can("manage_alerts")
 def alert_channel_test(request, pk: int):
-    channel = get_object_or_404(AlertChannel, pk=pk)
+    channel = selectors.alert_channel(pk=pk)
     alerts.channel_test(channel=channel, actor=Actor.from_request(request))
     messages.info(request, f"Test alert queued for {channel.name}; its delivery shows below within seconds.")
     return redirect("alert_list")
@@ -82,33 +60,33 @@ def alert_channel_test(request, pk: int):
 @require_POST
 @can("manage_alerts")
 def alert_channel_delete(request, pk: int):
-    channel = get_object_or_404(AlertChannel, pk=pk)
+    channel = selectors.alert_channel(pk=pk)
     alerts.channel_delete(channel=channel, actor=Actor.from_request(request))
     messages.success(request, f"Channel {channel.name} deleted.")
     return redirect("alert_list")
 
 
-def _save_rules(request, connection=None) -> None:
-    actor = Actor.from_request(request)
-    for value, label in AlertCondition.choices:
-        if connection is not None and request.POST.get(f"{value}-mode", "default") == "default":
-            AlertRule.objects.filter(connection=connection, condition=value).delete()
-            continue
-        raw = request.POST.get(f"{value}-threshold", "").strip()
-        try:
-            threshold = float(raw) if raw else None
-            cooldown = int(request.POST.get(f"{value}-cooldown") or 30)
-            alerts.rule_set(connection=connection, condition=value, enabled=bool(request.POST.get(f"{value}-enabled")),
-                            threshold=threshold, cooldown_minutes=max(0, cooldown), actor=actor)
-        except (ValueError, SchemaError) as exc:
-            messages.error(request, f"{label}: not saved ({exc}).")
+def _save_rules(request, connection=None) -> bool:
+    """All the rules of the form, or none: a bad value is named and nothing changes."""
+    formset = alert_rule_formset(selectors.alert_rule_rows(connection), data=request.POST,
+                                 per_connection=connection is not None)
+    if not formset.is_valid():
+        problems = [f"{form.row.label if form.row else 'rule'}: {errors_text(form)}" for form in formset if form.errors]
+        messages.error(request, "Alert rules not saved: " + "; ".join(problems or formset.non_form_errors()))
+        return False
+    try:
+        alert_rules_save(connection=connection, rules=[form.rule() for form in formset], actor=Actor.from_request(request))
+    except ValidationError as exc:
+        messages.error(request, f"Alert rules not saved: {error_text(exc)}")
+        return False
+    return True
 
 
 @require_POST
 @can("manage_alerts")
 def alert_rules_update(request):
-    _save_rules(request)
-    messages.success(request, "Default alert rules saved.")
+    if _save_rules(request):
+        messages.success(request, "Default alert rules saved.")
     return redirect("alert_list")
 
 
@@ -116,8 +94,8 @@ def alert_rules_update(request):
 @can("manage_alerts")
 def connection_alert_rules(request, name: str):
     connection = get_connection(name)
-    _save_rules(request, connection)
-    messages.success(request, f"Alert rules of {connection.name} saved.")
+    if _save_rules(request, connection):
+        messages.success(request, f"Alert rules of {connection.name} saved.")
     return redirect("connection_detail", name=connection.name)
 
 
@@ -134,8 +112,8 @@ def maintenance_create(request, name: str):
         window = alerts.maintenance_create(connection=connection, starts_at=now,
                                            ends_at=now + dt.timedelta(hours=form.cleaned_data["hours"]),
                                            reason=form.cleaned_data["reason"], actor=Actor.from_request(request))
-    except SchemaError as exc:
-        messages.error(request, f"Maintenance window not set: {exc}")
+    except ValidationError as exc:
+        messages.error(request, f"Maintenance window not set: {error_text(exc)}")
     else:
         messages.success(request, f"Alerts for {connection.name} are silenced until {window.ends_at:%Y-%m-%d %H:%M} UTC.")
     return redirect("connection_detail", name=connection.name)
@@ -145,7 +123,7 @@ def maintenance_create(request, name: str):
 @can("manage_alerts")
 def maintenance_end(request, name: str, pk: int):
     connection = get_connection(name)
-    window = get_object_or_404(MaintenanceWindow, pk=pk, connection=connection)
+    window = selectors.maintenance_window(connection=connection, pk=pk)
     alerts.maintenance_end(window=window, actor=Actor.from_request(request))
     messages.success(request, f"Maintenance window of {connection.name} ended; alerts are on again.")
     return redirect("connection_detail", name=connection.name)

@@ -33,8 +33,10 @@ def can(perm: str):
     return decorate
 
 
-def get_connection(name: str) -> Connection:
-    return get_object_or_404(Connection, name=name)
+def get_connection(name: str, *, archived: bool = False) -> Connection:
+    """The live connection of that name (404 otherwise); archived=True: an archived one too
+    (pages that only show history)."""
+    return get_object_or_404(Connection.with_archived if archived else Connection.objects, name=name)
 
 
 def wants_fragment(request: HtmxHttpRequest) -> bool:

@@ -12,18 +12,20 @@ import uuid
 from datetime import datetime
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..forms import SecretForm, add_schema_errors, errors_text
+from .. import selectors
+from ..forms import SecretForm, errors_text
 from ..models import RotationAttempt, RotationState
-from ..providers.schema import SchemaError
 from ..rotation import BUSY, staged_replace, supports_refresh
 from ..rotation.core import RotationOutcome
 from ..rotation.jobs import cached_outcome, enqueue_rotation, queued_at
+from ..selectors import rotation_attempt
 from ..services.audit import Actor
 from .common import HtmxHttpRequest, can, detail_url, fragment_or_page, get_connection, wants_fragment
 
@@ -33,9 +35,22 @@ CREDENTIAL_CHANGED = "credential-changed"
 STALLED_AFTER = 15  # seconds a queued rotation may wait for a worker before the page says so
 
 
+def rotation_context(connection, *, outcome=None, attempt_id: str = "", form=None) -> dict:
+    """`rot` of the rotation templates: the selector's panel, with this request's outcome, attempt and form."""
+    panel = selectors.rotation_panel(connection=connection)
+    return {
+        "refreshes": panel.refreshes, "starts_session": panel.starts_session, "rescinds": panel.rescinds,
+        "warning": panel.warning, "history": panel.history, "running": panel.running,
+        "form": form or SecretForm(provider=connection.provider),
+        "outcome": outcome,
+        "attempt_id": attempt_id or (str(panel.running.id) if panel.running else ""),
+    }
+
+
 def _panel(request, connection, *, outcome=None, attempt_id="", form=None, status=200):
-    context = {"connection": connection, "outcome": outcome, "attempt_id": attempt_id, "form": form}
-    if attempt_id and not RotationAttempt.objects.filter(pk=attempt_id).exists():
+    context = {"connection": connection, "outcome": outcome, "attempt_id": attempt_id, "form": form,
+               "rot": rotation_context(connection, outcome=outcome, attempt_id=attempt_id, form=form)}
+    if attempt_id and rotation_attempt(attempt_id=attempt_id) is None:
         context.update(stage="queued", waited=0)
     return TemplateResponse(request, f"{TEMPLATE}#rotate-panel", context, status=status)
 
@@ -44,7 +59,8 @@ def _panel(request, connection, *, outcome=None, attempt_id="", form=None, statu
 @can("view_connection")
 def rotation_panel(request: HtmxHttpRequest, name: str):
     connection = get_connection(name)
-    return fragment_or_page(request, f"{TEMPLATE}#rotate-panel", {"connection": connection},
+    return fragment_or_page(request, f"{TEMPLATE}#rotate-panel",
+                            {"connection": connection, "rot": rotation_context(connection)},
                             page=detail_url(connection), anchor="rotate")
 
 
@@ -72,7 +88,7 @@ def rotate(request: HtmxHttpRequest, name: str):
 @can("view_connection")
 def rotation_status(request: HtmxHttpRequest, name: str, attempt_id: uuid.UUID):
     connection = get_connection(name)
-    attempt = RotationAttempt.objects.filter(pk=attempt_id, connection=connection).first()
+    attempt = rotation_attempt(attempt_id=attempt_id, connection=connection)
     context = {"connection": connection, "attempt_id": str(attempt_id)}
     if attempt is not None and attempt.state != RotationState.STARTED:
         context.update(finished=True, outcome=cached_outcome(str(attempt_id)) or _outcome_of(attempt))
@@ -90,6 +106,8 @@ def rotation_status(request: HtmxHttpRequest, name: str, attempt_id: uuid.UUID):
             context.update(stage="queued", waited=waited, stalled=waited >= STALLED_AFTER)
     if not wants_fragment(request):
         return redirect(f"{detail_url(connection)}?rotation={attempt_id}#rotate-panel")
+    if context.get("finished"):  # the history table is swapped in too
+        context["rot"] = {"history": selectors.rotation_panel(connection=connection).history}
     response = TemplateResponse(request, f"{TEMPLATE}#rotate-status", context)
     if context.get("finished"):
         response["HX-Trigger"] = CREDENTIAL_CHANGED
@@ -113,8 +131,8 @@ def replace(request: HtmxHttpRequest, name: str):
     if form.is_valid():
         try:
             result = staged_replace(connection=connection, secret=form.secret(), actor=Actor.from_request(request))
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
             outcome = result.as_dict()
             form = None  # never echo a secret back, not even in a password field
@@ -134,6 +152,7 @@ def replace(request: HtmxHttpRequest, name: str):
 @require_GET
 @can("view_connection")
 def rotation_history(request: HtmxHttpRequest, name: str):
-    connection = get_connection(name)
-    return fragment_or_page(request, f"{TEMPLATE}#history", {"connection": connection}, page=detail_url(connection),
-                            anchor="rotation-history-card")
+    connection = get_connection(name, archived=True)
+    return fragment_or_page(request, f"{TEMPLATE}#history",
+                            {"connection": connection, "rot": rotation_context(connection)},
+                            page=detail_url(connection), anchor="rotation-history-card")

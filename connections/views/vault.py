@@ -1,8 +1,9 @@
-"""Connections and secrets: list, detail, create, edit, replace secret, delete; the audit log."""
+"""Connections and secrets: list, detail, create, edit, replace secret, archive; the audit log."""
 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.debug import sensitive_post_parameters
@@ -11,14 +12,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard.reauth import recent_password
 
 from .. import selectors
-from ..forms import ConnectionForm, SecretForm, add_schema_errors
+from ..forms import ConnectionForm, SecretForm, alert_rule_formset
 from ..outbound import guard
 from ..providers import PROVIDERS
-from ..providers.schema import SchemaError
 from ..rotation import staged_replace
+from ..selectors.vault import retired_for_host_change
+from ..services import archive as archive_services
 from ..services import vault as vault_services
 from ..services.audit import Actor
 from .common import can, get_connection, render
+from .rotation import rotation_context
 
 DETAIL_PARTS = {"credential-card", "credential-versions"}
 
@@ -33,11 +36,24 @@ def connection_list(request):
 @require_GET
 @can("view_connection")
 def connection_detail(request, name: str):
-    connection = get_connection(name)
+    connection = get_connection(name, archived=True)
+    if connection.archived_at is not None:  # read-only: what it was, and its history
+        context = selectors.archived_detail(connection=connection)
+        context["rot"] = {"history": selectors.rotation_panel(connection=connection).history}
+        return TemplateResponse(request, "connections/archived.html", context)
     # htmx refreshes these after a rotation or replacement changes the credential.
     part = request.GET.get("part")
-    return render(request, "connections/detail.html", part if part in DETAIL_PARTS else None,
-                  selectors.connection_detail(connection=connection))
+    context = selectors.connection_detail(connection=connection)
+    if part not in DETAIL_PARTS:  # the whole page: its Rotate panel and rotation history
+        context["rot"] = rotation_context(connection, attempt_id=request.GET.get("rotation", ""))
+        context["rules_formset"] = alert_rule_formset(context["alert_rules"], per_connection=True,
+                                                      editable=request.user.has_perm("connections.manage_alerts"))
+    response = render(request, "connections/detail.html", part if part in DETAIL_PARTS else None, context)
+    if context["can_connect"]:
+        from .oauth2 import allow_connect_redirect
+
+        allow_connect_redirect(response, context["options"]["authorize_url"])
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -57,8 +73,8 @@ def connection_create(request):
                 refresh_interval=form.cleaned_data["refresh_interval"],
                 enabled=form.cleaned_data["enabled"], actor=Actor.from_request(request),
             )
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
             messages.success(request, f"Connection {connection.name} created; its secret is stored encrypted.")
             return redirect("connection_detail", name=connection.name)
@@ -86,10 +102,10 @@ def connection_edit(request, name: str):
                 options=form.options(), test_interval=form.cleaned_data["test_interval"],
                 refresh_interval=form.cleaned_data["refresh_interval"], enabled=form.cleaned_data["enabled"],
             )
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
-            retired = vault_services.retired_for_host_change(connection)
+            retired = retired_for_host_change(connection)
             if before != guard.origin(connection.base_url) and retired is not None:
                 messages.warning(request, f"Settings of {connection.name} saved. The host changed, so its secret "
                                           f"(v{retired.version}, fingerprint {retired.fingerprint}) was retired and "
@@ -117,8 +133,8 @@ def connection_secret(request, name: str):
                 outcome = None
             else:
                 outcome = staged_replace(connection=connection, secret=form.secret(), actor=actor)
-        except SchemaError as exc:
-            add_schema_errors(form, exc)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
             if outcome is None:
                 messages.warning(request, f"New secret stored without verification as version {credential.version} "
@@ -135,14 +151,16 @@ def connection_secret(request, name: str):
 
 @require_POST
 @can("manage_secrets")
-def connection_delete(request, name: str):
+def connection_archive(request, name: str):
     connection = get_connection(name)
-    if request.POST.get("confirm") != connection.name:
-        messages.error(request, f"Type the connection's name ({connection.name}) to confirm deletion.")
+    try:
+        archive_services.connection_archive(connection=connection, actor=Actor.from_request(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
         return redirect("connection_detail", name=connection.name)
-    vault_services.connection_delete(connection=connection, actor=Actor.from_request(request))
-    messages.success(request, f"Connection {name} and all its credential versions were deleted.")
-    return redirect("connection_list")
+    messages.success(request, f"Connection {name} is archived: it is no longer tested or used and its secrets are "
+                              "retired; its request log, rotation history and audit trail stay below.")
+    return redirect("connection_detail", name=connection.name)
 
 
 @require_GET

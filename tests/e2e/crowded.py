@@ -27,6 +27,8 @@ from connections.models import (
     RequestLog,
     RotationAttempt,
 )
+from connections.services.archive import connection_archive
+from connections.services.audit import Actor
 from tests import factories
 
 PROVIDERS = ["cleverbridge", "clever", "cloverdx", "teletracker", "cleanlist"]
@@ -52,6 +54,7 @@ class Crowd:
     rotation: RotationAttempt
     log: RequestLog            # an error with long excerpts and details
     names: list[str]
+    archived: Connection       # archived, with its log rows and rotation history kept
 
 
 def seed(n: int = 50) -> Crowd:
@@ -162,5 +165,13 @@ def seed(n: int = 50) -> Crowd:
         AlertState(connection=c, condition=["failing", "needs_attention", "rate_limited"][i % 3], active=True,
                    since=now - timedelta(minutes=12 + i), detail=f"{c.name}: {LONG_ERROR}")
         for i, c in enumerate(conns[:12])])
+    archived = connection_archive(connection=conns[-1], actor=Actor(label="ops-lead-with-a-long-user-name"))
+    # Applications of the proxy: one calling many connections with a long name, one revoked.
+    from connections.services.appkeys import create_key, revoke_key
+
+    create_key(name="billing-reconciliation-nightly-export-".ljust(64, "x"), connections=[c.name for c in conns[:9]],
+               methods=["GET", "POST"], actor=Actor(label="crowded"))
+    create_key(name="crm-sync", connections=[first.name], actor=Actor(label="crowded"))
+    revoke_key(name="crm-sync", actor=Actor(label="crowded"))
     return Crowd(first=Connection.objects.get(pk=first.pk), rotation=rotations[0], log=log,
-                 names=[c.name for c in conns])
+                 names=[c.name for c in conns[:-1]], archived=archived)

@@ -11,7 +11,7 @@ from connections.models import Credential, CredentialState
 from tests import factories
 from tests.e2e.conftest import wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
 
 def _posts_to(page, path: str) -> list[str]:

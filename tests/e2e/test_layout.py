@@ -19,6 +19,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from connections.models import Connection
+from connections.services.archive import connection_archive
+from connections.services.audit import Actor
 from tests import factories
 from tests.e2e import crowded
 from tests.e2e.conftest import sign_in, take_screenshot
@@ -35,12 +37,16 @@ PAGES = [
     ("connection-create", "admin", lambda c: "/connections/new/"),
     ("connection-detail", "admin", lambda c: f"/connections/{c.first.name}/"),
     ("connection-detail-viewer", "viewer", lambda c: f"/connections/{c.first.name}/"),
+    ("connection-archived", "viewer", lambda c: f"/connections/{c.archived.name}/"),
+    ("connection-detail-oauth2", "admin", lambda c: f"/connections/{_oauth2_connection().name}/"),
+    ("oauth2-callback-stale", "admin", lambda c: "/oauth2/callback/?state=stale&code=stale"),
     ("connection-edit", "admin", lambda c: f"/connections/{c.first.name}/edit/"),
     ("connection-secret", "admin", lambda c: f"/connections/{c.first.name}/secret/"),
     ("connection-errors", "viewer", lambda c: f"/connections/{c.first.name}/errors/"),
     ("connection-headroom", "viewer", lambda c: f"/connections/{c.first.name}/headroom/"),
     ("connection-rotation", "operator", lambda c: f"/connections/{c.first.name}/rotation/"),
     ("connection-rotations", "operator", lambda c: f"/connections/{c.first.name}/rotations/"),
+    ("connection-test-status", "operator", lambda c: f"/connections/{c.first.name}/test/{'0' * 32}/"),
     ("connection-rotation-status", "operator",
      lambda c: f"/connections/{c.rotation.connection.name}/rotations/{c.rotation.id}/"),
     ("request-log", "viewer", lambda c: "/log/"),
@@ -53,28 +59,53 @@ PAGES = [
     ("forbidden-403", "viewer", lambda c: "/connections/new/"),
     ("not-found-404", "viewer", lambda c: "/connections/no-such-connection/"),
     ("sign-in", None, lambda c: "/accounts/login/"),
+    ("vendors", "viewer", lambda c: "/vendors/"),
+    ("vendor-upload", "admin", lambda c: "/vendors/upload/"),
     ("users", "admin", lambda c: "/users/"),
+    ("applications", "admin", lambda c: "/applications/"),
+    ("applications-viewer", "viewer", lambda c: "/applications/"),
     ("user-create", "admin", lambda c: "/users/new/"),
     ("password-change", "viewer", lambda c: "/accounts/password/"),
+    ("security-enrol", "viewer", lambda c: "/accounts/security/"),
     ("password-set", None, lambda c: _set_password_link()),
 ]
 # Fragment URLs that, opened directly, would answer a bare fragment: none (they redirect to the page that
-# holds them, see tests/test_page_fragments.py), so every page is measured.
+# holds them, see tests/views/test_page_fragments.py), so every page is measured.
 FRAGMENT_PENDING: set[str] = set()
 # The routes PAGES covers, by URL name; POST-only routes are listed apart (they have no page).
 ROUTES_COVERED = {
     "overview", "test_all_progress", "connection_list", "connection_create", "connection_detail", "connection_edit",
     "connection_secret", "connection_errors", "connection_headroom", "connection_rotation", "connection_rotations",
-    "connection_rotation_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
-    "login", "user_list", "user_create", "password_change", "password_set",
+    "connection_rotation_status", "connection_test_status", "request_log", "request_detail", "error_history", "audit_log", "alert_list",
+    "login", "user_list", "user_create", "password_change", "password_set", "application_list", "oauth2_callback",
+    "vendor_list", "vendor_upload",
     "reauth",  # measured at 1366x768 and 390x844 by tests/e2e/test_reauth.py
+    "security",
+    "two_factor",  # with the Security page's other states, by tests/e2e/test_second_factor.py
 }
 POST_ONLY = {
-    "test_all", "connection_delete", "connection_test", "connection_resume_tests", "alert_channel_create",
+    "test_all", "connection_archive", "connection_test", "connection_resume_tests", "alert_channel_create",
     "alert_channel_test", "alert_channel_delete", "alert_rules_update", "connection_alert_rules",
     "maintenance_create", "maintenance_end", "connection_rotate", "connection_replace", "logout",
-    "user_role", "user_active", "user_reset_password",
+    "user_role", "user_active", "user_reset_password", "security_recovery_codes", "security_remove", "oauth2_connect",
+    "application_create", "application_scope", "application_rotate", "application_revoke",
+    "proxy", "proxy_root",  # the egress proxy: an API for applications (any method), no page; tests/system/test_proxy.py
 }
+
+# GET routes that answer no page: /metrics is Prometheus text for a scraper (tests/dashboard/test_metrics.py); the
+# single sign-on routes redirect to the provider and back (tests/e2e/test_sso.py measures the sign-in
+# page with its SSO button and the SSO re-authentication page at both sizes).
+NO_PAGE = {"metrics", "oidc_authentication_init", "oidc_authentication_callback"}
+
+def _oauth2_connection() -> Connection:
+    """An OAuth 2.0 connection with Connect (its authorization server is never reached here)."""
+    existing = Connection.objects.filter(name="oauth2-layout").first()
+    return existing or factories.connection(
+        "oauth2", name="oauth2-layout", base_url="https://api.example.com",
+        secret={"client_id": "switchboard-layout", "client_secret": "layout-secret-value"},
+        options={"token_url": "https://auth.example.com/oauth/token", "scope": "read write offline_access",
+                 "authorize_url": "https://auth.example.com/oauth/authorize", "test_path": "/v1/me"})
+
 
 def _set_password_link() -> str:
     """A one-time set-password link of a new user, as an admin's Add user shows it."""
@@ -164,7 +195,7 @@ def _routes(resolver=None, prefix=""):
 
 def test_every_get_route_is_listed():
     """A new page must be added to PAGES (and ROUTES_COVERED), or to POST_ONLY if it has no page."""
-    missing = set(_routes()) - ROUTES_COVERED - POST_ONLY
+    missing = set(_routes()) - ROUTES_COVERED - POST_ONLY - NO_PAGE
     assert not missing, f"routes with no layout check: {sorted(missing)}"
 
 
@@ -229,8 +260,11 @@ def test_every_page_fits_when_empty(browser, live_server, size):
     data.first = first
     data.rotation = type("R", (), {"connection": first, "id": "00000000-0000-0000-0000-000000000000"})
     data.log = type("L", (), {"pk": 999999})
+    data.archived = connection_archive(connection=factories.connection("clever", name="clever-old", secret={"token": "o"}),
+                                       actor=Actor(label="layout"))
     problems = _visit_all(browser, live_server, size, data, "empty")
-    Connection.objects.all().delete()  # no connection at all: the overview's and the list's first-run states
+    for connection in Connection.objects.all():  # none left in use: the overview's and the list's first-run states
+        connection_archive(connection=connection, actor=Actor(label="layout"))
     first_run = [p for p in PAGES if p[0] in ("overview", "connection-list", "request-log", "audit", "alerts")]
     problems += _visit_all(browser, live_server, size, data, "first-run", visit=first_run)
     assert not problems, "\n".join(problems)

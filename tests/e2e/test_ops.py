@@ -74,6 +74,12 @@ class TestOpsPages:
         page.get_by_test_id("log-older").click()
         expect(page.get_by_test_id("log-row")).to_have_count(81)
         expect(page.get_by_test_id("log-older")).to_have_count(0)
+        # A stale or hand-edited link: the bad value is named, the other filters still apply.
+        page.goto("/log/?vendor=teletracker&status=abc&since=yesterday")
+        expect(page.get_by_test_id("filter-problems")).to_contain_text("Status “abc”")
+        expect(page.get_by_test_id("filter-problems")).to_contain_text("From “yesterday”")
+        expect(page.get_by_test_id("log-row").first).to_contain_text("teletracker-calls")
+        screenshot(page, "ops-log-bad-filter")
 
     def test_overview_shows_connections_and_refreshes(self, signed_in_page, screenshot):
         clever, tele, _ = _seed()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from connections.models import RequestLog
-from connections.outbound import client
 from connections.services.audit import Actor
+from connections.services.testing import send_test
 
 USER = Actor(label="tester", via="user")
 WORKER = Actor(label="scheduler", via="schedule")
@@ -15,6 +15,6 @@ def rows(result) -> list[RequestLog]:
 
 
 def run_test(connection, actor=USER):
-    """The provider's connection test through the client (what the testing service runs)."""
-    return connection.provider_obj.run_test(
-        lambda spec: client.send(connection, spec, actor=actor, operation="test"), connection.effective_options())
+    """The provider's connection test steps through the client, as the testing service sends them
+    (without recording health)."""
+    return send_test(connection, connection.effective_options(), actor=actor)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from connections.models import CredentialState, Outcome, RequestLog
 from connections.outbound.client import RequestSpec, send
 from connections.providers import get_provider
 from connections.providers.http import RefreshError
-from connections.providers.schema import SchemaError
 from connections.sandbox import DEMO_CREDENTIALS
 from tests import factories
 from tests.providers.helpers import USER, WORKER, rows, run_test
@@ -50,7 +50,7 @@ class TestConnectionTest:
         assert result.attempts == 1
 
     def test_refresh_is_never_a_test(self):
-        with pytest.raises(SchemaError):
+        with pytest.raises(ValidationError):
             get_provider("cleanlist").clean_options({"test_service": "_refresh"})
 
 

@@ -40,6 +40,23 @@ class TestConnectionTest:
         assert "suspended" in result.error_message
         assert vendors.stats("cloverdx")["requests"] == 1  # no credential was sent to a suspended server
 
+    def test_a_failed_accessibility_check_still_leads_to_the_authenticated_get(self, vendors, sleeps):
+        # Only suspended or unreachable ends the test early; a proxy's 502 on the JSP (every try)
+        # says nothing about the REST API, so its authenticated GET decides.
+        vendors.set_fault("cloverdx", "html502", count=5)
+        result = run_test(make(vendors), actor=WORKER)
+        assert result.ok and result.status_code == 200
+        paths = [row.path for row in rows_of_connection(result)]
+        assert [p.endswith("/clover/accessibilityTest.jsp") for p in paths] == [True] * 5 + [False]
+        assert paths[-1].endswith("/clover/api/rest/v1/executions?pageSize=1")
+
+    def test_unreachable_ends_the_test_before_the_credential_is_sent(self, vendors, sleeps):
+        vendors.set_fault("cloverdx", "reset", count=5)
+        result = run_test(make(vendors), actor=WORKER)
+        assert not result.ok and result.outcome == Outcome.NETWORK_ERROR
+        paths = [row.path for row in rows_of_connection(result)]
+        assert paths and all(p.endswith("/clover/accessibilityTest.jsp") for p in paths)
+
     def test_wrong_password_401_never_retried(self, vendors, sleeps):
         result = run_test(make(vendors, secret={"username": DEMO["username"], "password": "nope-nope-nope"}),
                           actor=WORKER)

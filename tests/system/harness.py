@@ -45,10 +45,11 @@ START_TIMEOUT = 90
 REDIS_CACHE_DB, REDIS_BROKER_DB = 11, 12
 
 
-def ports() -> tuple[int, int]:
-    """(web, sandbox): from SYSTEM_TEST_PORT (web; sandbox is the next one) or any two free ports."""
+def ports(offset: int = 0) -> tuple[int, int]:
+    """(web, sandbox): from SYSTEM_TEST_PORT + offset (web; sandbox is the next one) or any two free ports.
+    A second tree running beside the session's `product` passes another offset."""
     base = os.environ.get("SYSTEM_TEST_PORT")
-    return (int(base), int(base) + 1) if base else (free_port(), free_port())
+    return (int(base) + offset, int(base) + offset + 1) if base else (free_port(), free_port())
 
 
 @dataclass
@@ -124,6 +125,9 @@ def _environment(backend: str, workdir: Path, web_port: int, sandbox_port: int) 
         "SWITCHBOARD_ADMIN_PASSWORD": PASSWORD,
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "PYTHONUNBUFFERED": "1",
+        # The tests sign the admin in with a password only; tests/dashboard/test_second_factor.py and
+        # tests/e2e/test_second_factor.py cover the second factor that production requires.
+        "SECOND_FACTOR_FOR_ADMINS": "false",
     })
     if backend == "embedded":
         env["DATABASE_URL"] = f"sqlite:///{workdir / 'var' / 'switchboard.sqlite3'}"
@@ -190,11 +194,13 @@ def add_users(product: Product) -> None:
     product.manage("shell", "-c", code)
 
 
-def start(backend: str) -> Product:
-    """Set up like `make run` (Makefile, target run), start `manage.py runall`, wait until all serve."""
+def start(backend: str, *, extra_env: dict[str, str] | None = None, port_offset: int = 0) -> Product:
+    """Set up like `make run` (Makefile, target run), start `manage.py runall`, wait until all serve.
+    extra_env: more variables for every process (e.g. LOG_FORMAT=json); embedded only beside another
+    tree, since the PostgreSQL backend's database name is per test run."""
     workdir = Path(tempfile.mkdtemp(prefix=f"switchboard-{backend}-"))
-    web_port, sandbox_port = ports()
-    env = _environment(backend, workdir, web_port, sandbox_port)
+    web_port, sandbox_port = ports(port_offset)
+    env = _environment(backend, workdir, web_port, sandbox_port) | (extra_env or {})
     product = Product(backend=backend, workdir=workdir, env=env, url=f"http://127.0.0.1:{web_port}",
                       sandbox_url=f"http://127.0.0.1:{sandbox_port}")
     product.log_dir.mkdir()

@@ -8,7 +8,7 @@ Pages and their buttons (R = viewer and up, O = operator and up, A = admin):
   /connections/        R connection links; O row Test; A New connection
   /connections/<n>/    R rotation history Reload, Full audit trail; O Test, Rotate now (test_as_it_runs.py),
                        Verify and replace, Resume scheduled tests; A Edit settings, Replace secret,
-                       Start maintenance window, End now, Save rules (its own), Delete connection
+                       Start maintenance window, End now, Save rules (its own), Archive connection
   /connections/new/    A provider switch, Create connection, Cancel          (403 for viewer)
   /connections/<n>/edit/   A Save settings, Cancel                           (403 for viewer)
   /connections/<n>/secret/ A Verify and store, Cancel                        (403 for viewer)
@@ -56,7 +56,7 @@ class TestViewer:
         for path, heading in PAGES.items():
             page.goto(path)
             expect(_h1(page)).to_contain_text(heading)
-            for label in ("Test all", "Rotate now", "New connection", "Edit settings", "Delete connection",
+            for label in ("Test all", "Rotate now", "New connection", "Edit settings", "Archive connection",
                           "Add channel", "Start maintenance window"):
                 expect(page.get_by_role("button", name=label).or_(page.get_by_role("link", name=label))
                        ).to_have_count(0)
@@ -253,14 +253,12 @@ class TestAdmin:
         page.get_by_role("button", name="Delete").click()  # data-confirm: the fixture accepts
         expect(page.get_by_text("Channel ops-mail deleted.")).to_be_visible()
 
-        # Delete the connection: the wrong name refuses, the right one deletes.
+        # Archive the connection (data-confirm: the fixture accepts): read-only, off the list, history kept.
         page.goto(f"/connections/{name}/")
-        page.locator("[name=confirm]").fill("not-the-name")
-        page.get_by_role("button", name="Delete connection").click()
-        expect(page.get_by_text(f"Type the connection's name ({name})")).to_be_visible()
-        page.locator("[name=confirm]").fill(name)
-        page.get_by_role("button", name="Delete connection").click()
-        expect(_h1(page)).to_have_text("Connections")
+        page.get_by_role("button", name="Archive connection").click()
+        expect(page.locator("#archived-note")).to_contain_text("Archived on")
+        expect(page.get_by_role("button", name="Archive connection")).to_have_count(0)
+        page.goto("/connections/")
         expect(page.get_by_role("link", name=name, exact=True)).to_have_count(0)
         page.goto("/audit/")
-        expect(page.locator("main")).to_contain_text(name)
+        expect(page.locator("main")).to_contain_text("connection.archive")

@@ -8,7 +8,8 @@ here and one line in CHANNELS (docs/alerts.md has the checklist).
 
 from __future__ import annotations
 
-from ...providers.schema import SchemaError
+from django.core.exceptions import ValidationError
+
 from .base import Channel, DeliveryFailed
 from .email import EmailChannel
 from .webhook import WebhookChannel
@@ -25,4 +26,4 @@ def channel_kind(kind: str) -> Channel:
     try:
         return CHANNELS[kind]
     except KeyError:
-        raise SchemaError({"kind": "choose " + " or ".join(c.label for c in CHANNELS.values())}) from None
+        raise ValidationError({"kind": "choose " + " or ".join(c.label for c in CHANNELS.values())}) from None

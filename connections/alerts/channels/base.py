@@ -14,7 +14,7 @@ class Channel:
     label: str = ""
 
     def clean(self, target: str) -> tuple[dict, str]:
-        """(config stored encrypted, the part of the target safe to show); SchemaError on bad input."""
+        """(config stored encrypted, the part of the target safe to show); ValidationError on bad input."""
         raise NotImplementedError
 
     def send(self, delivery: AlertDelivery) -> None:

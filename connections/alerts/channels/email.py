@@ -9,7 +9,6 @@ from django.core.validators import validate_email
 from django.views.decorators.debug import sensitive_variables
 
 from ...models import AlertDelivery
-from ...providers.schema import SchemaError
 from .base import Channel
 
 
@@ -21,12 +20,12 @@ class EmailChannel(Channel):
         target = (target or "").strip()
         addresses = [a.strip() for a in target.replace(";", ",").split(",") if a.strip()]
         if not addresses:
-            raise SchemaError({"target": "give one or more e-mail addresses, separated by commas"})
+            raise ValidationError({"target": "give one or more e-mail addresses, separated by commas"})
         for address in addresses:
             try:
                 validate_email(address)
             except ValidationError:
-                raise SchemaError({"target": f"{address!r} is not an e-mail address"}) from None
+                raise ValidationError({"target": f"{address!r} is not an e-mail address"}) from None
         return {"to": addresses}, ", ".join(addresses)
 
     @sensitive_variables()

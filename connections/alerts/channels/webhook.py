@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
+from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
 from ...models import AlertChannel, AlertDelivery
 from ...outbound import guard, transport
-from ...providers.schema import SchemaError
 from .base import Channel, DeliveryFailed
 
 WEBHOOK_TIMEOUT = (5, 10)
@@ -24,11 +24,11 @@ class WebhookChannel(Channel):
         target = (target or "").strip()
         parsed = guard.parse(target)
         if isinstance(parsed, guard.Refusal):
-            raise SchemaError({"target": "give the webhook's full http(s) URL, e.g. https://hooks.slack.com/services/…; "
+            raise ValidationError({"target": "give the webhook's full http(s) URL, e.g. https://hooks.slack.com/services/…; "
                                          + parsed.message})
         problem = guard.saved_url_problem(target)
         if problem:
-            raise SchemaError({"target": problem})
+            raise ValidationError({"target": problem})
         return {"url": target}, guard.display_url(parsed)
 
     @sensitive_variables()

@@ -6,31 +6,42 @@ Exit codes: 0 success, 1 the vendor said no, 2 bad input (nothing changed),
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from connections.cli import BAD_INPUT, NEEDS_ATTENTION, VENDOR_SAID_NO
+from connections.cli import (
+    BAD_INPUT,
+    NEEDS_ATTENTION,
+    VENDOR_SAID_NO,
+    add,
+    call,
+    export,
+    import_,
+    recover,
+    rotate,
+    show,
+    test,
+)
+from connections.cli import list as list_
 from connections.cli.common import CLIError
 from connections.crypto import SecretUnavailable
 
 # exit code -> the "code" of a --json error
 ERROR_CODES = {VENDOR_SAID_NO: "vendor_said_no", BAD_INPUT: "bad_input", NEEDS_ATTENTION: "needs_attention"}
 
-# verb -> module in connections/cli/
+# verb -> its module in connections/cli/
 VERBS = {
-    "add": "add",
-    "list": "list",
-    "show": "show",
-    "test": "test",
-    "call": "call",
-    "rotate": "rotate",
-    "recover": "recover",
-    "export": "export",
-    "import": "import_",
+    "add": add,
+    "list": list_,
+    "show": show,
+    "test": test,
+    "call": call,
+    "rotate": rotate,
+    "recover": recover,
+    "export": export,
+    "import": import_,
 }
 
 
@@ -41,14 +52,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         # Subparsers of a CommandParser are CommandParsers too (bad arguments: exit 2, a one-line message).
         sub = parser.add_subparsers(dest="verb", required=True)
-        for verb, module_name in VERBS.items():
-            if importlib.util.find_spec(f"connections.cli.{module_name}") is None:
-                continue  # a verb whose module is not installed in this build
-            module = importlib.import_module(f"connections.cli.{module_name}")
+        for verb, module in VERBS.items():
             module.add_arguments(sub.add_parser(verb, help=(module.__doc__ or "").strip().splitlines()[0]))
 
     def handle(self, *args, **options):
-        module = importlib.import_module(f"connections.cli.{VERBS[options['verb']]}")
+        module = VERBS[options["verb"]]
         stdin = options.get("stdin") or sys.stdin
         try:
             code = module.run(options, stdin, self.stdout, self.stderr)

@@ -57,6 +57,7 @@ class Command(BaseCommand):
                                               "terminal (tests/system reads them)")
 
     def handle(self, *args, **options):
+        _metrics_dir()
         python = sys.executable
         bin_dir = os.path.dirname(python)
         commands: dict[str, list[str]] = {}
@@ -65,10 +66,11 @@ class Command(BaseCommand):
         commands["web"] = [os.path.join(bin_dir, "gunicorn"), "dashboard.wsgi", "--bind", options["bind"],
                            "--workers", str(options["web_workers"]), "--threads", "4", "--timeout", "60",
                            "--access-logfile", "-", "--graceful-timeout", "5",
-                           "--logger-class", "dashboard.gunicorn_logging.RedactingLogger"]
-        commands["worker"] = [os.path.join(bin_dir, "celery"), "-A", "dashboard", "worker", "-l", "info",
-                              "--concurrency", "2", "-n", "worker@%h"]
-        commands["beat"] = [os.path.join(bin_dir, "celery"), "-A", "dashboard", "beat", "-l", "info"]
+                           "--config", "python:dashboard.gunicorn_config"]
+        # LOG_FORMAT=json: no start-up banners, only log lines (JSON objects).
+        celery = [os.path.join(bin_dir, "celery"), "-A", "dashboard", *(["--quiet"] if settings.LOG_FORMAT == "json" else [])]
+        commands["worker"] = [*celery, "worker", "-l", "info", "--concurrency", "2", "-n", "worker@%h"]
+        commands["beat"] = [*celery, "beat", "-l", "info"]
 
         children = [Child(name, cmd) for name, cmd in commands.items()]
         stopping = False
@@ -157,6 +159,20 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 _kill_group(proc.pid)
                 proc.wait()
+
+
+def _metrics_dir() -> None:
+    """Prometheus multiprocess mode for every child (web workers and Celery pool processes write their
+    counters there; /metrics sums them): an empty directory at each start, so counts begin at zero
+    and no dead process of a previous run is summed."""
+    import shutil
+    from pathlib import Path
+
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.VAR_DIR / "metrics")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    os.environ["SWITCHBOARD_METRICS_DIR_READY"] = "1"
 
 
 def _kill_group(pgid: int) -> None:

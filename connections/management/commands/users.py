@@ -16,7 +16,7 @@ from connections.cli.common import CLIError, dump
 
 class Command(BaseCommand):
     stealth_options = ("stdin",)
-    help = "Manage users: list, add, set-role, deactivate, reactivate, reset-password."
+    help = "Manage users: list, add, set-role, deactivate, reactivate, reset-password, reset-second-factor."
 
     def add_arguments(self, parser: CommandParser) -> None:
         users.add_arguments(parser.add_subparsers(dest="verb", required=True))

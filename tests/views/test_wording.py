@@ -1,0 +1,85 @@
+"""Words a user reads (issue 11 item 14): a resolved alert that does not say "is failing", one full
+stop per sentence, "just now" rather than "0 minutes ago", and a lockout page that says how long."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from connections import alerts
+from connections.models import AlertEvent, Connection, Health, RotationState
+from connections.rotation import rotate
+from connections.services.audit import Actor
+from tests import factories
+from tests.factories import ConnectionFactory
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db]
+HX = {"HX-Request": "true"}
+
+
+def text(response) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
+class TestResolvedAlert:
+    def test_resolved_message_says_back_to_normal_and_how_long_without_contradicting_itself(
+            self, django_capture_on_commit_callbacks):
+        c = factories.connection("cloverdx", name="demo-cloverdx")
+        Connection.objects.filter(pk=c.pk).update(health=Health.FAILING, health_reason="HTTP 503 from the server.")
+        with django_capture_on_commit_callbacks(execute=True):
+            alerts.evaluate(now=timezone.now() - timedelta(minutes=12))
+        Connection.objects.filter(pk=c.pk).update(health=Health.OK, health_reason="")
+        with django_capture_on_commit_callbacks(execute=True):
+            alerts.evaluate()
+        end = AlertEvent.objects.get(connection=c, transition="end")
+        assert end.message.startswith("Resolved — Connection failing: demo-cloverdx is back to normal after 12 min.")
+        assert "(demo-cloverdx is failing" not in end.message
+        assert "The alert was: demo-cloverdx is failing — HTTP 503 from the server." in end.message
+        assert ".." not in end.message
+
+
+class TestOneFullStop:
+    def test_refused_refresh_message_has_one_full_stop(self, vendors):
+        connection = factories.connection("cleanlist", sandbox=vendors, secret={"token": "not-a-live-token"})
+        outcome = rotate(connection=connection, actor=Actor(label="op", via="user"))
+        assert outcome.state == RotationState.FAILED
+        assert "Invalid or rescinded token" in outcome.message
+        assert ".." not in outcome.message, outcome.message
+        assert re.search(r"token\. The current secret", outcome.message), outcome.message
+
+
+class TestJustNow:
+    def test_server_rendered_times_say_just_now(self, viewer_client):
+        now = timezone.now()
+        c = ConnectionFactory(name="clever-now", rl_limit=1200, rl_remaining=1100, rl_reset_at=now + timedelta(seconds=30),
+                                      rl_observed_at=now, last_test_at=now,
+                                      last_test_result={"ok": True, "status_code": 200, "duration_ms": 87,
+                                                        "at": now.isoformat()})
+        pages = [viewer_client.get("/"), viewer_client.get("/connections/"),
+                 viewer_client.get(f"/connections/{c.name}/headroom/", headers=HX),
+                 viewer_client.get(f"/connections/{c.name}/")]
+        for page in pages:
+            assert "0 minutes" not in text(page)
+        assert "seen just now" in text(pages[2])
+        assert "just now" in text(pages[0]) and "just now" in text(pages[1])
+
+    def test_older_times_still_count_minutes(self, viewer_client):
+        c = ConnectionFactory(name="clever-old", last_test_at=timezone.now() - timedelta(minutes=3))
+        assert "3 minutes ago" in text(viewer_client.get("/connections/"))
+        assert c.name in text(viewer_client.get("/connections/"))
+
+
+class TestLockoutPage:
+    def test_says_how_long_the_lockout_lasts(self, client, viewer, settings):
+        for _ in range(5):
+            client.post("/accounts/login/", {"username": viewer.username, "password": "wrong-password"})
+        locked = client.post("/accounts/login/", {"username": viewer.username, "password": "wrong-password"})
+        assert locked.status_code == 429
+        page = text(locked)
+        minutes = round(settings.AXES_COOLOFF_TIME * 60)
+        assert f"locked for {minutes} min after the last failed attempt" in page, page
+        assert f"Try again in {minutes} min" in page
+        assert f"axes_reset_username {viewer.username}" in page
