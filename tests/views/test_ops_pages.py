@@ -459,7 +459,9 @@ def test_query_count_is_constant_at_5_and_50_connections(viewer_client, url):
         assert counts[0] <= 10, counts
         return
     assert counts[0] == counts[1], counts
-    assert counts[1] <= 8, counts
+    # 6 per request (session, user, two second-factor device look-ups, two permission look-ups),
+    # 5 at most of the page's own (the overview's).
+    assert counts[1] <= 11, counts
 
 
 # ----------------------------------------------------------------------------- retention
