@@ -13,10 +13,11 @@ for this process's GIL). Then:
    with its Redis round trips, authentication, one RequestLog row, redaction, excerpts),
    interleaved in rounds. The twin's limit and the setting are raised for this part, so the
    throttle's code runs but never waits. Prints the median per-call times and their ratio
-   (goal: at most 1.3).
+   (goal, issue 18: at most 1.5).
 2. Throughput: a bulk test of one Cleverbridge connection at the real limit (150/s, 4 in
-   flight) from several threads for --seconds; prints requests/s as a fraction of 150 (goal:
-   at least 90%) and the twin's stats (429s, the busiest second, the most in flight).
+   flight) from several threads of one process for --seconds; prints requests/s as a fraction of 150
+   (goal, issue 18: at least 95 %, with no 429) and the twin's stats (429s, the busiest second,
+   the most in flight).
 
 Prints results only; asserts nothing. The database is dropped at the end unless --keep.
 """
@@ -218,12 +219,13 @@ def main() -> None:
         print(f"\n1. cost per call, median of {c['calls']} sequential GET /connection/test:")
         print(f"   bare requests.Session   {c['bare_ms']:.3f} ms")
         print(f"   connections.outbound.client.send {c['client_ms']:.3f} ms  (guard + throttle + auth + log row + redaction)")
-        print(f"   ratio {c['ratio']:.2f}  (goal <= 1.3: {'met' if c['ratio'] <= 1.3 else 'NOT met'})")
+        print(f"   ratio {c['ratio']:.2f}  (goal <= 1.5: {'met' if c['ratio'] <= 1.5 else 'NOT met'})")
         t = throughput(sandbox, args.seconds, args.threads)
         print(f"\n2. bulk test of one Cleverbridge connection, {args.threads} threads for {args.seconds:g} s at "
               f"the real limit ({LIMIT}/s, 4 in flight):")
         print(f"   {t['per_second']:.1f} requests/s = {t['fraction']:.1%} of {LIMIT}/s "
-              f"(goal >= 90%: {'met' if t['fraction'] >= 0.9 else 'NOT met'})")
+              f"(goal >= 95 % with 0 x 429: "
+              f"{'met' if t['fraction'] >= 0.95 and not t['twin']['rate_limited'] else 'NOT met'})")
         print(f"   429s: {t['twin']['rate_limited']}; busiest second at the twin: {t['twin']['max_per_second']}; "
               f"most in flight: {t['twin']['max_in_flight']}; failed calls: {t['not_ok']}")
         print("\n" + json.dumps({"cost": c, "throughput": t}))

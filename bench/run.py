@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["outbound.py", "limiter.py", "pages.py", "bodies.py", "proxy.py", "soak.py"]  # soak.py restarts Redis and PostgreSQL: see its docstring
+BENCHES = ["outbound.py", "limiter.py", "pages.py", "scale.py", "bodies.py", "proxy.py", "soak.py"]  # soak.py restarts Redis and PostgreSQL: see its docstring
 
 
 def main() -> int:

@@ -42,6 +42,8 @@ def remove_connection_schedule(name: str) -> None:
 PERIODIC_TASKS: dict[str, tuple[int, str]] = {
     # Request log retention (connections/retention.py): daily, in batches of 5,000 rows.
     "connections.tasks.purge_request_logs": (24 * 3600, "request-log-retention"),
+    # Partitions ahead, expired partitions dropped, old rollups deleted (retention.maintain_request_log).
+    "connections.tasks.maintain_request_log": (3600, "request-log-maintenance"),
     # Alerts (connections/alerts/): compare conditions with their state, alert on transitions.
     "connections.tasks.evaluate_alerts": (30, "alert-evaluation"),
     # Rotation (connections/rotation/): settle what dead workers left, and proactive refreshes.

@@ -78,6 +78,14 @@ def purge_request_logs() -> int:
     return purge().deleted
 
 
+@shared_task(name="connections.tasks.maintain_request_log", ignore_result=True)
+def maintain_request_log() -> dict:
+    """Hourly: request log partitions ahead and expired ones dropped (PostgreSQL), old rollups deleted."""
+    from .retention import maintain_request_log as maintain
+
+    return maintain()
+
+
 # ----------------------------------------------------------------------------- rotation
 # Thin wrappers over connections/rotation/ (jobs.py). Ids only, never a secret. Rotations of one
 # connection never run twice at once: rotate() takes the connection's claim in the database.

@@ -4,6 +4,7 @@
                 (BatchRun, BatchRunResult, ThrottleScope, ThrottleLease)
     alerts.py   AlertRule, AlertChannel, MaintenanceWindow, AlertState, AlertEvent, AlertDelivery
     access.py   ApplicationKey (the egress proxy), ExternalIdentity (single sign-on)
+    ../rollups.py  RequestRollup, ErrorRollup (and the trigger that keeps them)
 
 The choices live in choices.py and the QuerySets in querysets.py; the choices are re-exported
 here too, so `from connections.models import Health` works.
@@ -16,4 +17,6 @@ from .core import AuditEvent, BatchRun, BatchRunResult, Connection, Credential, 
 from .core import RotationAttempt, ThrottleLease, ThrottleScope  # noqa: F401
 from .alerts import AlertChannel, AlertDelivery, AlertEvent, AlertRule, AlertState, MaintenanceWindow  # noqa: F401
 from .access import ApplicationKey, ExternalIdentity  # noqa: F401
+# Counts per connection and time bucket, kept by a trigger on the request log (connections/rollups.py).
+from ..rollups import ErrorRollup, RequestRollup  # noqa: F401
 # isort: on

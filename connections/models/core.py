@@ -209,9 +209,6 @@ class RequestLog(models.Model):
             models.Index(fields=["chain_id"], name="reqlog_chain"),
             models.Index(fields=["application", "-started_at", "-id"], name="reqlog_app_recent",
                          condition=~Q(application="")),
-            # Covers the overview's 24 h per-connection totals (index-only scan).
-            models.Index(fields=["started_at"], include=["connection_id", "outcome", "status_code"],
-                         name="reqlog_stats_cover"),
         ]
 
     def __str__(self) -> str:

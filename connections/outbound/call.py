@@ -12,12 +12,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 from django.db import Error as DatabaseErrors
+from django.db import connections as db_connections
 from django.utils import timezone
 from requests.structures import CaseInsensitiveDict
 
 from ..models import Connection, Outcome, RequestLog
 from ..providers.http import ErrorInfo, RateLimitInfo, RequestSpec
+from . import logrows
 from .commits import fast_commit
 from .redaction import Redactor, redact_url
 
@@ -139,7 +142,7 @@ class Call:
     def record(self, attempt: int, t: Try, *, started_at: datetime, request_excerpt: str = "",
                response_excerpt: str = "") -> Try:
         r = self.redactor
-        row = insert_log(
+        t.log_id = insert_log(
             connection=self.connection,
             provider=self.connection.provider,
             operation=self.operation,
@@ -165,7 +168,6 @@ class Call:
             task_id=self.task_id[:100],
             application=getattr(self.actor, "application", "")[:64],
         )
-        t.log_id = row.pk if row is not None else None
         return t
 
     def not_sent(self, attempt: int, outcome: str, code: str, message: str, *, blocked_until: float | None = None,
@@ -190,19 +192,23 @@ def storable(value: Any) -> Any:
     return value
 
 
-def insert_log(**fields) -> RequestLog | None:
-    """Write one RequestLog row. Outside a caller's transaction the commit does not wait for the
-    disk (commits.fast_commit): a power cut may lose the last fraction of a second of log rows,
+def insert_log(**fields) -> int | None:
+    """Write one RequestLog row; its id. Outside a caller's transaction the commit does not wait for
+    the disk (commits.fast_commit): a power cut may lose the last fraction of a second of log rows,
     never corrupt them, and every send saves the fsync. Credentials and the rotation journal keep
-    durable commits."""
+    durable commits. The rollup trigger (rollups.py) counts the row in the same transaction; on
+    PostgreSQL outside a transaction the row takes one round trip (logrows.py)."""
     fields = {name: storable(value) for name, value in fields.items()}
     from ..metrics import request_logged
 
     request_logged(fields)  # Prometheus counters: one hook, beside the one place rows are written
     try:
+        conn = db_connections[DEFAULT_DB_ALIAS]
+        if conn.vendor == "postgresql" and not conn.in_atomic_block:
+            return logrows.insert_fast(conn, fields)
         # A savepoint inside a caller's transaction, so a failed insert cannot poison it.
         with fast_commit():
-            return RequestLog.objects.create(**fields)
+            return RequestLog.objects.create(**fields).pk
     except DatabaseErrors as exc:
         # The vendor's answer matters more than its log row: a refresh's new token must reach
         # the rotation code (which commits or spools it) even while the database is failing.

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
-from django.db.models import Case, Count, Max, Min, Q, QuerySet, Value, When
-from django.db.models.functions import TruncDay, TruncHour
+from django.db import connection as db_connection
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from .. import rollups
 from ..models import Connection, Outcome, RequestLog
 from ..providers import PROVIDERS
+from ..rollups import ErrorRollup
 
 # ---------------------------------------------------------------------------------------------
 # Operations pages: overview, request log, error details, error history, rate-limit headroom.
@@ -20,6 +22,8 @@ from ..providers import PROVIDERS
 # ---------------------------------------------------------------------------------------------
 
 LOG_PAGE_SIZE = 50
+PAGE_WINDOWS = (timedelta(days=1), timedelta(days=8), None)  # PostgreSQL: where a page is looked for first
+TAIL_WINDOW = timedelta(days=1)
 STATUS_CLASSES = {"2xx": (200, 299), "3xx": (300, 399), "4xx": (400, 499), "5xx": (500, 599)}
 NO_ERROR_CODE = "(none)"  # the log filter value for "no vendor error code"
 ERROR_OUTCOMES = [o for o in Outcome.values if o != Outcome.OK]
@@ -128,7 +132,10 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
     """Newest first. `before` (a cursor) loads older rows; `tail_after` (an id) rows recorded since.
 
     Two queries: the connections (names for the filter and the rows) and one page of rows
-    read through the (started_at, id) indexes; a third (max id) starts a live tail.
+    read through the (started_at, id) indexes; a third (max id) starts a live tail. On PostgreSQL
+    (a partition per day) the page is looked for in the last day before the cursor, then the last
+    8 days, then everywhere: a page of recent rows never plans or touches every partition, and a
+    rare filter costs two more queries at most.
     """
     names, archived = _connection_names()
     ids = {name: pk for pk, name in names.items()}
@@ -137,7 +144,10 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
     if tail_after is not None:
         # Rows inserted since the last poll, by id (rows are written when an attempt ends, so an
         # earlier started_at can arrive later); shown newest first.
-        rows = list(qs.filter(id__gt=tail_after).order_by("-id")[:page_size])
+        # Rows are written when their attempt ends, minutes after it started at most: the last day
+        # of partitions holds every row since the last poll.
+        rows = list(qs.filter(id__gt=tail_after, started_at__gte=timezone.now() - TAIL_WINDOW)
+                    .order_by("-id")[:page_size])
         rows.sort(key=lambda r: (r.started_at, r.pk), reverse=True)
         more = False
         tail_cursor = max((r.pk for r in rows), default=tail_after)
@@ -147,11 +157,18 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
             at, pk = cursor
             # started_at <= at keeps the scan on the index; the OR excludes the rows already shown.
             qs = qs.filter(started_at__lte=at).filter(Q(started_at__lt=at) | Q(id__lt=pk))
-        rows = list(qs.order_by("-started_at", "-id")[: page_size + 1])
+        ceiling = cursor[0] if cursor else timezone.now()
+        windows = PAGE_WINDOWS if db_connection.vendor == "postgresql" else (None,)
+        for window in windows:
+            found = qs if window is None else qs.filter(started_at__gte=ceiling - window)
+            rows = list(found.order_by("-started_at", "-id")[: page_size + 1])
+            if len(rows) > page_size:
+                break
         more = len(rows) > page_size
         rows = rows[:page_size]
         if filters.tail and not before:
-            tail_cursor = RequestLog.objects.order_by("-id").values_list("id", flat=True).first() or 0
+            tail_cursor = (RequestLog.objects.filter(started_at__gte=timezone.now() - TAIL_WINDOW).order_by("-id")
+                           .values_list("id", flat=True).first() or 0)
     for row in rows:
         row.connection_name = names.get(row.connection_id, "?")
     next_before = encode_cursor(rows[-1].started_at, rows[-1].pk) if more and rows else None
@@ -184,15 +201,6 @@ ERROR_RANGES = {"24h": (timedelta(hours=24), "hour"), "7d": (timedelta(days=7), 
                 "30d": (timedelta(days=30), "day")}
 
 
-def _error_category() -> Case:
-    return Case(
-        When(Q(outcome=Outcome.THROTTLED) | Q(status_code=429), then=Value("throttled")),
-        When(outcome__in=[Outcome.NETWORK_ERROR, Outcome.TIMEOUT], then=Value("network")),
-        When(status_code__gte=500, then=Value("5xx")),
-        default=Value("4xx"),
-    )
-
-
 def _buckets(since: datetime, now: datetime, unit: str) -> list[datetime]:
     local_since, local_now = timezone.localtime(since), timezone.localtime(now)
     if unit == "hour":
@@ -205,6 +213,15 @@ def _buckets(since: datetime, now: datetime, unit: str) -> list[datetime]:
 
 # The error categories of errors over time (the chart stacks them in this order).
 ERROR_CATEGORIES = ("5xx", "4xx", "throttled", "network")
+
+
+def _category(outcome: str, status: int) -> str:
+    """The chart's category of an error: 429s and our own holds, network, 5xx, the rest."""
+    if outcome == Outcome.THROTTLED or status == 429:
+        return "throttled"
+    if outcome in (Outcome.NETWORK_ERROR, Outcome.TIMEOUT):
+        return "network"
+    return "5xx" if status >= 500 else "4xx"
 
 
 @dataclass
@@ -228,34 +245,42 @@ def error_history(*, connection: Connection | None = None, range_key: str = "7d"
                   now: datetime | None = None) -> ErrorHistory:
     """Errors over time (per bucket and category) and grouped by status and vendor error code.
 
-    Two queries over the error rows of the range (index reqlog_outcome_recent), whatever their number.
+    Two queries over the error rollups (rollups.ErrorRollup: per connection and hour for 24 h, per
+    UTC day for 7 and 30 days), whatever the size of the log. A range starts at the start of its
+    first bucket: "7d" is the 7 days before today and today so far (UTC days).
     """
     now = now or timezone.now()
     range_key = range_key if range_key in ERROR_RANGES else "7d"
     span, unit = ERROR_RANGES[range_key]
-    since = now - span
     vendor = vendor if vendor in PROVIDERS and connection is None else ""
-    qs = RequestLog.objects.filter(outcome__in=ERROR_OUTCOMES, started_at__gte=since, started_at__lte=now)
+    if unit == "hour":
+        since = (now - span).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        buckets = _buckets(since, now, "hour")
+        qs = ErrorRollup.objects.filter(span=rollups.HOUR, bucket__gte=since, bucket__lte=now)
+    else:
+        utc_now = now.astimezone(UTC)
+        since = datetime.combine(utc_now.date() - span, time(), UTC)
+        buckets = [since + timedelta(days=i) for i in range(span.days + 1)]
+        qs = ErrorRollup.objects.filter(span=rollups.DAY, bucket__gte=since, bucket__lte=now)
     if connection is not None:
         qs = qs.filter(connection_id=connection.pk)
     elif vendor:
         qs = qs.filter(provider=vendor)
-    trunc = TruncHour if unit == "hour" else TruncDay
-    per_bucket = (qs.annotate(bucket=trunc("started_at"), category=_error_category())
-                  .values("bucket", "category").annotate(n=Count("id")).order_by())
-    buckets = _buckets(since, now, unit)
     index = {b: i for i, b in enumerate(buckets)}
     series = {key: [0] * len(buckets) for key in ERROR_CATEGORIES}
-    for row in per_bucket:
-        i = index.get(row["bucket"])
+    for bucket, outcome, status, n in (qs.values("bucket", "outcome", "status_code").annotate(n=Sum("count"))
+                                       .order_by().values_list("bucket", "outcome", "status_code", "n")):
+        i = index.get(bucket)
         if i is not None:
-            series[row["category"]][i] += row["n"]
+            series[_category(outcome, status)][i] += n
     groups = list(
         qs.values("provider", "outcome", "status_code", "error_code")
-        .annotate(count=Count("id"), first_seen=Min("started_at"), last_seen=Max("started_at"),
-                  connections=Count("connection_id", distinct=True), latest_id=Max("id"),
-                  message=Max("error_message"))
+        .annotate(count=Sum("count"), first_seen=Min("first_seen"), last_seen=Max("last_seen"),
+                  connections=Count("connection_id", distinct=True), latest_id=Max("latest_id"),
+                  message=Max("message"))
         .order_by("-count", "-last_seen")[:100]
     )
+    for g in groups:
+        g["status_code"] = g["status_code"] or None  # 0 in the rollup: no answer
     return ErrorHistory(connection=connection, range_key=range_key, vendor=vendor, since=since, unit=unit,
                         buckets=buckets, series=series, groups=groups)

@@ -5,12 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.db.models.functions import TruncHour
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    Window,
+)
 from django.utils import timezone
 
-from ..models import Connection, Credential, Health, MaintenanceWindow, Outcome, RequestLog, RotationAttempt
+from ..models import Connection, Credential, Health, MaintenanceWindow, RequestLog, RotationAttempt
 from ..providers import PROVIDERS
+from ..rollups import HOUR, MINUTE, RequestRollup
 from .log import _buckets
 
 # -- overview and rate-limit headroom -------------------------------------------------------
@@ -41,35 +54,48 @@ class LogStats:
 
 
 
-def _log_stats(*, now: datetime, provider: str = "") -> dict[int, LogStats]:
-    """One aggregate query: per connection and hour over 24 h, with the recent-window counts."""
+def _log_stats(*, now: datetime, connection_ids: list[int]) -> dict[int, LogStats]:
+    """Per connection: 24 hour buckets and the last hour from the rollups (rollups.py, exact up to
+    now: the trigger counts every row as it is written). One query, whatever the size of the log:
+    the hour buckets, and the minute buckets of the last hour summed into one row (bucket NULL)."""
     hours = _buckets(now - timedelta(hours=23), now, "hour")[-24:]
     index = {h: i for i, h in enumerate(hours)}
-    qs = RequestLog.objects.filter(started_at__gte=hours[0], started_at__lte=now)
+    stats: dict[int, LogStats] = {}
+    since = now.replace(second=0, microsecond=0) - timedelta(minutes=59)  # this minute and the 59 before
+    rows = (RequestRollup.objects.filter(connection_id__in=connection_ids, bucket__lte=now)
+            .filter(Q(span=HOUR, bucket__gte=hours[0]) | Q(span=MINUTE, bucket__gte=since))
+            .annotate(hour=Case(When(span=HOUR, then=F("bucket")), output_field=DateTimeField()))
+            .values("connection_id", "hour").annotate(t=Sum("total"), ok=Sum("ok"), lim=Sum("limited")).order_by()
+            .values_list("connection_id", "hour", "t", "ok", "lim"))
+    for pk, hour, total, ok, limited in rows:
+        s = stats.get(pk)
+        if s is None:
+            s = stats[pk] = LogStats(hours, [0] * len(hours), [0] * len(hours))
+        if hour is None:
+            s.last_hour, s.throttled_last_hour = total, limited
+        elif (i := index.get(hour)) is not None:
+            s.totals[i] += total
+            s.errors[i] += total - ok
+    return stats
+
+
+def _recent(*, now: datetime, provider: str = "") -> tuple[dict[int, tuple[int, int]], dict[str, LogStats]]:
+    """The last minute and second from the log itself (an index range of one minute), per
+    connection and per vendor (for budgets every connection of a vendor shares, e.g. Cleverbridge's
+    per egress IP). One query. No built-in vendor shares an hourly budget, so the vendors' last
+    hour is not counted."""
+    qs = RequestLog.objects.filter(started_at__gte=now - timedelta(minutes=1), started_at__lte=now)
     if provider:
         qs = qs.filter(provider=provider)
-    recent = Q(started_at__gte=now - timedelta(hours=1))
-    rows = (qs.annotate(hour=TruncHour("started_at")).values("connection_id", "hour")
-            .annotate(total=Count("id"), errors=Count("id", filter=~Q(outcome=Outcome.OK)),
-                      last_hour=Count("id", filter=recent),
-                      throttled=Count("id", filter=recent & (Q(status_code=429) | Q(outcome=Outcome.THROTTLED))),
-                      last_minute=Count("id", filter=Q(started_at__gte=now - timedelta(minutes=1))),
-                      last_second=Count("id", filter=Q(started_at__gte=now - timedelta(seconds=1))))
-            .order_by())
-    stats: dict[int, LogStats] = {}
-    for row in rows:
-        s = stats.get(row["connection_id"])
-        if s is None:
-            s = stats[row["connection_id"]] = LogStats(hours, [0] * len(hours), [0] * len(hours))
-        i = index.get(row["hour"])
-        if i is not None:
-            s.totals[i] += row["total"]
-            s.errors[i] += row["errors"]
-        s.last_hour += row["last_hour"]
-        s.throttled_last_hour += row["throttled"]
-        s.last_minute += row["last_minute"]
-        s.last_second += row["last_second"]
-    return stats
+    per_connection, per_vendor = {}, {}
+    for key, pk, minute, second in (qs.values("provider", "connection_id")
+                                    .annotate(m=Count("id"), s=Count("id", filter=Q(started_at__gte=now - timedelta(seconds=1))))
+                                    .order_by().values_list("provider", "connection_id", "m", "s")):
+        per_connection[pk] = (minute, second)
+        v = per_vendor.get(key) or per_vendor.setdefault(key, _empty_stats(now))
+        v.last_minute += minute
+        v.last_second += second
+    return per_connection, per_vendor
 
 
 def _empty_stats(now: datetime) -> LogStats:
@@ -188,42 +214,63 @@ TRIAGE_ORDER = {Health.NEEDS_ATTENTION: 0, Health.FAILING: 1, Health.DEGRADED: 2
 PROBLEMS = (Health.NEEDS_ATTENTION, Health.FAILING, Health.DEGRADED)
 
 
-def overview(*, now: datetime | None = None) -> dict:
-    """Every connection with health, 24 h error rate and trend, headroom and rotation state. Two queries.
+OVERVIEW_PAGE_SIZE = 25  # a screen or two; problems sort first, the rest is a page away
 
-    Rows come in triage order (needs attention, failing, degraded, then the rest, healthy last); a
-    row in trouble carries `problem_since`: when its health last changed (tests and rotations stamp
-    health_changed_at), or else the last passing test, the last moment it was known to work.
+
+def _triage() -> Case:
+    return Case(*[When(health=h, then=Value(i)) for h, i in TRIAGE_ORDER.items()], default=Value(len(TRIAGE_ORDER)),
+                output_field=IntegerField())
+
+
+def overview(*, now: datetime | None = None, page: int = 1, page_size: int = OVERVIEW_PAGE_SIZE) -> dict:
+    """One page of connections with health, 24 h error rate and trend, headroom and rotation state.
+
+    Rows come in triage order (needs attention, failing, degraded, then the rest, healthy last), a
+    page at a time: with 2,000 connections the problems are on page 1. A row in trouble carries
+    `problem_since`: when its health last changed (tests and rotations stamp health_changed_at), or
+    else the last passing test, the last moment it was known to work. Five queries whatever the
+    number of connections or log rows: the page of connections (with the health counts), their
+    rotation state and active credential, their maintenance windows, their rollups, the log's last
+    minute. Archived connections are not listed (Connection.objects leaves them out).
     """
     now = now or timezone.now()
-    connections = list(Connection.objects.order_by("name").annotate(**_row_annotations()))
-    stats = _log_stats(now=now)
-    empty_hours = _buckets(now - timedelta(hours=23), now, "hour")[-24:]
-
-    def empty() -> LogStats:
-        return LogStats(empty_hours, [0] * len(empty_hours), [0] * len(empty_hours))
-
-    vendor_stats: dict[str, LogStats] = {}
+    page = max(1, page)
+    health_totals = {f"n_{h}": Window(Count("id", filter=Q(health=h))) for h in Health.values}
+    # The window counts see every connection (they run before LIMIT); the per-row look-ups only
+    # the page's (the second query), or 2,000 connections would cost 8,000 subqueries.
+    qs = Connection.objects.annotate(triage=_triage(), n_total=Window(Count("id")), **health_totals) \
+        .order_by("triage", "name")
+    connections = list(qs[(page - 1) * page_size:page * page_size])
+    if not connections and page > 1:  # past the last page (connections were deleted): show the last one
+        page = max(1, -(-Connection.objects.count() // page_size))
+        connections = list(qs[(page - 1) * page_size:page * page_size])
+    ids = [c.pk for c in connections]
+    extra = {row["pk"]: row for row in Connection.objects.filter(pk__in=ids).values("pk", **_row_annotations())}
     for c in connections:
-        v = vendor_stats.setdefault(c.provider, empty())
-        s = stats.get(c.pk)
-        if s:  # per-vendor totals, for budgets shared by every connection of a vendor
-            v.last_second += s.last_second
-            v.last_minute += s.last_minute
-            v.last_hour += s.last_hour
+        for key, value in extra[c.pk].items():
+            setattr(c, key, value)
+    maintenance = {w.connection_id: w for w in MaintenanceWindow.objects.in_force(now).filter(connection_id__in=ids)}
+    first = connections[0] if connections else None
+    counts = {h: getattr(first, f"n_{h}") for h in Health.values if first and getattr(first, f"n_{h}")}
+    total = first.n_total if first else 0
+    pages = max(1, -(-total // page_size))
+    offset = (page - 1) * page_size
+    stats = _log_stats(now=now, connection_ids=ids)
+    recent, vendor_stats = _recent(now=now)
     rows = []
-    counts: dict[str, int] = {}
     memo: dict = {}
-    maintenance = {w.connection_id: w for w in MaintenanceWindow.objects.in_force(now)}
     for c in connections:
-        s = stats.get(c.pk) or empty()
-        headroom = headroom_for(c, s, vendor_stats=vendor_stats[c.provider], now=now, memo=memo)
+        s = stats.get(c.pk) or _empty_stats(now)
+        s.last_minute, s.last_second = recent.get(c.pk, (0, 0))
+        vendor = vendor_stats.get(c.provider) or _empty_stats(now)
+        headroom = headroom_for(c, s, vendor_stats=vendor, now=now, memo=memo)
         rows.append(OverviewRow(connection=c, stats=s, headroom=headroom, maintenance=maintenance.get(c.pk),
                                 problem_since=(c.health_changed_at or c.last_ok_at) if c.health in PROBLEMS else None))
-        counts[c.health] = counts.get(c.health, 0) + 1
-    rows.sort(key=lambda row: TRIAGE_ORDER.get(row.connection.health, len(TRIAGE_ORDER)))  # stable: by name within
+    problems = sum(counts.get(h, 0) for h in PROBLEMS)
     return {"rows": rows, "health_counts": counts, "now": now, "poll_seconds": 15,
-            "problem_count": sum(counts.get(h, 0) for h in PROBLEMS)}
+            "problem_count": problems, "triage_break": problems - offset if 0 < problems - offset < len(rows) else -1,
+            "page": page, "pages": pages, "total": total, "first": offset + 1, "last": offset + len(rows),
+            "previous_page": page - 1 if page > 1 else None, "next_page": page + 1 if page < pages else None}
 
 
 def health_counts() -> dict[str, int]:
@@ -232,13 +279,10 @@ def health_counts() -> dict[str, int]:
 
 
 def connection_headroom(*, connection: Connection, now: datetime | None = None) -> dict:
-    """The headroom of one connection, for its detail page. One aggregate query (the vendor's rows)."""
+    """The headroom of one connection, for its detail page. Two queries."""
     now = now or timezone.now()
-    stats = _log_stats(now=now, provider=connection.provider)
-    vendor = _empty_stats(now)
-    for s in stats.values():
-        vendor.last_second += s.last_second
-        vendor.last_minute += s.last_minute
-        vendor.last_hour += s.last_hour
-    own = stats.get(connection.pk) or _empty_stats(now)
+    own = _log_stats(now=now, connection_ids=[connection.pk]).get(connection.pk) or _empty_stats(now)
+    recent, vendors = _recent(now=now, provider=connection.provider)
+    own.last_minute, own.last_second = recent.get(connection.pk, (0, 0))
+    vendor = vendors.get(connection.provider) or _empty_stats(now)
     return headroom_for(connection, own, vendor_stats=vendor, now=now)

@@ -33,7 +33,8 @@ def overview(request: HtmxHttpRequest):
         # The summary tiles refresh on their own (after a Test, Test all or the periodic poll).
         return render(request, "connections/overview.html", "health-summary",
                       {"health_counts": selectors.health_counts(), "poll_seconds": 15})
-    context = selectors.overview()
+    page = request.GET.get("page", "")
+    context = selectors.overview(page=int(page) if page.isdigit() and len(page) < 7 else 1)
     batch_id = request.GET.get("batch", "")
     if batch_services.valid_batch_id(batch_id):
         context["batch"] = batch_services.batch_progress(batch_id=batch_id)

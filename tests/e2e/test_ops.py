@@ -114,7 +114,7 @@ class TestOpsPages:
 
 
 class TestAgainstTheSandbox:
-    def test_test_button_then_a_broken_vendor_shows_everywhere(self, signed_in_page, vendors, screenshot):
+    def test_test_button_then_a_broken_vendor_shows_everywhere(self, signed_in_page, vendors, screenshot, eager_celery):
         conn = factories.connection("teletracker", name="tt-sandbox", sandbox=vendors)
         page = signed_in_page("operator", on=f"/connections/{conn.name}/")
         marker = page.evaluate("window.__noReload = 1")  # survives only if the page is not reloaded

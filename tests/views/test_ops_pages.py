@@ -452,8 +452,16 @@ def test_query_count_is_constant_at_5_and_50_connections(viewer_client, url):
             r = viewer_client.get(target, headers=headers)
         assert r.status_code == 200
         counts.append(len(ctx.captured_queries))
+    if url.startswith("/log/") and db_connection.vendor == "postgresql":
+        # The log looks for a page in the last day, then 8 days, then everywhere (day partitions):
+        # up to two more queries when the recent rows do not fill a page, never more with more rows.
+        assert counts[1] <= counts[0] <= counts[1] + 2, counts
+        assert counts[0] <= 10, counts
+        return
     assert counts[0] == counts[1], counts
-    assert counts[1] <= 8, counts
+    # 6 per request (session, user, two second-factor device look-ups, two permission look-ups),
+    # 5 at most of the page's own (the overview's).
+    assert counts[1] <= 11, counts
 
 
 # ----------------------------------------------------------------------------- retention

@@ -1,0 +1,87 @@
+"""Where one outbound call spends its time (issue 18): cProfile over sequential sends.
+
+    .venv/bin/python bench/profile_outbound.py [--calls 1000] [--out docs/outbound-profile.txt]
+
+Same set-up as bench/outbound.py (its own database, Redis for the limiter, the sandbox twin in its
+own process, the limits raised so the throttle never waits); profiles only the client process.
+Writes the table sorted by own time and by cumulative time to --out (and prints it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from outbound import DEFAULT_CACHE, configure, control, database, start_sandbox  # noqa: E402
+
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/bench_sb_scale_profile"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
+    configure(db_url, os.environ.get("BENCH_CACHE_URL", DEFAULT_CACHE))
+    database(db_url, "create")
+    proc, sandbox = start_sandbox()
+    try:
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.core.management import call_command
+
+        settings.CACHES["default"]["KEY_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}"
+        call_command("migrate", verbosity=0)
+        from connections.outbound.client import RequestSpec, send
+        from connections.sandbox import DEMO_CREDENTIALS
+        from connections.services.audit import Actor
+        from connections.services.vault import connection_create
+
+        control(sandbox, "POST", "cleverbridge/config", {"rate_limit_per_second": 10**6, "max_concurrent": 10**6})
+        settings.CLEVERBRIDGE_RATE_LIMIT = 10**6
+        actor = Actor(label="bench", via="system")
+        connection = connection_create(name="profile", provider="cleverbridge", base_url=f"{sandbox}/cleverbridge",
+                                       secret=dict(DEMO_CREDENTIALS["cleverbridge"]), actor=actor)
+        spec = RequestSpec("GET", "/connection/test")
+        for _ in range(100):
+            assert send(connection, spec, actor=actor).ok
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(args.calls):
+            send(connection, spec, actor=actor)
+        profile.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(profile, stream=out)
+        stats.strip_dirs()
+        print(f"{args.calls} sequential GET /connection/test through send(), profiled:\n", file=out)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(45)
+        text = out.getvalue()
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text)
+        return 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        from django.db import connections
+
+        connections.close_all()
+        database(db_url, "drop")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
