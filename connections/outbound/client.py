@@ -122,6 +122,11 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         return finish(cred)
     call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
 
+    if not explicit and provider.needs_session(secret, call.options, spec) and provider.renews_by_rotation(secret):
+        fresh = _renewed_since(connection, cred, call, spec)
+        if fresh is not None:
+            cred, secret = fresh
+            call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
     if provider.needs_session(secret, call.options, spec) and provider.renews_by_rotation(secret):
         # A rotating refresh (oauth2): through rotation's claim, never a second refresh of one grant.
         renewed, why = ((None, "only the active credential is renewed") if explicit
@@ -199,6 +204,26 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
 
 
 @sensitive_variables()
+def _renewed_since(connection: Connection, cred: Credential, call: Call,
+                   spec: RequestSpec) -> tuple[Credential, dict] | None:
+    """The active credential and its secret when a rotation replaced `cred` (read before it
+    committed) and left the active one an access token the call can use; else None.
+
+    Invariant (c), docs/rotation.md "Requests in flight": no call in flight fails because a rotation
+    succeeded. Refreshing again instead would spend a refresh token for nothing, and during a lost
+    answer's recheck window no refresh may be sent at all (rotation/late.py), so the call failed."""
+    fresh = _active_credential(connection)
+    if fresh is None or fresh.pk == cred.pk or _origin_refusal(connection, fresh, call.url):
+        return None
+    try:
+        secret = reveal(fresh)
+    except SecretUnavailable:
+        return None
+    if call.provider.needs_session(secret, call.options, spec):
+        return None
+    return fresh, secret
+
+
 def session_login(*, connection, credential: Credential, actor, task_id: str = ""):
     """Log in and store the session (outbound/sessions.py). Returns (Result of the login, the new
     secret or None)."""

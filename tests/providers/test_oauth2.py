@@ -194,6 +194,33 @@ class TestLostAnswers:
         assert presented == [digest(token)]  # sent once: the server rotated, nothing was replayed
         assert not authserver.family_revoked(token)
 
+    def test_call_in_flight_uses_the_rotated_access_token_during_a_recheck_window(self, authserver):
+        # Invariant (c), docs/rotation.md "Requests in flight": a call that read the credential
+        # before a rotation committed (a refresh token, no access token yet) must not refresh again,
+        # which a later lost refresh's recheck window forbids (rotation/late.py): it uses the new one.
+        from unittest import mock
+
+        from connections.outbound import client
+        from connections.rotation import rotate
+        from connections.rotation.late import pending_recheck
+
+        with AnswerLosingProxy(authserver.url) as proxy:
+            connection = make(authserver, token_url=proxy.url + "/o/token/", probe="access_token")
+            before = active_credential(connection)
+            assert rotate(connection=connection, actor=ACTOR).ok
+            proxy.arm("reset")
+            lost = rotate(connection=connection, actor=ACTOR)
+            assert not lost.ok, lost.message
+            assert pending_recheck(connection) is not None, (lost.state, lost.message)
+            assert pending_recheck(connection) is not None
+            mark = len(authserver.token_log())
+            stale, real = iter([before]), client._active_credential
+            with mock.patch("connections.outbound.client._active_credential",
+                            side_effect=lambda c: next(stale, None) or real(c)):
+                result = send(connection, ME, actor=ACTOR)
+        assert result.ok, result.error_message
+        assert refreshes_since(authserver, mark) == []  # no second refresh of the grant
+
     def test_token_url_on_another_origin_is_bound_and_moving_it_retires_the_secret(self, authserver):
         from connections.services.vault import connection_update
 
