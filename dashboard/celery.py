@@ -46,6 +46,63 @@ def _survive_broker_restart() -> None:
 
 _survive_broker_restart()
 
+
+def _atomic_exchange_tables() -> None:
+    """Exchange tables of the filesystem broker (the embedded default) that a killed process cannot break.
+
+    kombu 5.7's filesystem transport rewrites ``<exchange>.exchange`` in place: it opens the file
+    with "wb" (truncating it) or "rb+" and writes the JSON after taking the lock. A process killed
+    between the two (the OOM killer, a SIGKILL in tests/test_supervisor.py), or a second process
+    that opens the new empty file before its creator locks it, leaves an empty table; from then on
+    every publish raises ``JSONDecodeError`` and no task is queued until someone deletes the file.
+
+    Here the table is written whole to a temporary file and moved into place (``os.replace`` is
+    atomic), under a lock on a sidecar ``<exchange>.lock`` file, so a reader sees the old table or
+    the new one, never half of one. A table already left empty reads as no bindings and is
+    rewritten by the next bind (every worker binds its queues when it starts).
+    """
+    from kombu.transport import filesystem as fs
+
+    if getattr(fs.Channel._queue_bind, "_switchboard", False):
+        return
+
+    def read_table(file):
+        try:
+            raw = file.read_bytes()
+        except FileNotFoundError:
+            return []
+        try:
+            return [fs.exchange_queue_t(*q) for q in fs.loads(fs.bytes_to_str(raw))] if raw.strip() else []
+        except ValueError:  # cut short before this patch: rebuilt by the next bind
+            return []
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        file = self._exchange_file(exchange)
+        self.control_folder.mkdir(exist_ok=True)
+        value = fs.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        guard = file.with_suffix(".lock").open("a+b")
+        try:
+            fs.lock(guard, fs.LOCK_EX)
+            queues = read_table(file)
+            if value not in queues:
+                queues.insert(0, value)
+                tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(fs.str_to_bytes(fs.dumps(queues)))
+                os.replace(tmp, file)
+        finally:
+            fs.unlock(guard)
+            guard.close()
+
+    def get_table(self, exchange):
+        return read_table(self._exchange_file(exchange))
+
+    _queue_bind._switchboard = True
+    fs.Channel._queue_bind = _queue_bind
+    fs.Channel.get_table = get_table
+
+
+_atomic_exchange_tables()
+
 app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
