@@ -24,6 +24,7 @@ import random
 import statistics
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +40,11 @@ PATHS = {
     "teletracker": ["/reports/call-data?date_from=2025-01-01", "/auth/login", "/campaigns"],
     "cleanlist": ["/api/pub_echo/", "/api/validate_email/", "/api/validate_phone/"],
 }
+
+
+COLUMNS = ("connection_id, provider, operation, method, path, chain_id, attempt, started_at, duration_ms, status_code, "
+           "outcome, vendor_request_id, error_code, error_message, error_details, rate_limit, request_excerpt, "
+           "response_excerpt, response_content_type, triggered_by, actor_label, task_id")
 
 
 def configure(url: str) -> None:
@@ -71,6 +77,47 @@ def drop_database(url: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def copy_rows(conns: list[tuple[int, str]], rows: int, *, seed: int, start: float, span: float) -> float:
+    """`rows` request log rows spread evenly over [start, start + span] (Unix seconds), by COPY with
+    the rollup trigger and FK checks off (the bench rebuilds the rollups afterwards)."""
+    from django.db import connection
+
+    rng = random.Random(seed)
+    began = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        with cursor.cursor.copy(f"COPY connections_requestlog ({COLUMNS}) FROM STDIN") as copy:
+            chunk: list[str] = []
+            for i in range(rows):
+                pk, provider = conns[rng.randrange(len(conns))]
+                at = datetime.fromtimestamp(start + span * i / rows + rng.random(), UTC).isoformat()
+                roll = rng.random()
+                if roll < 0.015:
+                    status, outcome, code, message = "503", "http_error", "service_unavailable", "Service Unavailable"
+                elif roll < 0.025:
+                    status, outcome, code, message = "400", "http_error", "bad_request", "Missing input."
+                elif roll < 0.028:
+                    status, outcome, code, message = r"\N", "timeout", "", "Read timed out after 30 s"
+                elif roll < 0.030:
+                    status, outcome, code, message = "429", "http_error", "rate_limited", ""
+                else:
+                    status, outcome, code, message = "200", "ok", "", ""
+                rid = f"{seed:02x}{i:08x}-{pk:04x}-4000-8000-{rng.getrandbits(48):012x}" \
+                    if provider in ("teletracker", "cleanlist") else ""
+                path = PATHS[provider][i % len(PATHS[provider])]
+                chunk.append(f"{pk}\t{provider}\t{'test' if i % 10 == 0 else 'call'}\tGET\t{path}\t"
+                             f"{uuid.UUID(int=(seed << 64) + i)}\t1\t{at}\t{20 + i % 400}\t{status}\t{outcome}\t{rid}\t"
+                             f"{code}\t{message}\t{{}}\t{{}}\tGET {path}\t{{\"ok\": true}}\tapplication/json\t"
+                             "schedule\t\t\n")
+                if len(chunk) == 50_000:
+                    copy.write("".join(chunk))
+                    chunk.clear()
+            if chunk:
+                copy.write("".join(chunk))
+        cursor.execute("SET session_replication_role = origin")
+    return time.perf_counter() - began
+
+
 def fill(rows: int, n_connections: int) -> float:
     """200 connections, then `rows` request log rows over the last 30 days, by COPY."""
     from django.db import connection
@@ -87,50 +134,14 @@ def fill(rows: int, n_connections: int) -> float:
                    rl_observed_at=now if PROVIDERS[i % 5] == "clever" else None)
         for i in range(n_connections)])
     ids = [(c.pk, c.provider) for c in conns]
-    rng = random.Random(6)
     span = 30 * 86400
-    start = now.timestamp() - span
-    columns = ("connection_id, provider, operation, method, path, chain_id, attempt, started_at, duration_ms, "
-               "status_code, outcome, vendor_request_id, error_code, error_message, error_details, rate_limit, "
-               "request_excerpt, response_excerpt, response_content_type, triggered_by, actor_label, task_id")
     from connections import partitions, rollups
 
     if partitions.is_partitioned():  # PostgreSQL: a partition per day of the 30 (issue 18)
         for day in range(31):
             partitions.ensure_partitions(today=(now - timedelta(days=day)).date(), days_ahead=0)
     began = time.perf_counter()
-    with connection.cursor() as cursor:  # the rollup trigger off for the COPY; rebuilt below in one go
-        cursor.execute("SET session_replication_role = replica")
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY connections_requestlog ({columns}) FROM STDIN") as copy:
-        chunk: list[str] = []
-        for i in range(rows):
-            pk, provider = ids[rng.randrange(n_connections)]
-            at = datetime.fromtimestamp(start + span * i / rows + rng.random(), UTC).isoformat()
-            roll = rng.random()
-            if roll < 0.015:
-                status, outcome, code, message = "503", "http_error", "service_unavailable", "Service Unavailable"
-            elif roll < 0.025:
-                status, outcome, code, message = "400", "http_error", "bad_request", "Missing input."
-            elif roll < 0.028:
-                status, outcome, code, message = r"\N", "timeout", "", "Read timed out after 30 s"
-            elif roll < 0.030:
-                status, outcome, code, message = "429", "http_error", "rate_limited", ""
-            else:
-                status, outcome, code, message = "200", "ok", "", ""
-            rid = f"{i:08x}-{pk:04x}-4000-8000-{rng.getrandbits(48):012x}" if provider in ("teletracker", "cleanlist") \
-                else ""
-            path = PATHS[provider][i % len(PATHS[provider])]
-            chunk.append(f"{pk}\t{provider}\t{'test' if i % 10 == 0 else 'call'}\tGET\t{path}\t"
-                         f"00000000-0000-4000-8000-{i:012x}\t1\t{at}\t{20 + i % 400}\t{status}\t{outcome}\t{rid}\t"
-                         f"{code}\t{message}\t{{}}\t{{}}\tGET {path}\t{{\"ok\": true}}\tapplication/json\t"
-                         f"schedule\t\t\n")
-            if len(chunk) == 50_000:
-                copy.write("".join(chunk))
-                chunk.clear()
-        if chunk:
-            copy.write("".join(chunk))
-    with connection.cursor() as cursor:
-        cursor.execute("SET session_replication_role = origin")
+    copy_rows(ids, rows, seed=6, start=now.timestamp() - span, span=span)
     rollups.rebuild()
     elapsed = time.perf_counter() - began
     with connection.cursor() as cursor:

@@ -33,7 +33,6 @@ import statistics
 import sys
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,13 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pages import PATHS, PROVIDERS, configure, create_database, drop_database  # noqa: E402
+from pages import COLUMNS, PROVIDERS, configure, copy_rows, create_database, drop_database  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_sb_scale"
 DAYS = 30
-COLUMNS = ("connection_id, provider, operation, method, path, chain_id, attempt, started_at, duration_ms, status_code, "
-           "outcome, vendor_request_id, error_code, error_message, error_details, rate_limit, request_excerpt, "
-           "response_excerpt, response_content_type, triggered_by, actor_label, task_id")
 
 
 def median_ms(fn, repeat: int) -> float:
@@ -68,47 +64,6 @@ def partitions_for_days(days: int) -> None:
     for i in range(days + 1):
         partitions.ensure_partitions(today=today - timedelta(days=i), days_ahead=0)
     partitions.ensure_partitions()
-
-
-def copy_rows(conns: list[tuple[int, str]], rows: int, *, seed: int, start: float, span: float) -> float:
-    """`rows` request log rows spread evenly over [start, start + span] (Unix seconds), by COPY with
-    the rollup trigger and FK checks off (the bench rebuilds the rollups afterwards)."""
-    from django.db import connection
-
-    rng = random.Random(seed)
-    began = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("SET session_replication_role = replica")
-        with cursor.cursor.copy(f"COPY connections_requestlog ({COLUMNS}) FROM STDIN") as copy:
-            chunk: list[str] = []
-            for i in range(rows):
-                pk, provider = conns[rng.randrange(len(conns))]
-                at = datetime.fromtimestamp(start + span * i / rows + rng.random(), UTC).isoformat()
-                roll = rng.random()
-                if roll < 0.015:
-                    status, outcome, code, message = "503", "http_error", "service_unavailable", "Service Unavailable"
-                elif roll < 0.025:
-                    status, outcome, code, message = "400", "http_error", "bad_request", "Missing input."
-                elif roll < 0.028:
-                    status, outcome, code, message = r"\N", "timeout", "", "Read timed out after 30 s"
-                elif roll < 0.030:
-                    status, outcome, code, message = "429", "http_error", "rate_limited", ""
-                else:
-                    status, outcome, code, message = "200", "ok", "", ""
-                rid = f"{seed:02x}{i:08x}-{pk:04x}-4000-8000-{rng.getrandbits(48):012x}" \
-                    if provider in ("teletracker", "cleanlist") else ""
-                path = PATHS[provider][i % len(PATHS[provider])]
-                chunk.append(f"{pk}\t{provider}\t{'test' if i % 10 == 0 else 'call'}\tGET\t{path}\t"
-                             f"{uuid.UUID(int=(seed << 64) + i)}\t1\t{at}\t{20 + i % 400}\t{status}\t{outcome}\t{rid}\t"
-                             f"{code}\t{message}\t{{}}\t{{}}\tGET {path}\t{{\"ok\": true}}\tapplication/json\t"
-                             "schedule\t\t\n")
-                if len(chunk) == 50_000:
-                    copy.write("".join(chunk))
-                    chunk.clear()
-            if chunk:
-                copy.write("".join(chunk))
-        cursor.execute("SET session_replication_role = origin")
-    return time.perf_counter() - began
 
 
 def rebuild_and_analyze() -> tuple[float, float]:
