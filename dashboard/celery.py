@@ -129,15 +129,16 @@ def _task_context(task_id=None, args=None, kwargs=None, **extra) -> None:
         task_context(task_id_, None)
 
 
-def _json_logs() -> bool:
+@app.on_after_configure.connect
+def _json_logs(sender=None, **kwargs) -> None:
+    """LOG_FORMAT=json: the receivers above, connected once Celery reads its configuration (before a
+    worker or beat sets up logging). Not at import: this module is imported while a settings
+    module that star-imports dashboard.settings (bench/settings.py) is still loading."""
     from django.conf import settings
 
-    return settings.LOG_FORMAT == "json"
-
-
-if _json_logs():
-    setup_logging.connect(_django_logging)
-    task_prerun.connect(_task_context)
+    if settings.LOG_FORMAT == "json":
+        setup_logging.connect(_django_logging)
+        task_prerun.connect(_task_context)
 
 
 @app.task(name="switchboard.ping")
