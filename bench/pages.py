@@ -44,7 +44,7 @@ PATHS = {
 
 COLUMNS = ("connection_id, provider, operation, method, path, chain_id, attempt, started_at, duration_ms, status_code, "
            "outcome, vendor_request_id, error_code, error_message, error_details, rate_limit, request_excerpt, "
-           "response_excerpt, response_content_type, triggered_by, actor_label, task_id")
+           "response_excerpt, response_content_type, triggered_by, actor_label, task_id, application")
 
 
 def configure(url: str) -> None:
@@ -53,6 +53,7 @@ def configure(url: str) -> None:
         "CACHE_URL": "locmemcache://bench", "CELERY_BROKER_URL": "memory://", "HTTPS_ONLY": "false",
         "CREDENTIAL_KEYS": "mHWpJZ5C_8lJthykFMT0jVbJunxHg-_GB5Z4P0YBXsU=", "SWITCHBOARD_SKIP_DOTENV": "1",
         "DJANGO_SETTINGS_MODULE": "bench.settings", "LOG_LEVEL": "WARNING",
+        "SECOND_FACTOR_FOR_ADMINS": "false",  # the bench signs in with a password only
     })
 
 
@@ -108,7 +109,7 @@ def copy_rows(conns: list[tuple[int, str]], rows: int, *, seed: int, start: floa
                 chunk.append(f"{pk}\t{provider}\t{'test' if i % 10 == 0 else 'call'}\tGET\t{path}\t"
                              f"{uuid.UUID(int=(seed << 64) + i)}\t1\t{at}\t{20 + i % 400}\t{status}\t{outcome}\t{rid}\t"
                              f"{code}\t{message}\t{{}}\t{{}}\tGET {path}\t{{\"ok\": true}}\tapplication/json\t"
-                             "schedule\t\t\n")
+                             "schedule\t\t\t\n")
                 if len(chunk) == 50_000:
                     copy.write("".join(chunk))
                     chunk.clear()

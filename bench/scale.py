@@ -187,7 +187,7 @@ def add_connections(n: int, start: int) -> None:
         cursor.execute(
             f"INSERT INTO connections_requestlog ({COLUMNS}) SELECT c.id, c.provider, 'test', 'GET', '/', "
             "gen_random_uuid(), 1, now() - interval '20 seconds', 40, 200, 'ok', '', '', '', '{}', '{}', '', '', "
-            "'application/json', 'schedule', '', '' FROM connections_connection c WHERE c.name >= %s",
+            "'application/json', 'schedule', '', '', '' FROM connections_connection c WHERE c.name >= %s",
             [f"conn-{start:04d}"])
         cursor.execute("SET session_replication_role = origin")
         cursor.execute("ANALYZE connections_connection")
@@ -202,7 +202,7 @@ def writer(stop: threading.Event, latencies: list[float], connection_id: int, ur
         while not stop.is_set():
             began = time.perf_counter()
             conn.execute(f"INSERT INTO connections_requestlog ({COLUMNS}) VALUES (%s, 'clever', 'call', 'GET', '/w', "
-                         "gen_random_uuid(), 1, now(), 1, 200, 'ok', '', '', '', '{}', '{}', '', '', '', 'user', '', '')",
+                         "gen_random_uuid(), 1, now(), 1, 200, 'ok', '', '', '', '{}', '{}', '', '', '', 'user', '', '', '')",
                          [connection_id])
             latencies.append((time.perf_counter() - began) * 1000)
             time.sleep(0.005)
