@@ -77,6 +77,17 @@ def eager_celery():
     app.conf.task_always_eager = False
 
 
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record the outbound client's backoff sleeps instead of waiting them (connections/outbound/client.py
+    `_sleep`); the list holds each delay, for tests that assert the backoff."""
+    from connections.outbound import client
+
+    calls: list[float] = []
+    monkeypatch.setattr(client, "_sleep", calls.append)
+    return calls
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache():
     clear_cache()

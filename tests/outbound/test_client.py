@@ -27,13 +27,6 @@ USER = Actor(label="tester", via="user")
 WORKER = Actor(label="scheduler", via="schedule")
 
 
-@pytest.fixture
-def sleeps(monkeypatch):
-    calls: list[float] = []
-    monkeypatch.setattr(client, "_sleep", calls.append)
-    return calls
-
-
 def all_row_text(connection=None) -> str:
     parts = []
     rows = RequestLog.objects.filter(connection=connection) if connection else RequestLog.objects.all()

@@ -208,7 +208,7 @@ class TestTls:
         assert result.ok and result.status_code == 200, result.error_message
         assert server.sni == ["vendor.corp.test"]
 
-    def test_a_tls_failure_in_a_test_is_a_result_not_a_crash(self, listen):
+    def test_a_tls_failure_in_a_test_is_a_result_not_a_crash(self, listen, sleeps):
         """Issue 12 item 4: `_caused_by` followed ssl.SSLError.reason (a string) and send() raised."""
         server = listen("self_signed")
         connection = tls_connection(server.port)
@@ -219,7 +219,7 @@ class TestTls:
         r = run_cli("test", connection.name)
         assert r.code == 1 and "tls: the TLS handshake with 127.0.0.1 failed" in r.out + r.err
 
-    def test_the_test_page_answers_instead_of_a_500(self, listen, admin_client_):
+    def test_the_test_page_answers_instead_of_a_500(self, listen, admin_client_, sleeps):
         server = listen("plain_http")
         connection = tls_connection(server.port)
         response = admin_client_.post(f"/connections/{connection.name}/test/", HTTP_HX_REQUEST="true")

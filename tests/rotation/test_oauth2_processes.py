@@ -22,7 +22,7 @@ from tests.authserver.client import digest, new_grant
 from tests.authserver.fixture import CLIENT_ID, CLIENT_SECRET
 from tests.rotation.test_rotation_processes import run_workers, worker_env
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_spool")]
+pytestmark = [pytest.mark.services, pytest.mark.process, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_spool")]
 ACTOR = Actor(label="tester", via="cli")
 ME = RequestSpec("GET", "/api/me")
 
