@@ -53,6 +53,52 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+def pytest_configure(config):
+    from tests import dbtemplate
+
+    config._sb_template_build = dbtemplate.start_build(config)
+
+
+def pytest_unconfigure(config):
+    from tests import dbtemplate
+
+    if getattr(config, "_sb_template_build", None) is not None:
+        dbtemplate.finish_build(config._sb_template_build)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_use_migrations,
+                    django_db_keepdb, django_db_createdb, django_db_modify_db_settings):
+    """pytest-django's fixture, except that an xdist worker copies the run's migrated template
+    database instead of migrating its own (tests/dbtemplate.py)."""
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+    from pytest_django.fixtures import _disable_migrations, _get_databases_for_setup
+
+    from tests import dbtemplate
+
+    if not django_db_use_migrations:
+        _disable_migrations()
+    aliases, serialized_aliases = _get_databases_for_setup(request.session.items)
+    verbosity = request.config.option.verbose
+    keepdb = django_db_keepdb and not django_db_createdb
+    old_name = None
+    with django_db_blocker.unblock():
+        if aliases == {"default"} and django_db_use_migrations and not keepdb:
+            old_name = dbtemplate.clone_for_worker(connection, serialize="default" in serialized_aliases)
+        if old_name is None:
+            db_cfg = setup_databases(verbosity=verbosity, interactive=False, aliases=aliases,
+                                     serialized_aliases=serialized_aliases, keepdb=keepdb)
+    yield
+    if keepdb:
+        return
+    with django_db_blocker.unblock():
+        if old_name is not None:
+            connection.creation.destroy_test_db(old_name, verbosity)
+        else:
+            teardown_databases(db_cfg, verbosity=verbosity)
+
+
 def clear_cache() -> None:
     """Empty this test run's cache keys only (other runs may share the Redis database)."""
     from django.core.cache import cache
