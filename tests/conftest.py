@@ -54,8 +54,9 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_configure(config):
-    from tests import dbtemplate
+    from tests import dbflush, dbtemplate
 
+    dbflush.install()
     config._sb_template_build = dbtemplate.start_build(config)
 
 
