@@ -169,7 +169,7 @@ def stored_texts() -> dict[str, str]:
     return texts
 
 
-def test_no_stored_text_holds_any_secret_in_any_encoding(echo_vendor, caplog, eager_celery):
+def test_no_stored_text_holds_any_secret_in_any_encoding(echo_vendor, caplog, eager_celery, sleeps):
     caplog.set_level(logging.DEBUG)
     made = {p: factories.connection(p, name=f"echo-{p}", base_url=f"{echo_vendor}/{p}", secret=s)
             for p, s in SECRETS.items()}
