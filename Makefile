@@ -36,7 +36,7 @@ test: install
 ## One worker more than cores: the lane waits (PostgreSQL, sandbox stalls, deadlines) as much as it computes.
 FAST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test-fast: install
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-15} ROTATION_MODEL_EXAMPLES=$${ROTATION_MODEL_EXAMPLES:-4} \
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10} ROTATION_MODEL_EXAMPLES=$${ROTATION_MODEL_EXAMPLES:-4} \
 	  $(PY) -m pytest -q -n $(FAST_WORKERS) --dist worksteal -m "not process and not celery_worker and not e2e and not system" \
 	  --ignore=tests/e2e --ignore=tests/system $(PYTEST_ARGS)
 
