@@ -282,3 +282,9 @@ class VendorUploadForm(forms.Form):
             # Never more than the limit (and one byte to tell) is read, however large the upload.
             return decode_upload(upload.read(MAX_FILE_BYTES + 1))
         return self.cleaned_data["definition"]
+
+    def show_text(self, text: str) -> None:
+        """Show the text checked in the paste box: a browser never sends a chosen file again, so
+        without it "The definition is valid. Press Save" was followed by "Choose a file"."""
+        self.data = self.data.copy()
+        self.data["definition"] = text
