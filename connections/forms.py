@@ -28,8 +28,10 @@ class ServiceErrorsMixin:
 
 
 def errors_text(form: forms.Form) -> str:
-    """A form's errors on one line, for a flash message after a redirect."""
-    return "; ".join(" ".join(v) if k == "__all__" else f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+    """A form's errors on one line, for a flash message after a redirect; each named by its
+    field's label, as the page shows it ("Reason: ..."), never by its key ("reason: ...")."""
+    return "; ".join(" ".join(v) if k not in form.fields else f"{form[k].label}: {' '.join(v)}"
+                     for k, v in form.errors.items())
 
 
 class ConnectionForm(ServiceErrorsMixin, forms.Form):

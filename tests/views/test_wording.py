@@ -83,3 +83,26 @@ class TestLockoutPage:
         assert f"locked for {minutes} min after the last failed attempt" in page, page
         assert f"Try again in {minutes} min" in page
         assert f"axes_reset_username {viewer.username}" in page
+
+
+class TestFormErrorsSayWhatWasTyped:
+    """Found clicking through `make run`: a mistyped webhook URL came back as a flash message
+    "The channel was not added: target: ..." above an empty form (the URL typed was gone, the field
+    named by its key). Now the form comes back as typed, the error under its field."""
+
+    def test_bad_channel_comes_back_as_typed_with_the_error_on_its_field(self, admin_client_):
+        url = "http://[::1/hooks/ops"
+        response = admin_client_.post("/alerts/channels/new/", {"name": "ops-hook", "kind": "webhook", "target": url})
+        assert response.status_code == 400
+        html = response.content.decode()
+        assert 'value="ops-hook"' in html and f'value="{url}"' in html
+        form = response.context["channel_form"]
+        assert "give the webhook's full http(s) URL" in " ".join(form.errors["target"])
+        assert "was not added" in text(response) and "target:" not in text(response)
+        assert 'action="/alerts/channels/new/#add-channel"' in html and 'id="add-channel"' in html
+
+    def test_flash_messages_name_a_field_by_its_label(self, admin_client_):
+        c = factories.connection("cleanlist", name="quiet-me", secret={"token": "t"})
+        response = admin_client_.post(f"/connections/{c.name}/maintenance/", {"hours": "-1", "reason": ""}, follow=True)
+        page = text(response)
+        assert "Maintenance window not set: Duration (hours): " in page and "hours: Ensure" not in page
