@@ -106,3 +106,22 @@ class TestFormErrorsSayWhatWasTyped:
         response = admin_client_.post(f"/connections/{c.name}/maintenance/", {"hours": "-1", "reason": ""}, follow=True)
         page = text(response)
         assert "Maintenance window not set: Duration (hours): " in page and "hours: Ensure" not in page
+
+
+class TestCredentialCardTimes:
+    """Found clicking through `make run`: the TeleTracker session's expiry read
+    "2026-11-29T13:37:05.926256+00:00" and the card's other times "Nov. 29, 2026, 12:36 p.m.", on a
+    site that writes every other time as 2026-11-29 12:36."""
+
+    def test_times_on_the_credential_card_are_spelled_like_everywhere_else(self, viewer_client):
+        from connections.models import Credential
+
+        c = factories.connection("teletracker", name="tt-times", secret={
+            "username": "u", "password": "p", "account_id": "1", "auth_scheme": "bearer_session"})
+        expires = (timezone.now() + timedelta(minutes=59, seconds=30)).replace(microsecond=926256)
+        Credential.objects.filter(connection=c, state="active").update(
+            meta={"rotation": "login", "session_expires_at": expires.isoformat(), "session_fingerprint": "abc"})
+        page = text(viewer_client.get(f"/connections/{c.name}/"))
+        assert f"Access token expires {expires:%Y-%m-%d %H:%M:%S} (in 59 minutes)" in page
+        assert expires.isoformat() not in page and ".926256" not in page
+        assert "a.m." not in page and "p.m." not in page
