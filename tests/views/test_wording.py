@@ -125,3 +125,12 @@ class TestCredentialCardTimes:
         assert f"Access token expires {expires:%Y-%m-%d %H:%M:%S} (in 59 minutes)" in page
         assert expires.isoformat() not in page and ".926256" not in page
         assert "a.m." not in page and "p.m." not in page
+
+    @pytest.mark.parametrize("provider, secret, label, key", [
+        ("cleanlist", {"token": "t"}, "Test service", "test_service"),
+        ("clever", {"token": "t"}, "Test path", "test_path")])
+    def test_options_are_named_as_the_form_names_them(self, viewer_client, provider, secret, label, key):
+        """The Connection card listed options by key: "test_service pub_echo"."""
+        c = factories.connection(provider, name=f"opt-{provider}", secret=secret)
+        html = viewer_client.get(f"/connections/{c.name}/").content.decode()
+        assert f"<dt>{label}</dt>" in html and f"<dt>{key}</dt>" not in html
