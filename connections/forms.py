@@ -200,7 +200,7 @@ def alert_rule_formset(rows, *, data=None, per_connection: bool = False, editabl
 
 
 class MaintenanceForm(forms.Form):
-    hours = forms.FloatField(min_value=0.1, max_value=336, initial=1, label="Duration (hours)")
+    hours = forms.FloatField(min_value=0.1, max_value=336, initial=1, label="Silence alerts for (hours)")
     reason = forms.CharField(max_length=300, required=False)
 
 

@@ -105,7 +105,7 @@ class TestFormErrorsSayWhatWasTyped:
         c = factories.connection("cleanlist", name="quiet-me", secret={"token": "t"})
         response = admin_client_.post(f"/connections/{c.name}/maintenance/", {"hours": "-1", "reason": ""}, follow=True)
         page = text(response)
-        assert "Maintenance window not set: Duration (hours): " in page and "hours: Ensure" not in page
+        assert "Maintenance window not set: Silence alerts for (hours): " in page and "hours: Ensure" not in page
 
 
 class TestCredentialCardTimes:
