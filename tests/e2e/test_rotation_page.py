@@ -77,3 +77,20 @@ def test_who_rotated_reads_on_one_line(signed_in_page):
     assert name.evaluate("td => { const r = document.createRange(); r.setStart(td.firstChild, 0); "
                          "r.setEnd(td.firstChild, td.firstChild.length); "
                          "return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }") == 1
+
+
+def test_audit_who_and_action_read_on_one_line(signed_in_page):
+    """The audit trail broke "ctoperator" and "rotation.succeeded" inside the word, like the history."""
+    from connections.models import AuditEvent
+
+    conn = factories.connection("cleanlist", name="demo-cleanlist", secret={"token": "t"})
+    AuditEvent.objects.create(actor_label="ctoperator", action="rotation.succeeded", connection=conn,
+                              connection_name=conn.name, ip="127.0.0.1",
+                              details={"attempt": "5148e718-7b27-4dea-8dfd-9ab045350a8c", "kind": "refresh",
+                                       "old_fingerprint": "bhp5rplastipqyz5", "new_fingerprint": "liamtebt2pblb4ko"})
+    page = signed_in_page("viewer", on="/audit/")
+    page.set_viewport_size(DESKTOP)
+    row = page.locator("#audit-rows tr", has_text="rotation.succeeded").first
+    for cell in (row.locator("td").nth(1), row.locator("td").nth(2)):
+        assert cell.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td); "
+                             "return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }") == 1
