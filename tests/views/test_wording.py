@@ -134,3 +134,31 @@ class TestCredentialCardTimes:
         c = factories.connection(provider, name=f"opt-{provider}", secret=secret)
         html = viewer_client.get(f"/connections/{c.name}/").content.decode()
         assert f"<dt>{label}</dt>" in html and f"<dt>{key}</dt>" not in html
+
+
+class TestStalePage:
+    """Found clicking through `make run`: after signing in again in another tab, Test in the old tab
+    said "You do not have permission for that action (403). Ask an admin if you need it." (a stale
+    CSRF token), and a plain form got Django's technical "CSRF verification failed" page."""
+
+    def _client(self):
+        from django.test import Client
+
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(factories.user("operator"))
+        return client
+
+    def test_a_button_says_reload_the_page(self):
+        c = factories.connection("cleanlist", name="stale-tab", secret={"token": "t"})
+        response = self._client().post(f"/connections/{c.name}/test/", {"csrfmiddlewaretoken": "stale" * 8},
+                                       headers=HX)
+        assert response.status_code == 403 and response["Content-Type"].startswith("text/plain")
+        said = response.content.decode()
+        assert "This page is out of date" in said and "Reload the page, then try again." in said
+        assert "Ask an admin" not in said
+
+    def test_a_form_gets_switchboards_page(self):
+        response = self._client().post("/users/new/", {"username": "x", "role": "viewer"})
+        assert response.status_code == 403
+        page = text(response)
+        assert "This page is out of date" in page and "Nothing was changed." in page and "CSRF" not in page
