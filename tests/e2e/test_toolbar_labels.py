@@ -1,11 +1,14 @@
-"""Labels in a toolbar (the request log's filters, a connection's maintenance form) at 1366x768 and
-390x844: each control sits under its words and in line with its neighbours.
+"""Labels and units beside controls (the request log's filters, a connection's maintenance form, the
+alert rules) at 1366x768 and 390x844: each control sits under its words, in line with its neighbours,
+and a unit ("% remaining") is not split over two lines.
 
 Found clicking through `make run`: the "Live tail" checkbox sat above its words, half a row higher
 than the inputs beside it, and "Silence alerts for [1] hours" put "hours" on a line of its own
 under the box, pushing the box above the Reason box next to it."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -57,5 +60,18 @@ def test_maintenance_hours_box_lines_up_with_the_reason_box(browser, live_server
         label = form.locator("label", has=page.locator("input[name=hours]"))
         assert label.evaluate(BOX)["bottom"] <= hours["bottom"] + 1  # no words under the box
         assert "Silence alerts for (hours)" in label.inner_text()
+    finally:
+        context.close()
+
+
+def test_a_threshold_unit_is_not_split(browser, live_server):
+    """The alert rules on a phone read "10.0 %" / "remaining" and "24.0 hours" / "ahead"."""
+    context, page = _signed_in(browser, live_server, PHONE, "admin")
+    try:
+        page.goto("/alerts/")
+        units = page.locator("td span.small", has_text=re.compile(r"% remaining|hours ahead"))
+        assert units.count() == 2
+        for i in range(2):
+            assert units.nth(i).evaluate("el => el.getClientRects().length") == 1, units.nth(i).inner_text()
     finally:
         context.close()
