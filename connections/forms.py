@@ -204,6 +204,21 @@ class MaintenanceForm(forms.Form):
     reason = forms.CharField(max_length=300, required=False)
 
 
+class AuditFilterForm(forms.Form):
+    """The audit trail's filters, from the query string."""
+
+    connection = forms.CharField(required=False, max_length=100)
+    who = forms.CharField(required=False, max_length=150, label="Who")
+    show = forms.ChoiceField(required=False, label="Show", choices=[
+        ("", "Everything"), ("changes", "Changes only (no tests or calls)")])
+
+    def selection(self) -> dict:
+        self.is_valid()  # a bad field is left out; the others still filter
+        data = self.cleaned_data
+        return {"connection": data.get("connection") or None, "who": (data.get("who") or "").strip(),
+                "changes_only": data.get("show") == "changes", "before": self.data.get("before")}
+
+
 # -- the request log's filters ---------------------------------------------------------------
 
 class LogFilterForm(forms.Form):
