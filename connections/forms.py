@@ -210,7 +210,7 @@ class AuditFilterForm(forms.Form):
     connection = forms.CharField(required=False, max_length=100)
     who = forms.CharField(required=False, max_length=150, label="Who")
     show = forms.ChoiceField(required=False, label="Show", choices=[
-        ("", "Everything"), ("changes", "Changes only (no tests or calls)")])
+        ("", "Everything"), ("changes", "Changes only")])
 
     def selection(self) -> dict:
         self.is_valid()  # a bad field is left out; the others still filter
