@@ -83,7 +83,7 @@ def vendor_label(key: str) -> str:
 @register.filter
 def option_label(provider, key: str) -> str:
     """An option as its form names it ("Test path"), not by its key ("test_path")."""
-    field = next((f for f in getattr(provider, "option_fields", ()) if f.name == key), None)
+    field = next((f for f in provider.option_fields if f.name == key), None)
     return field.label if field else key
 
 
