@@ -97,12 +97,16 @@ def control(url: str, method: str, path: str, body: dict | None = None) -> dict:
     return resp.json()
 
 
-def median_per_call(fn, n: int) -> float:
+def median_per_call(fn, n: int, cpu: list[float] | None = None) -> float:
+    """Median wall time of n calls; appends this process's CPU seconds per call to `cpu`."""
     samples = []
+    c0 = time.process_time()
     for _ in range(n):
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
+    if cpu is not None:
+        cpu.append((time.process_time() - c0) / n)
     return statistics.median(samples)
 
 
@@ -137,14 +141,16 @@ def cost(sandbox: str, calls: int) -> dict:
         bare_call()
         client_call()
     rounds, per = 10, max(1, calls // 10)
-    bare_times, client_times = [], []
+    bare_times, client_times, bare_cpu, client_cpu = [], [], [], []
     for _ in range(rounds):
-        bare_times.append(median_per_call(bare_call, per))
-        client_times.append(median_per_call(client_call, per))
+        bare_times.append(median_per_call(bare_call, per, bare_cpu))
+        client_times.append(median_per_call(client_call, per, client_cpu))
     b, c = statistics.median(bare_times), statistics.median(client_times)
+    bc, cc = statistics.median(bare_cpu), statistics.median(client_cpu)
     settings.CLEVERBRIDGE_RATE_LIMIT = LIMIT
     control(sandbox, "POST", "cleverbridge/config", {"rate_limit_per_second": LIMIT, "max_concurrent": 4})
-    return {"bare_ms": b * 1000, "client_ms": c * 1000, "ratio": c / b, "calls": rounds * per}
+    return {"bare_ms": b * 1000, "client_ms": c * 1000, "ratio": c / b, "calls": rounds * per,
+            "bare_cpu_ms": bc * 1000, "client_cpu_ms": cc * 1000, "load": os.getloadavg()[0]}
 
 
 def throughput(sandbox: str, seconds: float, threads: int) -> dict:
@@ -220,6 +226,8 @@ def main() -> None:
         print(f"   bare requests.Session   {c['bare_ms']:.3f} ms")
         print(f"   connections.outbound.client.send {c['client_ms']:.3f} ms  (guard + throttle + auth + log row + redaction)")
         print(f"   ratio {c['ratio']:.2f}  (goal <= 1.5: {'met' if c['ratio'] <= 1.5 else 'NOT met'})")
+        print(f"   CPU of this process per call: bare {c['bare_cpu_ms']:.3f} ms, client {c['client_cpu_ms']:.3f} ms "
+              f"(load average {c['load']:.1f}: wall times wait for a CPU when it is high, CPU time much less)")
         t = throughput(sandbox, args.seconds, args.threads)
         print(f"\n2. bulk test of one Cleverbridge connection, {args.threads} threads for {args.seconds:g} s at "
               f"the real limit ({LIMIT}/s, 4 in flight):")

@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/profile_outbound.py [--calls 1000] [--out docs/outbound-profile.txt]
 
+A flame graph of the same calls without cProfile's own overhead, sampled by py-spy (a tool, not a
+dependency: `pip install py-spy` in any venv; it needs ptrace, which root in a container has):
+
+    py-spy record -r 1000 -o docs/outbound-flame.svg -- .venv/bin/python bench/profile_outbound.py --plain --calls 5000
+
 Same set-up as bench/outbound.py (its own database, Redis for the limiter, the sandbox twin in its
 own process, the limits raised so the throttle never waits); profiles only the client process.
 Writes the table sorted by own time and by cumulative time to --out (and prints it).
@@ -31,6 +36,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--out", default="")
+    parser.add_argument("--plain", action="store_true", help="no cProfile: only make the calls (for py-spy)")
     args = parser.parse_args()
     db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     configure(db_url, os.environ.get("BENCH_CACHE_URL", DEFAULT_CACHE))
@@ -58,6 +64,10 @@ def main() -> int:
         spec = RequestSpec("GET", "/connection/test")
         for _ in range(100):
             assert send(connection, spec, actor=actor).ok
+        if args.plain:
+            for _ in range(args.calls):
+                send(connection, spec, actor=actor)
+            return 0
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(args.calls):

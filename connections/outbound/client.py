@@ -29,6 +29,7 @@ from ..providers.http import Attempt, RefreshError, RequestSpec
 from . import guard, sessions
 from .attempt import MIN_TRY_SECONDS, attempt
 from .call import Call, Result, Try
+from .credrows import active_credential
 from .redaction import Redactor
 
 __all__ = ["RequestSpec", "Result", "send"]
@@ -46,7 +47,7 @@ def reveal(credential: Credential) -> dict:
 
 
 def _active_credential(connection: Connection) -> Credential | None:
-    return Credential.objects.active().filter(connection_id=connection.pk).first()
+    return active_credential(connection.pk)
 
 
 def _origin_refusal(connection: Connection, credential: Credential, url: str = "") -> str:

@@ -27,6 +27,7 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from urllib3.exceptions import LocationParseError
@@ -88,7 +89,13 @@ def _authority(raw: str) -> str:
 
 def parse(url: str) -> Target | Refusal:
     """The URL's scheme, host and port as the connection will see them, or why it is refused."""
-    raw = url if isinstance(url, str) else ""
+    return _parse(url) if isinstance(url, str) else _parse("")
+
+
+@lru_cache(maxsize=2048)
+def _parse(raw: str) -> Target | Refusal:
+    """parse() of a string: a pure function of it (every call of send() parses the same few URLs
+    three times), so its answers are kept; Target and Refusal are frozen."""
     shown = raw[:80]
     if not raw or any(ord(ch) <= 32 or ord(ch) == 127 for ch in raw):
         return _refuse(f"refused to send to {shown!r}: not an absolute http(s) URL without spaces or control characters")

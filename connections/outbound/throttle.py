@@ -3,7 +3,7 @@
 Three rules, declared by providers (providers/http.py `Rule`):
 
 - pace: at most `limit` per `period` in ANY sliding window. GCRA "virtual scheduling": each
-  request reserves the next free slot (slots `period/limit` apart, at 95% of the limit as a
+  request reserves the next free slot (slots `period/limit` apart, at 97% of the limit as a
   safety margin for network jitter) and sleeps until it; no burst, so no window can overflow.
 - concurrency: at most `limit` in flight, as leases in a sorted set scored by expiry. A process
   that crashes mid-request leaves a lease that expires on its own (timeouts + a margin).
