@@ -20,6 +20,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from ..models import ApplicationKey, Connection, Credential, CredentialState
+from ..models.rows import Columns, columns
 from ..outbound.commits import fast_commit
 from .audit import Actor, audit
 
@@ -170,42 +171,11 @@ class Grant:
     credential: Credential | None = None
 
 
-@dataclass(frozen=True)
-class _Columns:
-    """Part of authorize()'s row: where it starts and ends, the fields' attribute names, and the
-    database converters of the fields that have any (JSON, encrypted secrets, SQLite dates)."""
-
-    start: int
-    stop: int
-    attnames: list[str]
-    converters: list[tuple[int, object, list]]  # (index in the part, column, converters)
-
-    def values(self, db, row) -> list:
-        """This part of the row as the ORM would load it."""
-        values = list(row[self.start:self.stop])
-        for index, col, converters in self.converters:
-            value = values[index]
-            for convert in converters:
-                value = convert(value, col, db)
-            values[index] = value
-        return values
-
-
-def _columns(db, fields, start: int) -> _Columns:
-    plan = []
-    for index, field in enumerate(fields):
-        col = field.get_col(field.model._meta.db_table)
-        converters = db.ops.get_db_converters(col) + col.get_db_converters(db)
-        if converters:
-            plan.append((index, col, converters))
-    return _Columns(start, start + len(fields), [f.attname for f in fields], plan)
-
-
 APP_FIELDS = ("id", "name", "key_hash", "methods", "last_used_at")
 
 
 @cache
-def _grant_query() -> tuple[str, _Columns, _Columns, _Columns]:
+def _grant_query() -> tuple[str, Columns, Columns, Columns]:
     """The statement of authorize() and how to read its row (credential, connection and application
     columns), built once per process: the ORM would build this three-table join and look up each
     field's converters again on every proxied call."""
@@ -214,17 +184,17 @@ def _grant_query() -> tuple[str, _Columns, _Columns, _Columns]:
     through = field.remote_field.through._meta.db_table
     cred_fields, conn_fields = list(cred.concrete_fields), list(conn.concrete_fields)
     app_fields = [app.get_field(n) for n in APP_FIELDS]
-    columns = ", ".join([f'c."{f.column}"' for f in cred_fields] + [f'o."{f.column}"' for f in conn_fields]
+    selected = ", ".join([f'c."{f.column}"' for f in cred_fields] + [f'o."{f.column}"' for f in conn_fields]
                         + [f'a."{f.column}"' for f in app_fields])
-    sql = (f'SELECT {columns} FROM "{conn.db_table}" o '
+    sql = (f'SELECT {selected} FROM "{conn.db_table}" o '
            f'JOIN "{through}" t ON t."{field.m2m_reverse_name()}" = o."id" '
            f'JOIN "{app.db_table}" a ON a."id" = t."{field.m2m_column_name()}" '
            f'LEFT JOIN "{cred.db_table}" c ON c."connection_id" = o."id" AND c."state" = %s '
            f'WHERE o."name" = %s AND a."key_id" = %s AND a."revoked_at" IS NULL LIMIT 1')
     db = connections[DEFAULT_DB_ALIAS]
     n_cred, n_conn = len(cred_fields), len(conn_fields)
-    return (sql, _columns(db, cred_fields, 0), _columns(db, conn_fields, n_cred),
-            _columns(db, app_fields, n_cred + n_conn))
+    return (sql, columns(db, cred_fields, 0), columns(db, conn_fields, n_cred),
+            columns(db, app_fields, n_cred + n_conn))
 
 
 def authorize(header: str, connection_name: str) -> Grant:
@@ -242,10 +212,10 @@ def authorize(header: str, connection_name: str) -> Grant:
         app_pk, app_name, app_hash, app_methods, app_last_used = app_cols.values(db, row)
         if not hmac.compare_digest(app_hash, hash_key(parsed[1])):
             return Grant()
-        connection = Connection.from_db(DEFAULT_DB_ALIAS, conn_cols.attnames, conn_cols.values(db, row))
+        connection = conn_cols.instance(Connection, db, row)
         credential = None
         if row[0] is not None:  # the LEFT JOIN found the active credential
-            credential = Credential.from_db(DEFAULT_DB_ALIAS, cred_cols.attnames, cred_cols.values(db, row))
+            credential = cred_cols.instance(Credential, db, row)
             Credential.connection.field.set_cached_value(credential, connection)
         app = ApplicationKey(pk=app_pk, name=app_name, key_id=parsed[0], key_hash=app_hash,
                              methods=app_methods, last_used_at=app_last_used)
