@@ -28,8 +28,10 @@ class ServiceErrorsMixin:
 
 
 def errors_text(form: forms.Form) -> str:
-    """A form's errors on one line, for a flash message after a redirect."""
-    return "; ".join(" ".join(v) if k == "__all__" else f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+    """A form's errors on one line, for a flash message after a redirect; each named by its
+    field's label, as the page shows it ("Reason: ..."), never by its key ("reason: ...")."""
+    return "; ".join(" ".join(v) if k not in form.fields else f"{form[k].label}: {' '.join(v)}"
+                     for k, v in form.errors.items())
 
 
 class ConnectionForm(ServiceErrorsMixin, forms.Form):
@@ -198,8 +200,23 @@ def alert_rule_formset(rows, *, data=None, per_connection: bool = False, editabl
 
 
 class MaintenanceForm(forms.Form):
-    hours = forms.FloatField(min_value=0.1, max_value=336, initial=1, label="Duration (hours)")
+    hours = forms.FloatField(min_value=0.1, max_value=336, initial=1, label="Silence alerts for (hours)")
     reason = forms.CharField(max_length=300, required=False)
+
+
+class AuditFilterForm(forms.Form):
+    """The audit trail's filters, from the query string."""
+
+    connection = forms.CharField(required=False, max_length=100)
+    who = forms.CharField(required=False, max_length=150, label="Who")
+    show = forms.ChoiceField(required=False, label="Show", choices=[
+        ("", "Everything"), ("changes", "Changes only")])
+
+    def selection(self) -> dict:
+        self.is_valid()  # a bad field is left out; the others still filter
+        data = self.cleaned_data
+        return {"connection": data.get("connection") or None, "who": (data.get("who") or "").strip(),
+                "changes_only": data.get("show") == "changes", "before": self.data.get("before")}
 
 
 # -- the request log's filters ---------------------------------------------------------------
@@ -282,3 +299,9 @@ class VendorUploadForm(forms.Form):
             # Never more than the limit (and one byte to tell) is read, however large the upload.
             return decode_upload(upload.read(MAX_FILE_BYTES + 1))
         return self.cleaned_data["definition"]
+
+    def show_text(self, text: str) -> None:
+        """Show the text checked in the paste box: a browser never sends a chosen file again, so
+        without it "The definition is valid. Press Save" was followed by "Choose a file"."""
+        self.data = self.data.copy()
+        self.data["definition"] = text

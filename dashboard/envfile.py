@@ -6,6 +6,7 @@ defaults. An existing .env is never changed.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -13,6 +14,15 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def site_url() -> str:
+    """Where `make run` serves (runall's --bind, SWITCHBOARD_BIND), as a link: set-password links
+    printed by `manage.py users` must open the site that runs, not port 8000 when another was chosen."""
+    host, _, port = os.environ.get("SWITCHBOARD_BIND", "127.0.0.1:8000").rpartition(":")
+    if host in ("", "0.0.0.0", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
 
 
 def main(path: Path = BASE_DIR / ".env") -> int:
@@ -25,7 +35,7 @@ def main(path: Path = BASE_DIR / ".env") -> int:
         "DEBUG=false\n"
         "HTTPS_ONLY=false\n"
         "ALLOWED_HOSTS=127.0.0.1,localhost\n"
-        "SITE_URL=http://127.0.0.1:8000\n"
+        f"SITE_URL={site_url()}\n"
         "# Demo mode also lets vendor URLs point at loopback (the demo vendors); off, they must be public.\n"
         "DEMO_MODE=true\n"
     )

@@ -11,18 +11,26 @@ from __future__ import annotations
 
 import re
 
-from gunicorn.glogging import Logger
+from gunicorn.glogging import Logger, SafeAtoms
 
 # The form step after the token, /accounts/set-password/<uid>/set-password/, carries no token.
 _TOKEN = re.compile(r"(/accounts/set-password/[^/\s?#]+/)(?!set-password/)[^/\s?#]+")
 
 
 def redact_set_password_tokens(text: str) -> str:
+    if "/accounts/set-password/" not in text:
+        return text
     return _TOKEN.sub(r"\1[redacted]", text)
 
 
+class RedactedAtoms(SafeAtoms):
+    """The values of one access-log line, redacted as the line's format reads them: a format names
+    a few of the request's many atoms (every header and environ entry), so only those are redacted."""
+
+    def __getitem__(self, k):
+        value = super().__getitem__(k)
+        return redact_set_password_tokens(value) if isinstance(value, str) else value
+
+
 class RedactingLogger(Logger):
-    def atoms(self, resp, req, environ, request_time):
-        atoms = super().atoms(resp, req, environ, request_time)
-        return {key: redact_set_password_tokens(value) if isinstance(value, str) else value
-                for key, value in atoms.items()}
+    atoms_wrapper_class = RedactedAtoms

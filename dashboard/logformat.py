@@ -72,7 +72,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        given = request.headers.get("X-Request-Id", "")
+        given = request.META.get("HTTP_X_REQUEST_ID", "")  # request.headers would parse every header
         rid = given if _TOKEN.match(given) else uuid.uuid4().hex
         # Not reset at the end: gunicorn writes the access line after the response, in this thread.
         request_id.set(rid)

@@ -55,6 +55,7 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = _read("ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", env.list, [])
+CSRF_FAILURE_VIEW = "dashboard.views.csrf_failure"  # "reload the page", not "ask an admin" (dashboard/views.py)
 
 # Comma-separated Fernet keys, newest first (connections/crypto.py validates them).
 CREDENTIAL_KEYS = _read("CREDENTIAL_KEYS", env.list, [])

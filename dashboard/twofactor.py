@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
@@ -102,6 +103,9 @@ def two_factor(request):
         return HttpResponseRedirect(target)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        # Locked before this try (django-otp locks for 1 s after one wrong code, 2 s after two, ...):
+        # only then "too many"; a first wrong code said "Too many wrong codes: wait 1 seconds".
+        locked = sf.wait_seconds(user=request.user)
         device = sf.verify_code(user=request.user, code=form.cleaned_data["code"])
         if device is not None:
             otp_login(request, device)
@@ -110,8 +114,8 @@ def two_factor(request):
                 messages.warning(request, f"You signed in with a recovery code; {left} left. "
                                           "Make new ones on the Security page if you are running out.")
             return HttpResponseRedirect(target)
-        wait = sf.wait_seconds(user=request.user)
-        form.add_error("code", f"Too many wrong codes: wait {wait} seconds, then enter the newest code." if wait else
+        form.add_error("code", f"Too many wrong codes: wait {locked} second{pluralize(locked)}, then enter the newest "
+                               "code." if locked else
                        "That code is not right (or was used already). Wait for the next one and try again.")
     return render(request, "registration/two_factor.html", {"form": form, "next": target},
                   status=422 if form.errors else 200)

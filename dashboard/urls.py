@@ -6,6 +6,10 @@ from connections.proxy.views import proxy
 from . import accounts, metrics, reauth, sso, twofactor
 
 urlpatterns = [
+    # The egress proxy for applications (Bearer application keys; no session, no CSRF): docs/proxy.md.
+    # First: connections/proxy/edge.py resolves every /proxy/ request, and nothing else starts so.
+    path("proxy/<slug:name>/<path:rest>", proxy, name="proxy"),
+    path("proxy/<slug:name>/", proxy, name="proxy_root"),
     path("accounts/login/", accounts.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     # Single sign-on (dashboard/sso.py): off (404) unless OIDC_RP_CLIENT_ID is set.
     path("oidc/authenticate/", sso.SsoStart.as_view(), name="oidc_authentication_init"),
@@ -18,9 +22,6 @@ urlpatterns = [
     path("accounts/security/remove/", twofactor.remove, name="security_remove"),
     path("accounts/password/", accounts.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/set-password/<uidb64>/<token>/", accounts.SetPasswordView.as_view(), name="password_set"),
-    # The egress proxy for applications (Bearer application keys; no session, no CSRF): docs/proxy.md.
-    path("proxy/<slug:name>/<path:rest>", proxy, name="proxy"),
-    path("proxy/<slug:name>/", proxy, name="proxy_root"),
     path("metrics", metrics.metrics, name="metrics"),
     path("", include("connections.urls")),
 ]

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import Error as DatabaseError
 from django.http import HttpResponse
+from django.shortcuts import render
 from django.template import loader
 from django.views.defaults import bad_request as django_bad_request
 
@@ -37,3 +38,17 @@ def bad_request(request, exception, template_name="400.html"):
         })
         return HttpResponse(html, status=413)
     return django_bad_request(request, exception, template_name)
+
+
+STALE_PAGE = ("This page is out of date: it was opened before your last sign-in or sign-out (in this tab or "
+              "another), so its buttons no longer count. Reload the page, then try again.")
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW. A page opened before the last sign-in posts an old CSRF token; its buttons
+    got htmx's "You do not have permission for that action (403). Ask an admin" (or Django's
+    technical page), when all it takes is a reload. htmx gets the sentence as text/plain (app.js
+    shows it as it is); a page gets it on Switchboard's own page."""
+    if request.headers.get("HX-Request"):
+        return HttpResponse(STALE_PAGE, status=403, content_type="text/plain; charset=utf-8")
+    return render(request, "403_csrf.html", {"message": STALE_PAGE}, status=403)

@@ -14,7 +14,7 @@ import random
 import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ValidationError
 
@@ -41,6 +41,17 @@ from .schema import Field, check_secret_sizes, clean_fields
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_?key|authorization|session)", re.I)
 _NOT_SECRET_KEY = re.compile(r"(expir|lifetime|type|_at$|ttl|scope)", re.I)
 
+
+
+def split_url(value: str) -> SplitResult | None:
+    """urlsplit, or None where it (or reading the port) raises: "http://[::1" (an unclosed IPv6
+    bracket) or "https://host:99999" must be a field error on the form, not a 500."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError on a port out of range or not a number
+    except ValueError:
+        return None
+    return parts
 
 class Provider:
     """Base class. Subclasses set the class attributes and override the hooks that differ."""
@@ -79,8 +90,8 @@ class Provider:
         """Syntactic check only (the outbound guard checks addresses at send time)."""
         if any(ord(ch) < 32 or ch.isspace() for ch in base_url.strip()):
             raise ValidationError({"base_url": "must not contain spaces or control characters"})
-        parts = urlsplit(base_url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        parts = split_url(base_url.strip())
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValidationError({"base_url": "must be an absolute http(s) URL, e.g. " + (self.default_base_url or "https://api.example.com")})
         if parts.query or parts.fragment:
             raise ValidationError({"base_url": "must not carry a query string or fragment"})

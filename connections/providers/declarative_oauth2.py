@@ -12,12 +12,10 @@ elsewhere, but only on the vendor's allowed hosts.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django.core.exceptions import ValidationError
 
 from . import oauth2_grants as grants
-from .base import Provider
+from .base import Provider, split_url
 from .declarative import DeclarativeProvider
 from .http import ErrorInfo, Outbound, Reply, RequestSpec
 from .oauth2 import OAuth2, _absolute
@@ -50,8 +48,8 @@ class DeclarativeOAuth2(DeclarativeProvider, OAuth2):
             value = cleaned.get(name)
             if not value:
                 continue
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.fragment:
+            parts = split_url(value)
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.fragment:
                 errors[name] = "must be an absolute http(s) URL without credentials or fragment"
             else:
                 problem = self._check_host(value)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
 from ..crypto import fingerprint
 from . import oauth2_grants as grants
-from .base import Provider
+from .base import Provider, split_url
 from .http import ErrorInfo, Outbound, Reply, RequestSpec, TestStep
 from .schema import Field
 
@@ -79,8 +78,8 @@ class OAuth2(Provider):
             value = cleaned.get(name)
             if not value:
                 continue
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            parts = split_url(value)
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
                 errors[name] = "must be an absolute http(s) URL, e.g. https://auth.example.com/oauth/token"
             elif parts.username or parts.password or parts.fragment:
                 errors[name] = "must not carry credentials or a fragment"

@@ -9,12 +9,15 @@ encoded slash (%2F) would be indistinguishable from a real one there: the raw re
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 from ..outbound import guard
 
 # Escapes that would change how the vendor splits the path: slash, backslash, dot, NUL, %.
 _ENCODED = re.compile(r"%(2f|5c|2e|00|25)", re.IGNORECASE)
+# What the outbound guard refuses anywhere in a URL: spaces, control characters, a backslash.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 class BadPath(ValueError):
@@ -57,8 +60,24 @@ def check_tail(tail: str) -> str:
     return tail
 
 
+@lru_cache(maxsize=256)
+def _prefix(base_url: str) -> str:
+    """The text every URL under `base_url` starts with ("https://host:port/base/"), or "" when the
+    base URL is not plain enough to compare as text (a query, a fragment, a URL the guard refuses)."""
+    if "?" in base_url or "#" in base_url or _UNSAFE.search(base_url) or not guard.origin(base_url):
+        return ""
+    return base_url.rstrip("/") + "/"
+
+
 def check_within(url: str, base_url: str) -> str:
-    """"" when `url` stays on the connection's origin and under its base path, else why not."""
+    """"" when `url` stays on the connection's origin and under its base path, else why not.
+
+    A URL that begins with the base URL's own text up to a "/" (the usual case: the provider
+    appended the path) has the base's scheme, host and port and lies under its path, with no need
+    to parse both; any other URL is parsed and compared."""
+    prefix = _prefix(base_url)
+    if prefix and url.startswith(prefix) and not _UNSAFE.search(url):
+        return ""
     target, base = guard.origin(url), guard.origin(base_url)
     if not target or target != base:
         return f"the proxied URL would leave the connection's host ({base or base_url})"

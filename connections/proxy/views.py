@@ -15,6 +15,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -74,6 +75,25 @@ def _read_body(request: HttpRequest) -> bytes:
         if size > limit:
             raise _TooLarge
         chunks.append(chunk)
+
+
+def _authorize(header: str, name: str) -> appkeys.Grant:
+    """appkeys.authorize, without Django's health check of the thread's kept database connection
+    (CONN_HEALTH_CHECKS, dashboard/wsgi.py: a `SELECT 1` round trip before each request). The
+    grant query is this request's first statement and only reads, so it checks the connection
+    itself: if the connection died while kept (a database restart, an idle timeout), it is closed
+    and the query sent once more on a new one, as the health check would have done."""
+    db = connections[DEFAULT_DB_ALIAS]
+    kept = db.connection is not None and db.health_check_enabled and not db.health_check_done
+    if kept:
+        db.health_check_done = True
+    try:
+        return appkeys.authorize(header, name)
+    except (OperationalError, InterfaceError):
+        if not kept or db.in_atomic_block:
+            raise
+        db.close()
+        return appkeys.authorize(header, name)
 
 
 def _active(connection: Connection) -> Credential | None:
@@ -139,7 +159,7 @@ def _answer(result, request_id: str) -> HttpResponse:
 @login_not_required
 def proxy(request: HttpRequest, name: str, rest: str = "") -> HttpResponse:
     request_id = uuid.uuid4().hex
-    grant = appkeys.authorize(request.META.get("HTTP_AUTHORIZATION", ""), name)
+    grant = _authorize(request.META.get("HTTP_AUTHORIZATION", ""), name)
     app, connection = grant.application, grant.connection
     if app is None:
         return _own(401, "unauthenticated", "send an application key: Authorization: Bearer sbk_... "

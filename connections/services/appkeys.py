@@ -20,6 +20,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from ..models import ApplicationKey, Connection, Credential, CredentialState
+from ..models.rows import Columns, columns
 from ..outbound.commits import fast_commit
 from .audit import Actor, audit
 
@@ -170,35 +171,30 @@ class Grant:
     credential: Credential | None = None
 
 
+APP_FIELDS = ("id", "name", "key_hash", "methods", "last_used_at")
+
+
 @cache
-def _grant_query() -> tuple[str, list, list]:
-    """The statement of authorize() and its (field, column) lists, built once per process: the
-    ORM would build this three-table join again on every proxied call."""
+def _grant_query() -> tuple[str, Columns, Columns, Columns]:
+    """The statement of authorize() and how to read its row (credential, connection and application
+    columns), built once per process: the ORM would build this three-table join and look up each
+    field's converters again on every proxied call."""
     cred, conn, app = Credential._meta, Connection._meta, ApplicationKey._meta
     field = ApplicationKey.connections.field
     through = field.remote_field.through._meta.db_table
-    cred_fields = [(f, f'c."{f.column}"') for f in cred.concrete_fields]
-    conn_fields = [(f, f'o."{f.column}"') for f in conn.concrete_fields]
-    app_fields = [(app.get_field(n), f'a."{app.get_field(n).column}"')
-                  for n in ("id", "name", "key_hash", "methods", "last_used_at")]
-    columns = ", ".join(col for _, col in cred_fields + conn_fields + app_fields)
-    sql = (f'SELECT {columns} FROM "{conn.db_table}" o '
+    cred_fields, conn_fields = list(cred.concrete_fields), list(conn.concrete_fields)
+    app_fields = [app.get_field(n) for n in APP_FIELDS]
+    selected = ", ".join([f'c."{f.column}"' for f in cred_fields] + [f'o."{f.column}"' for f in conn_fields]
+                        + [f'a."{f.column}"' for f in app_fields])
+    sql = (f'SELECT {selected} FROM "{conn.db_table}" o '
            f'JOIN "{through}" t ON t."{field.m2m_reverse_name()}" = o."id" '
            f'JOIN "{app.db_table}" a ON a."id" = t."{field.m2m_column_name()}" '
            f'LEFT JOIN "{cred.db_table}" c ON c."connection_id" = o."id" AND c."state" = %s '
            f'WHERE o."name" = %s AND a."key_id" = %s AND a."revoked_at" IS NULL LIMIT 1')
-    return sql, cred_fields, conn_fields + app_fields
-
-
-def _converted(db, fields, values) -> list:
-    """Database values as the ORM would load them (JSON, encrypted secrets, SQLite dates)."""
-    out = []
-    for (field, _), value in zip(fields, values, strict=True):
-        col = field.get_col(field.model._meta.db_table)
-        for convert in db.ops.get_db_converters(col) + col.get_db_converters(db):
-            value = convert(value, col, db)
-        out.append(value)
-    return out
+    db = connections[DEFAULT_DB_ALIAS]
+    n_cred, n_conn = len(cred_fields), len(conn_fields)
+    return (sql, columns(db, cred_fields, 0), columns(db, conn_fields, n_cred),
+            columns(db, app_fields, n_cred + n_conn))
 
 
 def authorize(header: str, connection_name: str) -> Grant:
@@ -207,24 +203,19 @@ def authorize(header: str, connection_name: str) -> Grant:
     parsed = _parse(header)
     if parsed is None:
         return Grant()
-    sql, cred_fields, other_fields = _grant_query()
+    sql, cred_cols, conn_cols, app_cols = _grant_query()
     db = connections[DEFAULT_DB_ALIAS]
     with db.cursor() as cursor:
         cursor.execute(sql, [CredentialState.ACTIVE, connection_name, parsed[0]])
         row = cursor.fetchone()
     if row is not None:
-        split = len(cred_fields)
-        values = _converted(db, other_fields, row[split:])
-        n_conn = len(other_fields) - 5
-        app_pk, app_name, app_hash, app_methods, app_last_used = values[n_conn:]
+        app_pk, app_name, app_hash, app_methods, app_last_used = app_cols.values(db, row)
         if not hmac.compare_digest(app_hash, hash_key(parsed[1])):
             return Grant()
-        connection = Connection.from_db(DEFAULT_DB_ALIAS, [f.attname for f, _ in other_fields[:n_conn]],
-                                        values[:n_conn])
+        connection = conn_cols.instance(Connection, db, row)
         credential = None
         if row[0] is not None:  # the LEFT JOIN found the active credential
-            credential = Credential.from_db(DEFAULT_DB_ALIAS, [f.attname for f, _ in cred_fields],
-                                            _converted(db, cred_fields, row[:split]))
+            credential = cred_cols.instance(Credential, db, row)
             Credential.connection.field.set_cached_value(credential, connection)
         app = ApplicationKey(pk=app_pk, name=app_name, key_id=parsed[0], key_hash=app_hash,
                              methods=app_methods, last_used_at=app_last_used)

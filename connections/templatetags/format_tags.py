@@ -43,3 +43,23 @@ def span(value: timedelta | None) -> str:
     if value is None:
         return ""
     return duration_text(value.total_seconds() * 1000)
+
+
+@register.filter
+def moment(value) -> datetime | None:
+    """A moment kept as ISO text (a credential's meta, e.g. session_expires_at) as a datetime, so
+    pages spell it like every other time instead of "2026-11-29T13:37:05.926256+00:00"."""
+    if isinstance(value, datetime) or not value:
+        return value or None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+@register.filter
+def relative(value: datetime | None) -> str:
+    """"in 59 minutes" for a moment ahead, "3 minutes ago" (or "just now") for one past."""
+    if not value:
+        return ""
+    return f"in {until(value)}" if value > timezone.now() else ago(value)

@@ -80,6 +80,13 @@ def vendor_label(key: str) -> str:
     return provider.label if provider else key
 
 
+@register.filter
+def option_label(provider, key: str) -> str:
+    """An option as its form names it ("Test path"), not by its key ("test_path")."""
+    field = next((f for f in provider.option_fields if f.name == key), None)
+    return field.label if field else key
+
+
 @lru_cache(maxsize=64)
 def _url_template(urlconf, name: str) -> str:
     try:

@@ -24,10 +24,14 @@ MANAGE = "connections.manage_alerts"
 @require_GET
 @can("view_alertevent")
 def alert_list(request):
+    return _alerts_page(request, ChannelForm())
+
+
+def _alerts_page(request, channel_form: ChannelForm, *, status: int = 200):
     context = selectors.alerts_page()
-    context.update(channel_form=ChannelForm(),
+    context.update(channel_form=channel_form,
                    rules_formset=alert_rule_formset(context["rules"], editable=request.user.has_perm(MANAGE)))
-    return render(request, "connections/alerts.html", "alert-events", context)
+    return render(request, "connections/alerts.html", "alert-events", context, status=status)
 
 
 @require_POST
@@ -43,8 +47,10 @@ def alert_channel_create(request):
         else:
             messages.success(request, f"Channel {channel.name} added. Send it a test alert to check it works.")
             return redirect("alert_list")
-    messages.error(request, "The channel was not added: " + errors_text(form))
-    return redirect("alert_list")
+    # The page again with the form as typed and each error on its field: a redirect lost the typed
+    # webhook URL and named the field by its key ("target: ...").
+    messages.error(request, "The channel was not added: the form under Channels says why.")
+    return _alerts_page(request, form, status=400)
 
 
 @require_POST

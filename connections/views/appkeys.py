@@ -4,6 +4,7 @@ or rotation, and never again (only its prefix)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
@@ -24,16 +25,25 @@ def _form(data=None) -> ApplicationKeyForm:
     return ApplicationKeyForm(data, connection_names=names, methods=services.METHODS)
 
 
+def proxy_base(request) -> str:
+    """Where applications send their calls: SITE_URL's /proxy/, else this request's own origin's."""
+    return f"{settings.SITE_URL}/proxy/" if settings.SITE_URL else request.build_absolute_uri("/proxy/")
+
+
 def _page(request, form: ApplicationKeyForm, *, status: int = 200) -> TemplateResponse:
+    names = [name for name, _ in form.fields["connections"].choices]
     return TemplateResponse(request, "connections/appkeys.html",
                             {"apps": app_rows(), "form": form, "methods": services.METHODS,
-                             "connection_names": [name for name, _ in form.fields["connections"].choices]},
+                             "connection_names": names, "proxy_base": proxy_base(request),
+                             "example_connection": names[0] if names else "CONNECTION"},
                             status=status)
 
 
 def _key_page(request, issued: services.IssuedKey, *, created: bool) -> TemplateResponse:
+    app = app_row(name=issued.application.name)
     response = TemplateResponse(request, "connections/appkey_shown.html",
-                                {"app": app_row(name=issued.application.name), "key": issued.key, "created": created})
+                                {"app": app, "key": issued.key, "created": created, "proxy_base": proxy_base(request),
+                                 "example_connection": (app.connections or ["CONNECTION"])[0]})
     response["Cache-Control"] = "no-store"
     return response
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard.reauth import recent_password
 
 from .. import selectors
-from ..forms import ConnectionForm, SecretForm, alert_rule_formset
+from ..forms import AuditFilterForm, ConnectionForm, SecretForm, alert_rule_formset
 from ..outbound import guard
 from ..providers import PROVIDERS
 from ..rotation import staged_replace
@@ -166,5 +166,8 @@ def connection_archive(request, name: str):
 @require_GET
 @can("view_auditevent")
 def audit_log(request):
-    page = selectors.audit_page(before=request.GET.get("before"), connection=request.GET.get("connection"))
+    form = AuditFilterForm(request.GET)
+    page = selectors.audit_page(**form.selection())
+    page.update(filter_form=form, filter_query=request.GET.copy())
+    page["filter_query"].pop("before", None)
     return render(request, "connections/audit.html", "audit-rows", page)

@@ -39,6 +39,7 @@ def vendor_upload(request):
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
+            form.show_text(text)
             problems = vendor_services.vendor_problems(text=text)
             checked = True
             if not problems and request.POST.get("action") == "save":

@@ -205,6 +205,12 @@
 
   function describe(xhr) {
     var status = xhr.status;
+    /* A view that answers a button with a sentence (text/plain) has said what to do: "Too many tests: at
+     * most 10 per minute per user. Wait a minute and try again." Show that, not a status code. */
+    var said = (xhr.responseText || "").trim();
+    if ((xhr.getResponseHeader("Content-Type") || "").indexOf("text/plain") === 0 && said && said.length <= 400) {
+      return said;
+    }
     if (status === 403) { return "You do not have permission for that action (403). Ask an admin if you need it."; }
     if (status === 404) { return "That item no longer exists (404). It may have been deleted: reload the page."; }
     if (status === 429) { return "Too many requests (429). Wait a moment and try again."; }

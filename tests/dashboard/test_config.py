@@ -91,6 +91,20 @@ class TestDemoLoopbackPermission:
         text = (tmp_path / ".env").read_text()
         assert "DEMO_MODE=true" in text and "OUTBOUND_ALLOW_PRIVATE_NETWORKS" not in text
 
+    @pytest.mark.parametrize("bind, site", [(None, "http://127.0.0.1:8000"), ("127.0.0.1:18200", "http://127.0.0.1:18200"),
+                                            ("0.0.0.0:9000", "http://127.0.0.1:9000")])
+    def test_env_file_site_url_is_where_make_run_serves(self, tmp_path, monkeypatch, bind, site):
+        """Found with SWITCHBOARD_BIND=127.0.0.1:18200 make run: SITE_URL said :8000, so the links
+        `manage.py users add` printed led nowhere."""
+        from dashboard import envfile
+
+        if bind:
+            monkeypatch.setenv("SWITCHBOARD_BIND", bind)
+        else:
+            monkeypatch.delenv("SWITCHBOARD_BIND", raising=False)
+        envfile.main(tmp_path / ".env")
+        assert f"SITE_URL={site}\n" in (tmp_path / ".env").read_text()
+
     @pytest.mark.parametrize("demo, explicit, allowed", [
         ("true", None, "True"), ("false", None, "False"), ("true", "false", "False"), ("false", "true", "True")])
     def test_permission_follows_demo_mode_unless_set(self, demo, explicit, allowed):

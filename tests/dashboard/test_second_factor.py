@@ -129,6 +129,19 @@ class TestThrottle:
         assert right_but_throttled.status_code == 422 and b"Too many wrong codes: wait" in right_but_throttled.content
         assert client.get("/").status_code == 302
 
+    def test_one_wrong_code_is_not_too_many(self, settings):
+        """Found clicking through `make run`: the first wrong code at sign-in answered "Too many wrong
+        codes: wait 1 seconds" (django-otp's 1 s lock after one failure, read after the failure)."""
+        settings.OTP_TOTP_THROTTLE_FACTOR = 30
+        viewer = factories.user("viewer")
+        device, _ = enrol(sign_in(viewer.username), viewer)
+        client = sign_in(viewer.username)
+        wrong = "000000" if code_for(device, 1) != "000000" else "111111"
+        first = client.post("/accounts/two-factor/", {"code": wrong}).content.decode()
+        assert "That code is not right" in first and "Too many" not in first
+        second = client.post("/accounts/two-factor/", {"code": code_for(device, 1)}).content.decode()
+        assert re.search(r"Too many wrong codes: wait (30|29) seconds, then enter the newest code", second)
+
 
 class TestReauthAsksForTheCode:
     def test_confirm_needs_password_and_code(self):

@@ -38,6 +38,9 @@ def ui(page, live_server):
             route.fulfill(status=422, content_type="text/html", body='<p class="field-error">Name is taken</p>')
         elif path == "/ui/boom":
             route.fulfill(status=500, content_type="text/html", body="<h1>Server Error (500)</h1>")
+        elif path == "/ui/busy":
+            route.fulfill(status=429, content_type="text/plain; charset=utf-8",
+                          body="Too many tests: at most 10 per minute per user. Wait a minute and try again.")
         elif path == "/ui/down":
             route.abort("connectionrefused")
         else:
@@ -130,4 +133,16 @@ class TestAppJs:
         # The browser and htmx log these failures to the console: expected here, and only these.
         unexpected = [e for e in js_errors if not re.search(r"/ui/(boom|invalid|down)|htmx:(afterRequest|sendError)", e)]
         assert not unexpected
+        js_errors.clear()
+
+    def test_a_refusal_in_words_is_shown_in_those_words(self, ui, js_errors):
+        """Found clicking through `make run`: the eleventh Test in a minute answered 429 with "Too many
+        tests: at most 10 per minute per user. Wait a minute and try again.", and the page said only
+        "Too many requests (429). Wait a moment and try again."."""
+        ui.inject('<div id="target">untouched</div><button hx-post="/ui/busy" hx-target="#target">Test</button>')
+        ui.get_by_role("button", name="Test").click()
+        expect(ui.locator("#messages [data-htmx-error]")).to_have_text(
+            "Too many tests: at most 10 per minute per user. Wait a minute and try again.")
+        expect(ui.locator("#target")).to_have_text("untouched")
+        assert all(re.search(r"/ui/busy", e) for e in js_errors)
         js_errors.clear()

@@ -56,3 +56,41 @@ def test_start_session_then_rotate_now(signed_in_page, vendors, screenshot, phon
     expect(phone_page.get_by_role("button", name="Rotate now")).to_be_visible()
     assert phone_page.evaluate("document.scrollingElement.scrollWidth") <= 390
     screenshot(phone_page, "rotation-session-390")
+
+
+def test_who_rotated_reads_on_one_line(signed_in_page):
+    """Found clicking through `make run`: the history's Who column, 5.5rem wide, broke the user
+    name "ctoperator" into "ctoperato" / "r"."""
+    from django.utils import timezone
+
+    from connections.models import RotationAttempt
+
+    conn = factories.connection("cleanlist", name="demo-cleanlist", secret={"token": "t"})
+    now = timezone.now()
+    RotationAttempt.objects.create(
+        connection=conn, kind="refresh", actor_label="ctoperator", started_at=now, finished_at=now, state="succeeded",
+        step="verify", old_fingerprint="bhp5rplastipqyz5", new_fingerprint="liamtebt2pblb4ko",
+        vendor_request_id="req_fbb53e16fd6d6bff", error="Test passed: POST /api/pub_echo/: the service is reachable.")
+    page = signed_in_page("viewer", on=f"/connections/{conn.name}/")
+    page.set_viewport_size(DESKTOP)
+    name = page.locator("#rotation-history td.actor").first
+    assert name.evaluate("td => { const r = document.createRange(); r.setStart(td.firstChild, 0); "
+                         "r.setEnd(td.firstChild, td.firstChild.length); "
+                         "return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }") == 1
+
+
+def test_audit_who_and_action_read_on_one_line(signed_in_page):
+    """The audit trail broke "ctoperator" and "rotation.succeeded" inside the word, like the history."""
+    from connections.models import AuditEvent
+
+    conn = factories.connection("cleanlist", name="demo-cleanlist", secret={"token": "t"})
+    AuditEvent.objects.create(actor_label="ctoperator", action="rotation.succeeded", connection=conn,
+                              connection_name=conn.name, ip="127.0.0.1",
+                              details={"attempt": "5148e718-7b27-4dea-8dfd-9ab045350a8c", "kind": "refresh",
+                                       "old_fingerprint": "bhp5rplastipqyz5", "new_fingerprint": "liamtebt2pblb4ko"})
+    page = signed_in_page("viewer", on="/audit/")
+    page.set_viewport_size(DESKTOP)
+    row = page.locator("#audit-rows tr", has_text="rotation.succeeded").first
+    for cell in (row.locator("td").nth(1), row.locator("td").nth(2)):
+        assert cell.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td); "
+                             "return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }") == 1

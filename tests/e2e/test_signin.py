@@ -62,3 +62,25 @@ class TestSignIn:
         expect(page).to_have_url(live_server.url + "/connections/")
         expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Connections")) \
             .to_have_attribute("aria-current", "page")
+
+
+def test_a_tab_opened_before_signing_in_again_says_reload(page, live_server, js_errors):
+    """Found clicking through `make run`: sign out and in again in a second tab, press Test in the
+    first: "You do not have permission for that action (403). Ask an admin if you need it."."""
+    user = factories.user("operator")
+    c = factories.connection("cleanlist", name="old-tab", secret={"token": "t"})
+    sign_in(page, user.username)
+    page.wait_for_url(live_server.url + "/")
+    page.goto(f"/connections/{c.name}/")
+    other = page.context.new_page()
+    other.goto("/")
+    other.get_by_role("button", name="Sign out").click()
+    sign_in(other, user.username)
+    other.wait_for_url(live_server.url + "/")
+    page.get_by_role("button", name="Test", exact=True).click()
+    alert = page.locator("#messages [data-htmx-error]")
+    expect(alert).to_contain_text("This page is out of date")
+    expect(alert).to_contain_text("Reload the page, then try again.")
+    assert "Ask an admin" not in alert.inner_text()
+    assert all("403" in e for e in js_errors)  # the browser logs the refused request
+    js_errors.clear()

@@ -69,3 +69,22 @@ def test_vendors_page_and_upload(browser, live_server, folder, size):
         assert (folder / "stripe-basic.yaml").exists()
     finally:
         context.close()
+
+
+def test_a_file_checked_is_saved_by_save_without_choosing_it_again(page, live_server, folder, tmp_path_factory):
+    """Found clicking through `make run`: choose a file, press Check, read "The definition is
+    valid. Press Save to add it.", press Save: the page said "Choose a file or paste a
+    definition", because a browser never sends a file input again. The checked text now stays in
+    the paste box, so Save sends it."""
+    upload = tmp_path_factory.mktemp("upload") / "stripe-basic.yaml"
+    upload.write_text(STRIPE_BASIC)
+    sign_in(page, factories.user("admin").username)
+    page.wait_for_url(re.compile(re.escape(live_server.url) + r"/(\?.*)?$"))
+    page.goto("/vendors/upload/")
+    page.get_by_label("Definition file (.yaml)").set_input_files(str(upload))
+    page.get_by_role("button", name="Check").click()
+    assert "The definition is valid. Press Save" in page.locator("#definition-ok").inner_text()
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(re.compile(r"/vendors/$"))
+    assert "Vendor stripe-basic added" in page.locator("main").inner_text()
+    assert (folder / "stripe-basic.yaml").read_text() == STRIPE_BASIC

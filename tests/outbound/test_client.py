@@ -299,6 +299,26 @@ class TestRetries:
         assert parse_retry_after(formatdate(1000, usegmt=True), 990) == 10
         assert parse_retry_after("soon", 0) is None
 
+    def test_the_call_reads_the_credential_active_now_as_the_orm_loads_it(self, vendors):
+        """The prepared read of the active credential (outbound/credrows.py): after each activation
+        the next call sends with the new version, and the row loads as the ORM's (the decrypted
+        secret, JSON meta, dates); no active credential: nothing is sent."""
+        connection = factories.connection("clever", sandbox=vendors, secret={"token": "old-token-rescinded-1"})
+        for _ in range(2):
+            new = credential_add(connection=connection, secret=dict(DEMO_CREDENTIALS["clever"]), actor=USER)
+            credential_activate(credential=new)
+            read = client._active_credential(connection)
+            orm = Credential.objects.get(connection=connection, state=CredentialState.ACTIVE)
+            assert read.pk == orm.pk == new.pk and read.version == orm.version
+            assert read.secret.reveal() == orm.secret.reveal() == DEMO_CREDENTIALS["clever"]
+            assert (read.meta, read.created_at, read.activated_at, read.fingerprint) == (
+                orm.meta, orm.created_at, orm.activated_at, orm.fingerprint)
+            assert send(connection, RequestSpec("GET", "/v3.0/districts"), actor=USER).credential_id == new.pk
+        Credential.objects.filter(connection=connection).update(state=CredentialState.RETIRED)
+        assert client._active_credential(connection) is None
+        result = send(connection, RequestSpec("GET", "/v3.0/districts"), actor=USER)
+        assert not result.ok and result.error_code == "no_credential" and result.attempts == 0
+
     def test_401_after_a_finished_rotation_retries_once_with_the_new_secret(self, vendors, monkeypatch):
         connection = factories.connection("clever", sandbox=vendors, secret={"token": "old-token-rescinded-1"})
         old = connection.credentials.get(state=CredentialState.ACTIVE)

@@ -73,3 +73,18 @@ def test_request_log_filters_by_application(viewer):
     ids = log_ids(response)
     assert RequestLog.objects.get(pk__in=ids).application == "shop" and len(ids) == 1
     assert "proxy · shop" in response.content.decode()
+
+
+def test_the_pages_show_how_an_application_calls_through_this_switchboard(admin_user, settings):
+    """The Applications page and the page that shows a new key say where to send calls (this
+    Switchboard's /proxy/ and a connection of the key's scope), never with the key written in."""
+    ConnectionFactory(name="billing-api")
+    admin = signed_in(admin_user)
+    settings.SITE_URL = ""
+    page = admin.get("/applications/").content.decode()
+    assert "http://testserver/proxy/billing-api/PATH" in page and "X-Switchboard-Throttled" in page
+    settings.SITE_URL = "https://switchboard.example.org"
+    created = admin.post("/applications/new/", {"name": "shop", "connections": ["billing-api"]}).content.decode()
+    key = re.search(r'value="(sbk_[^"]+)"', created).group(1)
+    howto = created[created.index('data-testid="proxy-howto"'):]
+    assert "https://switchboard.example.org/proxy/billing-api/PATH" in howto and key not in howto

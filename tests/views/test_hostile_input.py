@@ -100,3 +100,40 @@ def test_cli_nul_in_option_or_secret(stdin):
     result = run_cli("add", "nul-cli", "--provider", "clever", "--option", "test_path=/v3\x00", stdin=stdin)
     assert result.code == 2 and "test_path" in result.err
     assert not Connection.objects.exists()
+
+
+BAD_URLS = ["http://[::1", "https://[api.example.com/v1", "https://api.example.com:99999", "https://api.example.com:port"]
+
+
+class TestUnparseableUrls:
+    """Found clicking through `make run`: a base URL with an unclosed IPv6 bracket answered 500
+    (urlsplit raises ValueError); it is a mistake on the form like any other."""
+
+    @pytest.mark.parametrize("url", BAD_URLS)
+    def test_create_says_what_is_wrong_with_the_base_url(self, admin_client_, url):
+        response = admin_client_.post("/connections/new/", {
+            "name": "bad-url", "provider": "cleanlist", "base_url": url, "test_interval": "300",
+            "refresh_interval": "0", "secret_token": "tok"})
+        assert response.status_code == 200
+        assert "must be an absolute http(s) URL" in response.context["form"].errors["base_url"][0]
+        assert not Connection.objects.exists()
+
+    @pytest.mark.parametrize("url", BAD_URLS[:2])
+    def test_edit_says_what_is_wrong_with_the_base_url(self, admin_client_, url):
+        c = factories.connection("cleanlist", name="edit-me", secret={"token": "tok"})
+        response = admin_client_.post(f"/connections/{c.name}/edit/", {
+            "base_url": url, "test_interval": "300", "refresh_interval": "0", "enabled": "on"})
+        assert response.status_code == 200
+        assert "must be an absolute http(s) URL" in response.context["form"].errors["base_url"][0]
+        c.refresh_from_db()
+        assert "[" not in c.base_url
+
+    @pytest.mark.parametrize("url", BAD_URLS[:2])
+    def test_oauth2_token_url_is_checked_the_same_way(self, admin_client_, url):
+        response = admin_client_.post("/connections/new/", {
+            "name": "bad-oauth", "provider": "oauth2", "base_url": "https://api.example.com", "test_interval": "300",
+            "refresh_interval": "0", "secret_client_id": "id", "secret_client_secret": "s",
+            "option_token_url": url, "option_test_path": "/", "option_client_auth": "basic", "option_probe": "none"})
+        assert response.status_code == 200
+        assert "must be an absolute http(s) URL" in response.context["form"].errors["option_token_url"][0]
+        assert not Connection.objects.exists()

@@ -83,3 +83,82 @@ class TestLockoutPage:
         assert f"locked for {minutes} min after the last failed attempt" in page, page
         assert f"Try again in {minutes} min" in page
         assert f"axes_reset_username {viewer.username}" in page
+
+
+class TestFormErrorsSayWhatWasTyped:
+    """Found clicking through `make run`: a mistyped webhook URL came back as a flash message
+    "The channel was not added: target: ..." above an empty form (the URL typed was gone, the field
+    named by its key). Now the form comes back as typed, the error under its field."""
+
+    def test_bad_channel_comes_back_as_typed_with_the_error_on_its_field(self, admin_client_):
+        url = "http://[::1/hooks/ops"
+        response = admin_client_.post("/alerts/channels/new/", {"name": "ops-hook", "kind": "webhook", "target": url})
+        assert response.status_code == 400
+        html = response.content.decode()
+        assert 'value="ops-hook"' in html and f'value="{url}"' in html
+        form = response.context["channel_form"]
+        assert "give the webhook's full http(s) URL" in " ".join(form.errors["target"])
+        assert "was not added" in text(response) and "target:" not in text(response)
+        assert 'action="/alerts/channels/new/#add-channel"' in html and 'id="add-channel"' in html
+
+    def test_flash_messages_name_a_field_by_its_label(self, admin_client_):
+        c = factories.connection("cleanlist", name="quiet-me", secret={"token": "t"})
+        response = admin_client_.post(f"/connections/{c.name}/maintenance/", {"hours": "-1", "reason": ""}, follow=True)
+        page = text(response)
+        assert "Maintenance window not set: Silence alerts for (hours): " in page and "hours: Ensure" not in page
+
+
+class TestCredentialCardTimes:
+    """Found clicking through `make run`: the TeleTracker session's expiry read
+    "2026-11-29T13:37:05.926256+00:00" and the card's other times "Nov. 29, 2026, 12:36 p.m.", on a
+    site that writes every other time as 2026-11-29 12:36."""
+
+    def test_times_on_the_credential_card_are_spelled_like_everywhere_else(self, viewer_client):
+        from connections.models import Credential
+
+        c = factories.connection("teletracker", name="tt-times", secret={
+            "username": "u", "password": "p", "account_id": "1", "auth_scheme": "bearer_session"})
+        expires = (timezone.now() + timedelta(minutes=59, seconds=30)).replace(microsecond=926256)
+        Credential.objects.filter(connection=c, state="active").update(
+            meta={"rotation": "login", "session_expires_at": expires.isoformat(), "session_fingerprint": "abc"})
+        page = text(viewer_client.get(f"/connections/{c.name}/"))
+        assert f"Access token expires {expires:%Y-%m-%d %H:%M:%S} (in 59 minutes)" in page
+        assert expires.isoformat() not in page and ".926256" not in page
+        assert "a.m." not in page and "p.m." not in page
+
+    @pytest.mark.parametrize("provider, secret, label, key", [
+        ("cleanlist", {"token": "t"}, "Test service", "test_service"),
+        ("clever", {"token": "t"}, "Test path", "test_path")])
+    def test_options_are_named_as_the_form_names_them(self, viewer_client, provider, secret, label, key):
+        """The Connection card listed options by key: "test_service pub_echo"."""
+        c = factories.connection(provider, name=f"opt-{provider}", secret=secret)
+        html = viewer_client.get(f"/connections/{c.name}/").content.decode()
+        assert f"<dt>{label}</dt>" in html and f"<dt>{key}</dt>" not in html
+
+
+class TestStalePage:
+    """Found clicking through `make run`: after signing in again in another tab, Test in the old tab
+    said "You do not have permission for that action (403). Ask an admin if you need it." (a stale
+    CSRF token), and a plain form got Django's technical "CSRF verification failed" page."""
+
+    def _client(self):
+        from django.test import Client
+
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(factories.user("operator"))
+        return client
+
+    def test_a_button_says_reload_the_page(self):
+        c = factories.connection("cleanlist", name="stale-tab", secret={"token": "t"})
+        response = self._client().post(f"/connections/{c.name}/test/", {"csrfmiddlewaretoken": "stale" * 8},
+                                       headers=HX)
+        assert response.status_code == 403 and response["Content-Type"].startswith("text/plain")
+        said = response.content.decode()
+        assert "This page is out of date" in said and "Reload the page, then try again." in said
+        assert "Ask an admin" not in said
+
+    def test_a_form_gets_switchboards_page(self):
+        response = self._client().post("/users/new/", {"username": "x", "role": "viewer"})
+        assert response.status_code == 403
+        page = text(response)
+        assert "This page is out of date" in page and "Nothing was changed." in page and "CSRF" not in page
