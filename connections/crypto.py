@@ -96,6 +96,15 @@ def fingerprint(secret: dict) -> str:
     return base64.b32encode(digest[:10]).decode().lower()
 
 
+def recovery_code_digest(code: str) -> str:
+    """What is stored for a second-factor recovery code (django-otp's StaticToken.token, 16
+    characters): a keyed hash (HMAC-SHA256 under a key derived from SECRET_KEY), 96 bits in url-safe
+    base64. A typed code is hashed the same way and looked up; the code itself is never stored."""
+    key = hashlib.sha256(b"switchboard-recovery-code\x00" + settings.SECRET_KEY.encode()).digest()
+    digest = hmac.new(key, code.strip().replace(" ", "").lower().encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
 class Sealed:
     """An encrypted secret as loaded from the database. str() and repr() never show plaintext."""
 

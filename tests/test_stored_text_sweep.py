@@ -141,6 +141,22 @@ def echo_vendor():
     server.server_close()
 
 
+def database_texts() -> dict[str, str]:
+    """Every column of every row of every table, as text (bytes as hex): the whole database."""
+    from django.db import connection
+
+    texts = {}
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            columns = [c.name for c in connection.introspection.get_table_description(cursor, table)]
+            quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+            cursor.execute(f"SELECT {quoted} FROM {connection.ops.quote_name(table)}")  # noqa: S608 (names from the catalogue)
+            for number, row in enumerate(cursor.fetchall()):
+                texts[f"{table} row {number}"] = " ".join(
+                    bytes(v).hex() if isinstance(v, bytes | memoryview) else str(v) for v in row)
+    return texts
+
+
 def stored_texts() -> dict[str, str]:
     texts = {}
     for row in RequestLog.objects.all():

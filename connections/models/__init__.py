@@ -3,7 +3,8 @@
     core.py     Connection, Credential, RotationAttempt, RequestLog, AuditEvent; shared state
                 (BatchRun, BatchRunResult, ThrottleScope, ThrottleLease)
     alerts.py   AlertRule, AlertChannel, MaintenanceWindow, AlertState, AlertEvent, AlertDelivery
-    access.py   ApplicationKey (the egress proxy), ExternalIdentity (single sign-on)
+    access.py   ApplicationKey (the egress proxy), ExternalIdentity (single sign-on), SecondFactorSeal
+                and SealedTOTPDevice (the second factor's seed, encrypted)
     ../rollups.py  RequestRollup, ErrorRollup (and the trigger that keeps them)
 
 The choices live in choices.py and the QuerySets in querysets.py; the choices are re-exported
@@ -16,7 +17,7 @@ from ..choices import DeliveryState, Health, Operation, Outcome, RotationKind, R
 from .core import AuditEvent, BatchRun, BatchRunResult, Connection, Credential, RequestLog  # noqa: F401
 from .core import RotationAttempt, ThrottleLease, ThrottleScope  # noqa: F401
 from .alerts import AlertChannel, AlertDelivery, AlertEvent, AlertRule, AlertState, MaintenanceWindow  # noqa: F401
-from .access import ApplicationKey, ExternalIdentity  # noqa: F401
+from .access import ApplicationKey, ExternalIdentity, SealedTOTPDevice, SecondFactorSeal  # noqa: F401
 # Counts per connection and time bucket, kept by a trigger on the request log (connections/rollups.py).
 from ..rollups import ErrorRollup, RequestRollup  # noqa: F401
 # isort: on

@@ -1,12 +1,15 @@
-"""Who else gets in: applications through the egress proxy (their keys) and users who sign in
-with single sign-on (their identity at the identity provider)."""
+"""Who else gets in: applications through the egress proxy (their keys), users who sign in with
+single sign-on (their identity at the identity provider), and the sealed seed of a user's second
+factor (their authenticator app's secret, encrypted at rest)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from ..crypto import decrypt_bytes
 from .core import Connection
 
 # ----------------------------------------------------------------------------- the egress proxy
@@ -60,3 +63,36 @@ class ExternalIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.issuer} {self.subject}"
+
+
+# ----------------------------------------------------------------------------- the second factor
+
+# What django-otp's own TOTPDevice.key holds once the seed is sealed: not a secret, and not hex, so a
+# device loaded as a plain TOTPDevice (not SealedTOTPDevice) fails loudly instead of checking codes
+# against a key everyone knows.
+UNSEALED_KEY_PLACEHOLDER = "sealed"
+
+
+class SecondFactorSeal(models.Model):
+    """A TOTP device's seed, encrypted with CREDENTIAL_KEYS (connections/crypto.py): django-otp
+    keeps it in TOTPDevice.key as plain hex; Switchboard keeps it here (services/second_factor.py)."""
+
+    device = models.OneToOneField(TOTPDevice, on_delete=models.CASCADE, primary_key=True, related_name="seal")
+    sealed = models.TextField()  # a Fernet token of the raw seed bytes
+
+    def __str__(self) -> str:
+        return f"seal of TOTP device {self.device_id}"
+
+
+class SealedTOTPDevice(TOTPDevice):
+    """django-otp's TOTP device whose seed comes from its SecondFactorSeal. Verify codes and render
+    the QR code only through this model; its persistent id (connections.sealedtotpdevice/<id>) is
+    what a verified session keeps, so OTPMiddleware loads this class again."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "TOTP device (sealed seed)"
+
+    @property
+    def bin_key(self) -> bytes:
+        return decrypt_bytes(self.seal.sealed)

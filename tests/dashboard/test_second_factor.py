@@ -15,7 +15,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from connections.models import AuditEvent
+from connections.models import AuditEvent, SealedTOTPDevice
 from dashboard.reauth import AUTH_AT
 from tests import factories
 from tests.cli import run_cli
@@ -30,7 +30,7 @@ def _required(settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = settings.OTP_STATIC_THROTTLE_FACTOR = 0
 
 
-def code_for(device: TOTPDevice, step_offset: int = 0) -> str:
+def code_for(device: SealedTOTPDevice, step_offset: int = 0) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits)
     totp.time = time.time() + step_offset * device.step
     return f"{totp.token():06d}"
@@ -43,10 +43,10 @@ def sign_in(username: str) -> Client:
     return client
 
 
-def enrol(client: Client, user) -> tuple[TOTPDevice, list[str]]:
+def enrol(client: Client, user) -> tuple[SealedTOTPDevice, list[str]]:
     page = client.get("/accounts/security/")
     assert page.status_code == 200
-    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    device = SealedTOTPDevice.objects.get(user=user, confirmed=False)
     response = client.post("/accounts/security/", {"code": code_for(device)})
     assert response.status_code == 200, response.content
     codes = re.findall(r"<li>([a-z2-7]{8})</li>", response.content.decode())
@@ -71,7 +71,7 @@ class TestAdminMustEnrol:
         admin = factories.user("admin")
         client = sign_in(admin.username)
         page = client.get("/accounts/security/").content.decode()
-        device = TOTPDevice.objects.get(user=admin, confirmed=False)
+        device = SealedTOTPDevice.objects.get(user=admin, confirmed=False)
         secret = b32encode(device.bin_key).decode().rstrip("=")
         assert secret[:4] in page  # the key for manual entry, while enrolling
         wrong = client.post("/accounts/security/", {"code": "000000" if code_for(device) != "000000" else "111111"})
