@@ -122,3 +122,34 @@ def test_the_migration_seals_an_existing_plain_device_and_hashes_its_recovery_co
     MIGRATION.unseal_seeds(apps, None)  # reversing puts the seed back where django-otp keeps it
     plain.refresh_from_db()
     assert plain.bin_key == seed
+
+
+def test_rotate_keys_re_encrypts_the_sealed_seeds_too():
+    import io
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    from tests.services.test_vault import NEW_KEY, OLD_KEY
+
+    def rotate_keys(*args) -> tuple[int, str]:
+        out = io.StringIO()
+        try:
+            call_command("rotate_keys", *args, stdout=out, stderr=out)
+        except SystemExit as exc:
+            return exc.code, out.getvalue()
+        return 0, out.getvalue()
+
+    operator = factories.user("operator", username="seal-rotation")
+    with override_settings(CREDENTIAL_KEYS=[OLD_KEY]):
+        seed = sf.pending_totp(user=operator).bin_key
+    with override_settings(CREDENTIAL_KEYS=[NEW_KEY]):
+        code, out = rotate_keys("--check")
+        assert code == 1 and "second factor (TOTP app) of user seal-rotation" in out and "cannot be decrypted" in out
+    with override_settings(CREDENTIAL_KEYS=[NEW_KEY, OLD_KEY]):
+        code, out = rotate_keys("--check")
+        assert code == 1 and "1 secret(s) still depend on an older key" in out and "seal-rotation" in out
+        assert rotate_keys() == (0, "Re-encrypted 1 secret(s) with the newest key.\n")
+    with override_settings(CREDENTIAL_KEYS=[NEW_KEY]):
+        assert rotate_keys("--check")[0] == 0
+        assert SealedTOTPDevice.objects.get(user=operator).bin_key == seed

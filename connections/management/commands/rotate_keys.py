@@ -1,4 +1,5 @@
-"""Re-encrypt every stored secret with the newest key in CREDENTIAL_KEYS.
+"""Re-encrypt every stored secret with the newest key in CREDENTIAL_KEYS: credentials and the
+sealed seeds of second factors (SecondFactorSeal).
 
 Batches of rows, each batch its own transaction: safe to interrupt and run again
 (a row already on the newest key is skipped). `--check` only reports how many
@@ -15,7 +16,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from connections.crypto import Sealed, needs_rekey, rekey
-from connections.models import Credential
+from connections.models import Credential, SecondFactorSeal
 from connections.services.audit import Actor, audit
 
 BATCH = 200
@@ -32,16 +33,9 @@ class Command(BaseCommand):
         stale, unreadable = self._scan()
         if options["check"]:
             return self._report(stale, unreadable)
-        rotated = 0
-        ids = [pk for pk, _ in stale]
-        for start in range(0, len(ids), options["batch_size"]):
-            with transaction.atomic():
-                for cred in Credential.objects.select_for_update().filter(pk__in=ids[start:start + options["batch_size"]]):
-                    token = cred.secret.token
-                    if not needs_rekey(token):
-                        continue  # done by a concurrent or earlier run
-                    Credential.objects.filter(pk=cred.pk).update(secret=Sealed(rekey(token)))
-                    rotated += 1
+        rotated = self._rotate([cred.pk for cred in stale if isinstance(cred, Credential)], options["batch_size"])
+        rotated += self._rotate_seals([seal.pk for seal in stale if isinstance(seal, SecondFactorSeal)],
+                                      options["batch_size"])
         audit(actor=Actor.cli(), action="keys.rotate",
               details={"re_encrypted": rotated, "unreadable": len(unreadable)})
         self.stdout.write(f"Re-encrypted {rotated} secret(s) with the newest key.")
@@ -49,19 +43,48 @@ class Command(BaseCommand):
             self._describe_unreadable(unreadable)
             sys.exit(1)
 
+    def _rotate(self, ids, batch) -> int:
+        rotated = 0
+        for start in range(0, len(ids), batch):
+            with transaction.atomic():
+                for cred in Credential.objects.select_for_update().filter(pk__in=ids[start:start + batch]):
+                    token = cred.secret.token
+                    if not needs_rekey(token):
+                        continue  # done by a concurrent or earlier run
+                    Credential.objects.filter(pk=cred.pk).update(secret=Sealed(rekey(token)))
+                    rotated += 1
+        return rotated
+
+    def _rotate_seals(self, ids, batch) -> int:
+        rotated = 0
+        for start in range(0, len(ids), batch):
+            with transaction.atomic():
+                for seal in SecondFactorSeal.objects.select_for_update().filter(pk__in=ids[start:start + batch]):
+                    if needs_rekey(seal.sealed):
+                        SecondFactorSeal.objects.filter(pk=seal.pk).update(sealed=rekey(seal.sealed))
+                        rotated += 1
+        return rotated
+
     def _scan(self):
+        """(rows that need the newest key, rows no key can read): credentials and second-factor seals."""
         stale, unreadable = [], []
-        rows = Credential.objects.select_related("connection").order_by("pk").iterator(chunk_size=500)
-        for cred in rows:
-            token = cred.secret.token
+        creds = Credential.objects.select_related("connection").order_by("pk").iterator(chunk_size=500)
+        seals = SecondFactorSeal.objects.select_related("device__user").order_by("pk").iterator(chunk_size=500)
+        for row, token in [(c, c.secret.token) for c in creds] + [(s, s.sealed) for s in seals]:
             if needs_rekey(token):
                 try:
                     rekey(token)
                 except InvalidToken:
-                    unreadable.append(cred)
+                    unreadable.append(row)
                     continue
-                stale.append((cred.pk, cred))
+                stale.append(row)
         return stale, unreadable
+
+    @staticmethod
+    def _describe(row) -> str:
+        if isinstance(row, SecondFactorSeal):
+            return f"second factor (TOTP app) of user {row.device.user.get_username()}"
+        return f"{row.connection.name} credential v{row.version} ({row.state})"
 
     def _report(self, stale, unreadable):
         if not stale and not unreadable:
@@ -69,8 +92,8 @@ class Command(BaseCommand):
             return
         if stale:
             self.stdout.write(f"{len(stale)} secret(s) still depend on an older key: run `manage.py rotate_keys`.")
-            for _, cred in stale:
-                self.stdout.write(f"  {cred.connection.name} credential v{cred.version} ({cred.state})")
+            for row in stale:
+                self.stdout.write(f"  {self._describe(row)}")
         if unreadable:
             self._describe_unreadable(unreadable)
         sys.exit(1)
@@ -80,6 +103,6 @@ class Command(BaseCommand):
             f"{len(unreadable)} secret(s) cannot be decrypted with any key in CREDENTIAL_KEYS "
             "(the key that encrypted them was removed): put it back, run rotate_keys, then remove it."
         )
-        for cred in unreadable:
-            self.stderr.write(f"  {cred.connection.name} credential v{cred.version} ({cred.state})")
+        for row in unreadable:
+            self.stderr.write(f"  {self._describe(row)}")
 
