@@ -69,12 +69,19 @@ def needles(secret: str) -> dict[str, str]:
     """What to search stored text for (case-insensitively): each spelling, and base64 at every
     alignment (the core characters that encode the secret whatever surrounds it)."""
     found = {name: value.lower() for name, value in spellings(secret).items() if name != "base64 user:secret"}
+    found |= base64_cores(secret.encode())
+    found["prefix"] = secret[:max(8, len(secret) // 2)].lower()
+    return found
+
+
+def base64_cores(raw: bytes) -> dict[str, str]:
+    """The base64 and base64url characters that encode these bytes at each alignment (lower case)."""
+    found = {}
     for shift in range(3):
-        encoded = base64.b64encode(b"\0" * shift + secret.encode()).decode().rstrip("=")
-        core = encoded[-(-shift * 8 // 6):(shift + len(secret)) * 8 // 6]
+        encoded = base64.b64encode(b"\0" * shift + raw).decode().rstrip("=")
+        core = encoded[-(-shift * 8 // 6):(shift + len(raw)) * 8 // 6]
         found[f"base64 shift {shift}"] = core.lower()
         found[f"base64url shift {shift}"] = core.translate(str.maketrans("+/", "-_")).lower()
-    found["prefix"] = secret[:max(8, len(secret) // 2)].lower()
     return found
 
 

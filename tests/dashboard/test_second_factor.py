@@ -15,7 +15,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from connections.models import AuditEvent, SealedTOTPDevice
+from connections.models import AuditEvent, SealedTOTPDevice, SecondFactorSeal
 from dashboard.reauth import AUTH_AT
 from tests import factories
 from tests.cli import run_cli
@@ -171,6 +171,7 @@ class TestCliReset:
         result = run_cli("reset-second-factor", admin.username, "--json", command="users")
         assert result.code == 0 and result.json()["changed"] is True
         assert not TOTPDevice.objects.filter(user=admin).exists()
+        assert not SecondFactorSeal.objects.filter(device__user=admin).exists()  # the sealed seed went with it
         assert AuditEvent.objects.filter(action="user.second_factor_reset", details__user=admin.username).exists()
         # Signing in again sends the admin to enrol a new one.
         assert sign_in(admin.username).get("/")["Location"] == "/accounts/security/"

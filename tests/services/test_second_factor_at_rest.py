@@ -20,7 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from connections.models import SealedTOTPDevice, SecondFactorSeal
 from connections.services import second_factor as sf
 from tests import factories
-from tests.test_stored_text_sweep import database_texts, needles, stored_texts
+from tests.test_stored_text_sweep import base64_cores, database_texts, needles, stored_texts
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 MIGRATION = importlib.import_module("connections.migrations.0018_second_factor_sealed")
@@ -41,12 +41,7 @@ def totp_code(seed: bytes, step_offset: int = 0) -> str:
 def seed_needles(seed: bytes) -> dict[str, str]:
     """The raw seed in hex, base32 and base64 (every alignment), and the base32 text the user saw in
     every spelling the stored-text sweep knows."""
-    found = {"hex": seed.hex(), "base32": base64.b32encode(seed).decode().rstrip("=").lower()}
-    for shift in range(3):
-        encoded = base64.b64encode(b"\0" * shift + seed).decode().rstrip("=")
-        core = encoded[-(-shift * 8 // 6):(shift + len(seed)) * 8 // 6]
-        found[f"base64 shift {shift}"] = core.lower()
-        found[f"base64url shift {shift}"] = core.translate(str.maketrans("+/", "-_")).lower()
+    found = {"hex": seed.hex(), "base32": base64.b32encode(seed).decode().rstrip("=").lower()} | base64_cores(seed)
     found |= {f"base32 text {k}": v for k, v in needles(found["base32"].upper()).items()}
     return found
 
