@@ -12,7 +12,7 @@ from django.db import connection as db_connection
 from django.test import override_settings
 
 from connections.crypto import SecretUnavailable
-from connections.models import AuditEvent, Connection, Credential, CredentialState
+from connections.models import AlertChannel, AuditEvent, Connection, Credential, CredentialState
 from connections.sandbox import DEMO_CREDENTIALS
 from connections.services.audit import Actor
 from connections.services.vault import credential_activate, credential_add, secret_replace
@@ -198,6 +198,25 @@ class TestRotateKeys:
         assert exc.value.code == 1
         assert "clever-orphan" in err.getvalue()
         assert "cannot be decrypted" in err.getvalue()
+
+    def test_alert_channels_are_re_encrypted_too(self):
+        """A webhook URL is a secret, sealed like credentials: after rotate_keys the old key can go
+        and the channel still reads; before, --check names it."""
+        url = "https://hooks.example.com/services/T000/B000/very-secret-path"
+        with override_settings(CREDENTIAL_KEYS=[OLD_KEY]):
+            AlertChannel.objects.create(name="ops-hook", kind="webhook", config={"url": url},
+                                        display_target="hooks.example.com")
+        import io
+
+        out = io.StringIO()
+        with override_settings(CREDENTIAL_KEYS=[NEW_KEY, OLD_KEY]):
+            with pytest.raises(SystemExit):
+                call_command("rotate_keys", "--check", stdout=out, stderr=io.StringIO())
+            assert "alert channel ops-hook (webhook)" in out.getvalue()
+            assert rotate_keys() == 0
+        with override_settings(CREDENTIAL_KEYS=[NEW_KEY]):
+            assert AlertChannel.objects.get(name="ops-hook").config.reveal() == {"url": url}
+            assert rotate_keys("--check") == 0
 
 
 @pytest.mark.django_db

@@ -1,5 +1,6 @@
-"""Re-encrypt every stored secret with the newest key in CREDENTIAL_KEYS: credentials and the
-sealed seeds of second factors (SecondFactorSeal).
+"""Re-encrypt every stored secret with the newest key in CREDENTIAL_KEYS: credentials, alert
+channels' settings (a webhook URL is a secret) and the sealed seeds of second factors
+(SecondFactorSeal).
 
 Batches of rows, each batch its own transaction: safe to interrupt and run again
 (a row already on the newest key is skipped). `--check` only reports how many
@@ -16,10 +17,17 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from connections.crypto import Sealed, needs_rekey, rekey
-from connections.models import Credential, SecondFactorSeal
+from connections.models import AlertChannel, Credential, SecondFactorSeal
 from connections.services.audit import Actor, audit
 
 BATCH = 200
+# Every model holding an encrypted column, and the column.
+SEALED = {Credential: "secret", AlertChannel: "config", SecondFactorSeal: "sealed"}
+
+
+def _token(row) -> str:
+    """The row's ciphertext (EncryptedJSONField holds a Sealed; the seal is the text itself)."""
+    return row.sealed if isinstance(row, SecondFactorSeal) else getattr(row, SEALED[type(row)]).token
 
 
 class Command(BaseCommand):
@@ -33,9 +41,8 @@ class Command(BaseCommand):
         stale, unreadable = self._scan()
         if options["check"]:
             return self._report(stale, unreadable)
-        rotated = self._rotate([cred.pk for cred in stale if isinstance(cred, Credential)], options["batch_size"])
-        rotated += self._rotate_seals([seal.pk for seal in stale if isinstance(seal, SecondFactorSeal)],
-                                      options["batch_size"])
+        rotated = sum(self._rotate(model, [row.pk for row in stale if isinstance(row, model)], options["batch_size"])
+                      for model in SEALED)
         audit(actor=Actor.cli(), action="keys.rotate",
               details={"re_encrypted": rotated, "unreadable": len(unreadable)})
         self.stdout.write(f"Re-encrypted {rotated} secret(s) with the newest key.")
@@ -43,47 +50,45 @@ class Command(BaseCommand):
             self._describe_unreadable(unreadable)
             sys.exit(1)
 
-    def _rotate(self, ids, batch) -> int:
+    @staticmethod
+    def _rotate(model, ids, batch) -> int:
         rotated = 0
+        field = SEALED[model]
         for start in range(0, len(ids), batch):
             with transaction.atomic():
-                for cred in Credential.objects.select_for_update().filter(pk__in=ids[start:start + batch]):
-                    token = cred.secret.token
+                for row in model.objects.select_for_update().filter(pk__in=ids[start:start + batch]):
+                    token = _token(row)
                     if not needs_rekey(token):
                         continue  # done by a concurrent or earlier run
-                    Credential.objects.filter(pk=cred.pk).update(secret=Sealed(rekey(token)))
+                    new = rekey(token)
+                    model.objects.filter(pk=row.pk).update(**{field: new if model is SecondFactorSeal else Sealed(new)})
                     rotated += 1
         return rotated
 
-    def _rotate_seals(self, ids, batch) -> int:
-        rotated = 0
-        for start in range(0, len(ids), batch):
-            with transaction.atomic():
-                for seal in SecondFactorSeal.objects.select_for_update().filter(pk__in=ids[start:start + batch]):
-                    if needs_rekey(seal.sealed):
-                        SecondFactorSeal.objects.filter(pk=seal.pk).update(sealed=rekey(seal.sealed))
-                        rotated += 1
-        return rotated
-
     def _scan(self):
-        """(rows that need the newest key, rows no key can read): credentials and second-factor seals."""
+        """(rows that need the newest key, rows no key can read), of every model in SEALED."""
         stale, unreadable = [], []
-        creds = Credential.objects.select_related("connection").order_by("pk").iterator(chunk_size=500)
-        seals = SecondFactorSeal.objects.select_related("device__user").order_by("pk").iterator(chunk_size=500)
-        for row, token in [(c, c.secret.token) for c in creds] + [(s, s.sealed) for s in seals]:
-            if needs_rekey(token):
-                try:
-                    rekey(token)
-                except InvalidToken:
-                    unreadable.append(row)
-                    continue
-                stale.append(row)
+        rows = [Credential.objects.select_related("connection").order_by("pk"),
+                AlertChannel.objects.order_by("pk"),
+                SecondFactorSeal.objects.select_related("device__user").order_by("pk")]
+        for query in rows:
+            for row in query.iterator(chunk_size=500):
+                token = _token(row)
+                if needs_rekey(token):
+                    try:
+                        rekey(token)
+                    except InvalidToken:
+                        unreadable.append(row)
+                        continue
+                    stale.append(row)
         return stale, unreadable
 
     @staticmethod
     def _describe(row) -> str:
         if isinstance(row, SecondFactorSeal):
             return f"second factor (TOTP app) of user {row.device.user.get_username()}"
+        if isinstance(row, AlertChannel):
+            return f"alert channel {row.name} ({row.kind})"
         return f"{row.connection.name} credential v{row.version} ({row.state})"
 
     def _report(self, stale, unreadable):
