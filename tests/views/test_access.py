@@ -114,3 +114,26 @@ def test_database_outage_gives_a_503_page_not_a_crash(viewer, monkeypatch):
     response = client.get("/")
     assert response.status_code == 503 and response["Retry-After"] == "10"
     assert b"The database is unavailable" in response.content and b"127.0.0.1" not in response.content
+
+
+@pytest.mark.django_db
+def test_error_pages_fit_a_phone_and_carry_the_icon(viewer, monkeypatch):
+    """The 500 and 503 pages are plain HTML (no template context to fail): they still scale to a
+    phone's width (viewport) and name the site's icon, so a browser does not ask for a missing
+    /favicon.ico on top of the error."""
+    from django.db import OperationalError
+    from django.test import Client
+
+    from connections.views import ops
+
+    client = Client(raise_request_exception=False)
+    client.force_login(viewer)
+    for error, status in ((RuntimeError("boom"), 500), (OperationalError("down"), 503)):
+        def fail(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(ops.selectors, "overview", fail)
+        page = client.get("/")
+        assert page.status_code == status
+        assert b'name="viewport" content="width=device-width, initial-scale=1"' in page.content
+        assert b'rel="icon" href="/static/favicon.svg"' in page.content
