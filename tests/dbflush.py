@@ -12,8 +12,11 @@ post_migrate as usual. reset_sequences, allow_cascade and other databases use Dj
 
 from __future__ import annotations
 
+import time
+
 from django.core.management import sql as management_sql
 from django.core.management.commands import flush as flush_command
+from django.db import OperationalError
 
 _django_sql_flush = management_sql.sql_flush
 
@@ -38,5 +41,32 @@ def sql_flush(style, connection, reset_sequences=True, allow_cascade=False):
     return statements
 
 
+def _execute_sql_flush(execute):
+    """The flush's statements, tried again when PostgreSQL broke a deadlock by cancelling them: a
+    live-server thread of the test (a rotation started from a page) may still be writing, and its
+    row locks and the DELETEs' can wait on each other. Django's TRUNCATE would wait for it instead;
+    once the writer has finished, the flush goes through."""
+
+    def run(sql_list):
+        for attempt in range(5):
+            try:
+                return execute(sql_list)
+            except OperationalError as exc:
+                if "deadlock" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    return run
+
+
 def install() -> None:
     flush_command.sql_flush = sql_flush
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    if not getattr(DatabaseOperations.execute_sql_flush, "retries_deadlocks", False):
+        original = DatabaseOperations.execute_sql_flush
+
+        def execute_sql_flush(self, sql_list):
+            return _execute_sql_flush(lambda statements: original(self, statements))(sql_list)
+
+        execute_sql_flush.retries_deadlocks = True
+        DatabaseOperations.execute_sql_flush = execute_sql_flush

@@ -41,3 +41,26 @@ def test_the_quick_flush_leaves_what_djangos_flush_leaves(vendors, monkeypatch):
     assert ours == djangos
     assert ours["connections_requestlog"] == ours["connections_auditevent"] == ours["auth_user"] == 0
     assert ours["auth_group"] > 0  # post_migrate put the roles back after both
+
+
+def test_the_flush_is_tried_again_after_a_deadlock_and_only_then(monkeypatch):
+    """A live-server thread still writing can deadlock with the flush's DELETEs: PostgreSQL cancels
+    one side, and the flush goes again; any other error is the test's to see."""
+    from django.db import OperationalError
+
+    monkeypatch.setattr(dbflush.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def deadlocks_once(statements):
+        calls.append(statements)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected")
+        return "flushed"
+
+    assert dbflush._execute_sql_flush(deadlocks_once)(["DELETE FROM t"]) == "flushed" and len(calls) == 2
+
+    def broken(statements):
+        raise OperationalError("relation does not exist")
+
+    with pytest.raises(OperationalError, match="does not exist"):
+        dbflush._execute_sql_flush(broken)(["DELETE FROM t"])

@@ -33,6 +33,7 @@ def test_live_tail_checkbox_is_on_the_line_of_its_words(browser, live_server, vi
     context, page = _signed_in(browser, live_server, viewport, "viewer")
     try:
         page.goto("/log/")
+        page.wait_for_load_state("networkidle")  # measured once the page's fragments are in
         label = page.locator("#log-filters label.checkbox")
         box = page.get_by_test_id("filter-tail").evaluate(BOX)
         words = label.evaluate("el => { const r = document.createRange(); r.selectNodeContents(el); "
@@ -53,6 +54,7 @@ def test_maintenance_hours_box_lines_up_with_the_reason_box(browser, live_server
     context, page = _signed_in(browser, live_server, viewport, "admin")
     try:
         page.goto(f"/connections/{c.name}/")
+        page.wait_for_load_state("networkidle")  # measured once the page's fragments are in
         form = page.locator("form[action$='/maintenance/']")
         hours = form.locator("input[name=hours]").evaluate(BOX)
         reason = form.locator("input[name=reason]").evaluate(BOX)
@@ -69,6 +71,7 @@ def test_a_threshold_unit_is_not_split(browser, live_server):
     context, page = _signed_in(browser, live_server, PHONE, "admin")
     try:
         page.goto("/alerts/")
+        page.wait_for_load_state("networkidle")  # measured once the page's fragments are in
         units = page.locator("td span.small", has_text=re.compile(r"% remaining|hours ahead"))
         assert units.count() == 2
         for i in range(2):
