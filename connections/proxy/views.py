@@ -19,8 +19,9 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from ..models import Connection, Credential, CredentialState, Outcome
+from ..models import Connection, Credential, Outcome
 from ..outbound.client import send
+from ..outbound.credrows import active_credential
 from ..providers.http import ErrorInfo, RequestSpec
 from ..services import appkeys
 from ..services.audit import Actor, client_ip
@@ -96,23 +97,19 @@ def _authorize(header: str, name: str) -> appkeys.Grant:
         return appkeys.authorize(header, name)
 
 
-def _active(connection: Connection) -> Credential | None:
-    return Credential.objects.filter(connection_id=connection.pk, state=CredentialState.ACTIVE).first()
-
-
 def _await_rotation(connection: Connection, old_pk: int | None) -> Credential | None:
     """The credential that replaced `old_pk`: at once if a rotation already finished, after waiting
     (at most PROXY_ROTATION_WAIT) while one is in flight; None when no rotation is under way."""
     deadline = time.monotonic() + settings.PROXY_ROTATION_WAIT
     while True:
-        fresh = _active(connection)
+        fresh = active_credential(connection.pk)
         if fresh is not None and fresh.pk != old_pk:
             return fresh
         claimed = Connection.objects.filter(pk=connection.pk, rotation_claim__isnull=False).exists()
         if not claimed:
             # The rotation may have committed the new credential and released its claim between
             # the two reads: look once more (a rotation commits before it releases the claim).
-            fresh = _active(connection)
+            fresh = active_credential(connection.pk)
             return fresh if fresh is not None and fresh.pk != old_pk else None
         if time.monotonic() > deadline:
             return None

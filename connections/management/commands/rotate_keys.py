@@ -21,13 +21,15 @@ from connections.models import AlertChannel, Credential, SecondFactorSeal
 from connections.services.audit import Actor, audit
 
 BATCH = 200
-# Every model holding an encrypted column, and the column.
-SEALED = {Credential: "secret", AlertChannel: "config", SecondFactorSeal: "sealed"}
+# Every model holding an encrypted column: the column, and what its descriptions read (select_related).
+SEALED = {Credential: ("secret", ("connection",)), AlertChannel: ("config", ()),
+          SecondFactorSeal: ("sealed", ("device__user",))}
 
 
 def _token(row) -> str:
-    """The row's ciphertext (EncryptedJSONField holds a Sealed; the seal is the text itself)."""
-    return row.sealed if isinstance(row, SecondFactorSeal) else getattr(row, SEALED[type(row)]).token
+    """The row's ciphertext (an EncryptedJSONField holds a Sealed; a text column holds the token)."""
+    value = getattr(row, SEALED[type(row)][0])
+    return value.token if isinstance(value, Sealed) else value
 
 
 class Command(BaseCommand):
@@ -53,7 +55,7 @@ class Command(BaseCommand):
     @staticmethod
     def _rotate(model, ids, batch) -> int:
         rotated = 0
-        field = SEALED[model]
+        field = SEALED[model][0]
         for start in range(0, len(ids), batch):
             with transaction.atomic():
                 for row in model.objects.select_for_update().filter(pk__in=ids[start:start + batch]):
@@ -61,18 +63,16 @@ class Command(BaseCommand):
                     if not needs_rekey(token):
                         continue  # done by a concurrent or earlier run
                     new = rekey(token)
-                    model.objects.filter(pk=row.pk).update(**{field: new if model is SecondFactorSeal else Sealed(new)})
+                    sealed = isinstance(getattr(row, field), Sealed)
+                    model.objects.filter(pk=row.pk).update(**{field: Sealed(new) if sealed else new})
                     rotated += 1
         return rotated
 
     def _scan(self):
         """(rows that need the newest key, rows no key can read), of every model in SEALED."""
         stale, unreadable = [], []
-        rows = [Credential.objects.select_related("connection").order_by("pk"),
-                AlertChannel.objects.order_by("pk"),
-                SecondFactorSeal.objects.select_related("device__user").order_by("pk")]
-        for query in rows:
-            for row in query.iterator(chunk_size=500):
+        for model, (_, related) in SEALED.items():
+            for row in model.objects.select_related(*related).order_by("pk").iterator(chunk_size=500):
                 token = _token(row)
                 if needs_rekey(token):
                     try:
