@@ -110,21 +110,43 @@ def median_per_call(fn, n: int, cpu: list[float] | None = None) -> float:
     return statistics.median(samples)
 
 
-def cost(sandbox: str, calls: int) -> dict:
-    import requests
+def setup_django() -> None:
+    """django.setup(), this run's own cache key prefix, and the bench database migrated."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    settings.CACHES["default"]["KEY_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}"
+    call_command("migrate", verbosity=0)
+
+
+def unthrottled_connection(sandbox: str, name: str):
+    """A Cleverbridge connection to the twin with its limits (twin and setting) raised, so the
+    throttle's code runs but never waits; (connection, actor)."""
     from django.conf import settings
 
-    from connections.outbound.client import RequestSpec, send
     from connections.sandbox import DEMO_CREDENTIALS
     from connections.services.audit import Actor
     from connections.services.vault import connection_create
 
     control(sandbox, "POST", "cleverbridge/config", {"rate_limit_per_second": 10**6, "max_concurrent": 10**6})
     settings.CLEVERBRIDGE_RATE_LIMIT = 10**6
-    demo = DEMO_CREDENTIALS["cleverbridge"]
     actor = Actor(label="bench", via="system")
-    connection = connection_create(name=f"bench-cost-{uuid.uuid4().hex[:6]}", provider="cleverbridge",
-                                   base_url=f"{sandbox}/cleverbridge", secret=dict(demo), actor=actor)
+    return connection_create(name=name, provider="cleverbridge", base_url=f"{sandbox}/cleverbridge",
+                             secret=dict(DEMO_CREDENTIALS["cleverbridge"]), actor=actor), actor
+
+
+def cost(sandbox: str, calls: int) -> dict:
+    import requests
+    from django.conf import settings
+
+    from connections.outbound.client import RequestSpec, send
+    from connections.sandbox import DEMO_CREDENTIALS
+
+    demo = DEMO_CREDENTIALS["cleverbridge"]
+    connection, actor = unthrottled_connection(sandbox, f"bench-cost-{uuid.uuid4().hex[:6]}")
     spec = RequestSpec("GET", "/connection/test")
     bare = requests.Session()
     url = f"{sandbox}/cleverbridge/connection/test"
@@ -212,14 +234,7 @@ def main() -> None:
     database(db_url, "create")
     sandbox_proc, sandbox = start_sandbox()
     try:
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
-
-        settings.CACHES["default"]["KEY_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}"
-        call_command("migrate", verbosity=0)
+        setup_django()
         print(f"sandbox {sandbox} (own process); database {db_url.rsplit('/', 1)[1]}; cache {cache_url}")
         c = cost(sandbox, args.calls)
         print(f"\n1. cost per call, median of {c['calls']} sequential GET /connection/test:")

@@ -20,14 +20,13 @@ import io
 import os
 import pstats
 import sys
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from outbound import DEFAULT_CACHE, configure, control, database, start_sandbox  # noqa: E402
+from outbound import DEFAULT_CACHE, configure, database, setup_django, start_sandbox, unthrottled_connection  # noqa: E402
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/bench_sb_scale_profile"
 
@@ -43,24 +42,10 @@ def main() -> int:
     database(db_url, "create")
     proc, sandbox = start_sandbox()
     try:
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
-
-        settings.CACHES["default"]["KEY_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}"
-        call_command("migrate", verbosity=0)
+        setup_django()
         from connections.outbound.client import RequestSpec, send
-        from connections.sandbox import DEMO_CREDENTIALS
-        from connections.services.audit import Actor
-        from connections.services.vault import connection_create
 
-        control(sandbox, "POST", "cleverbridge/config", {"rate_limit_per_second": 10**6, "max_concurrent": 10**6})
-        settings.CLEVERBRIDGE_RATE_LIMIT = 10**6
-        actor = Actor(label="bench", via="system")
-        connection = connection_create(name="profile", provider="cleverbridge", base_url=f"{sandbox}/cleverbridge",
-                                       secret=dict(DEMO_CREDENTIALS["cleverbridge"]), actor=actor)
+        connection, actor = unthrottled_connection(sandbox, "profile")
         spec = RequestSpec("GET", "/connection/test")
         for _ in range(100):
             assert send(connection, spec, actor=actor).ok
