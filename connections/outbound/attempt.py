@@ -85,15 +85,14 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict) -> Try:
     prepared = None
     try:
         out = Outbound(method=spec.method.upper(), url=call.url, headers=dict(spec.headers or {}),
-                       params=dict(spec.params or {}), json=copy.deepcopy(spec.json),
-                       data=copy.deepcopy(spec.data), auth=spec.auth)
+                       params=dict(spec.params or {}),
+                       json=None if spec.json is None else copy.deepcopy(spec.json),
+                       data=None if spec.data is None else copy.deepcopy(spec.data), auth=spec.auth)
         provider.authenticate(out, secret, call.options)
-        session = transport.session()
-        prepared = session.prepare_request(requests.Request(
-            out.method, out.url, headers=out.headers, params=out.params or None, json=out.json,
-            data=out.data if out.data not in ({}, None) else None))
+        prepared = transport.prepare(out.method, out.url, headers=out.headers, params=out.params, json=out.json,
+                                     data=out.data if out.data not in ({}, None) else None)
         call.sent_url = prepared.url
-        resp = session.send(prepared, stream=True, timeout=(connect_timeout, read_timeout), allow_redirects=False)
+        resp = transport.send(prepared, timeout=(connect_timeout, read_timeout))
         try:
             body, truncated = read_body(resp, call.max_body, t0 + connect_timeout + read_timeout)
         except BodyTooSlow:

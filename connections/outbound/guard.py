@@ -191,8 +191,10 @@ def _never_label(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return ""
 
 
+@lru_cache(maxsize=4096)
 def address_problem(address: str) -> str:
-    """Why an IP address is not a public one ("" when it is)."""
+    """Why an IP address is not a public one ("" when it is). A pure function of the address,
+    remembered: it runs for every address of every request (guard.resolve)."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
@@ -214,6 +216,7 @@ def address_problem(address: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=4096)
 def _never(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):

@@ -1,6 +1,6 @@
 """The one way out, at the socket level: vendor calls (outbound/client.py, attempt.py) and webhooks
-(alerts/channels/webhook.py) both send through `session()`, and turn failures into words with
-`classify()`. No module outside connections/outbound/ imports requests (import-linter checks it).
+(alerts/channels/webhook.py) both send through `prepare()` and `send()`, and turn failures into words
+with `classify()`. No module outside connections/outbound/ imports requests (import-linter checks it).
 
 - Pinned connections: urllib3's connection classes are subclassed so that opening a socket
   resolves the host with `guard.resolve()` (EVERY address checked) and connects to one of the
@@ -24,7 +24,7 @@ import ssl
 import sys
 import threading
 from dataclasses import dataclass
-from http.cookiejar import DefaultCookiePolicy
+from functools import lru_cache
 
 import requests
 from django.conf import settings
@@ -104,7 +104,7 @@ class _PinnedHTTPSPool(HTTPSConnectionPool):
 
 
 class PinnedAdapter(HTTPAdapter):
-    """requests' adapter with pinned connection pools and no proxies."""
+    """requests' adapter with pinned connection pools, no proxies and no cookie jar."""
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
@@ -113,24 +113,73 @@ class PinnedAdapter(HTTPAdapter):
     def proxy_manager_for(self, proxy, **proxy_kwargs):
         raise guard.Refused(guard.Refusal("outbound_refused", "refused: outbound requests never go through a proxy"))
 
+    def build_response(self, req, resp) -> requests.Response:
+        """requests' own build_response without the cookie jar: requests parses every Set-Cookie
+        into one, and Switchboard never replays a vendor's cookies (the header stays in headers)."""
+        response = requests.Response()
+        response.status_code = getattr(resp, "status", None)
+        response.headers = requests.structures.CaseInsensitiveDict(getattr(resp, "headers", {}))
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url
+        response.request = req
+        response.connection = self
+        return response
+
 
 _local = threading.local()
+# What a requests.Session would add to every request (trust_env off, no cookies, no auth), merged
+# once: the session's own merging of settings, cookies and hooks cost more than the HTTP itself.
+DEFAULT_HEADERS = {**requests.utils.default_headers(), "User-Agent": USER_AGENT}
+# Certificates are verified against the system's (certifi's) authorities; tests point it at their own CA.
+VERIFY: bool | str = True
 
 
-def session() -> requests.Session:
-    """One keep-alive session per thread (requests.Session is not documented thread-safe)."""
-    current = getattr(_local, "session", None)
+def _adapter() -> PinnedAdapter:
+    """One adapter (its keep-alive pools) per thread, as the session was."""
+    current = getattr(_local, "adapter", None)
     if current is None:
-        current = requests.Session()
-        current.trust_env = False  # no ~/.netrc credentials, no proxy from the environment
-        current.proxies = {}
-        current.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # never replay vendor cookies
-        adapter = PinnedAdapter(pool_connections=8, pool_maxsize=8, max_retries=0)
-        current.mount("https://", adapter)
-        current.mount("http://", adapter)
-        current.headers["User-Agent"] = USER_AGENT
-        _local.session = current
+        current = _local.adapter = PinnedAdapter(pool_connections=8, pool_maxsize=8, max_retries=0)
     return current
+
+
+def prepare(method: str, url: str, *, headers: dict | None = None, params: dict | None = None, json=None,
+            data=None) -> requests.PreparedRequest:
+    """A request as requests.Session would prepare it (its default headers, a header given as None
+    removed, user:password in the URL as Basic auth), without the session: no environment (proxies,
+    ~/.netrc), no cookies, no hooks. The steps are requests' own, less its cookie jar."""
+    merged = requests.structures.CaseInsensitiveDict(DEFAULT_HEADERS)
+    for name, value in (headers or {}).items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    prepared = requests.PreparedRequest()
+    prepared.prepare_method(method)
+    if params:
+        prepared.prepare_url(url, params)
+    else:
+        prepared.url = _prepared_url(url)
+    prepared.prepare_headers(merged)
+    prepared.prepare_body(data, None, json)
+    prepared.prepare_auth(None, prepared.url)
+    prepared.prepare_hooks({})
+    return prepared
+
+
+@lru_cache(maxsize=1024)
+def _prepared_url(url: str) -> str:
+    """requests' URL preparation (IDNA host, quoting), remembered: a connection sends to the same
+    few URLs again and again."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url
+
+
+def send(prepared: requests.PreparedRequest, *, timeout: tuple[float, float], stream: bool = True) -> requests.Response:
+    """Send through this thread's pinned adapter; never follows a redirect (the adapter does not)."""
+    return _adapter().send(prepared, stream=stream, timeout=timeout, verify=VERIFY)
 
 
 # ----------------------------------------------------------------------------- failures
@@ -262,8 +311,7 @@ def post(url: str, *, data: bytes, headers: dict, timeout: tuple[float, float]) 
     if isinstance(target, guard.Refusal):
         raise TransportError(Failure("refused", target.code, Outcome.NETWORK_ERROR, False, target.message))
     try:
-        response = session().post(url, data=data, headers=headers, timeout=timeout, allow_redirects=False,
-                                  stream=True)
+        response = send(prepare("POST", url, headers=headers, data=data), timeout=timeout)
         response.close()
     except (requests.exceptions.RequestException, OSError, ValueError, guard.Refused) as exc:
         failure = classify(exc, target.host)

@@ -343,13 +343,13 @@ class TestRetries:
         assert result.status_code == 401 and result.attempts == 1
 
 
-def test_one_keep_alive_session_per_thread():
-    assert transport.session() is transport.session()
+def test_one_keep_alive_adapter_per_thread():
+    assert transport._adapter() is transport._adapter()
     other = []
-    threading.Thread(target=lambda: other.append(transport.session())).start()
+    threading.Thread(target=lambda: other.append(transport._adapter())).start()
     while not other:
         pass
-    assert other[0] is not transport.session()
+    assert other[0] is not transport._adapter()
 
 
 @pytest.mark.services
@@ -375,3 +375,27 @@ def test_a_failing_log_write_does_not_lose_the_vendors_answer(vendors, monkeypat
     assert new != old and not RequestLog.objects.exists()
     assert "could not write the request log row" in caplog.text
     assert old not in caplog.text and new not in caplog.text
+
+
+@pytest.mark.parametrize("shape", [
+    {"headers": {"Accept": "application/json", "User-Agent": None}},
+    {"params": {"q": "a b", "page": 2}},
+    {"json": {"name": "x", "n": [1, 2]}},
+    {"data": {"k": "v w"}},
+    {"data": b"raw bytes"},
+    {},
+])
+def test_transport_prepares_what_a_session_would_send(shape):
+    """transport.prepare skips requests.Session (its cookie jar, environment and hooks cost more
+    than the HTTP itself) but sends the same method, URL, headers and body as a session that trusts
+    no environment (user:password in the URL still becomes Basic auth)."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["User-Agent"] = transport.USER_AGENT
+    url = "http://user:pw@vendor.example:8080/a path/é?x=1"
+    ours = transport.prepare("post", url, **shape)
+    theirs = session.prepare_request(requests.Request("post", url, **shape))
+    assert (ours.method, ours.url, dict(ours.headers), ours.body) == \
+        (theirs.method, theirs.url, dict(theirs.headers), theirs.body)

@@ -237,10 +237,10 @@ class TestHostileUrls:
         assert listener.count == 0
 
     def test_the_pinned_socket_refuses_without_the_url_check(self, listener, strict):
-        """The session alone (no guard.check_url first): the connection resolves and checks itself."""
+        """The transport alone (no guard.check_url first): the connection resolves and checks itself."""
         for url in urls(listener.port):
             try:
-                transport.session().get(url, timeout=(1, 1), allow_redirects=False)
+                transport.send(transport.prepare("GET", url), timeout=(1, 1))
             except Exception:  # noqa: BLE001 — any refusal will do; what counts is the listener
                 continue
             pytest.fail(f"{url!r} was sent")
@@ -284,7 +284,7 @@ class TestRebinding:
         to that address with the name kept for Host."""
         strict.OUTBOUND_ALLOWED_HOSTS = ["vendor.corp.test"]
         fake_dns(monkeypatch, ATTACKER_DNS, rebinding={"vendor.corp.test": [["127.0.0.1"], ["169.254.169.254"]]})
-        response = transport.session().get(f"http://vendor.corp.test:{listener.port}/", timeout=(2, 2))
+        response = transport.send(transport.prepare("GET", f"http://vendor.corp.test:{listener.port}/"), timeout=(2, 2))
         assert response.status_code == 200 and listener.count == 1
 
 

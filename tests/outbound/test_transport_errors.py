@@ -158,7 +158,7 @@ def listen(pki):
 
 @pytest.fixture
 def trust_test_ca(pki, monkeypatch):
-    monkeypatch.setattr(transport.session(), "verify", str(pki["ca"]))
+    monkeypatch.setattr(transport, "VERIFY", str(pki["ca"]))
 
 
 def tls_connection(port: int, host: str = "127.0.0.1"):
