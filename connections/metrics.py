@@ -61,14 +61,27 @@ def _never_raise(hook):
 def request_logged(fields: dict) -> None:
     """One outbound attempt was recorded (fields: the RequestLog row's)."""
     connection = fields["connection"]
-    labels = {"connection": connection.name, "vendor": fields.get("provider") or connection.provider}
+    vendor = fields.get("provider") or connection.provider
     status = fields.get("status_code")
-    REQUESTS.labels(**labels, operation=fields.get("operation") or "call", outcome=fields.get("outcome") or "",
-                    status_class=_status_class(status)).inc()
+    _requests(connection.name, vendor, fields.get("operation") or "call", fields.get("outcome") or "",
+              _status_class(status)).inc()
     if status == 429:
-        RATE_LIMITED.labels(**labels).inc()
+        RATE_LIMITED.labels(connection=connection.name, vendor=vendor).inc()
     if status is not None or fields.get("outcome") in ("network_error", "timeout"):
-        LATENCY.labels(**labels).observe(max(0, fields.get("duration_ms") or 0) / 1000)
+        _latency(connection.name, vendor).observe(max(0, fields.get("duration_ms") or 0) / 1000)
+
+
+# The labelled series of the per-call metrics, looked up once per label set (labels() validates
+# and builds its key on every call; this runs beside every outbound attempt).
+@functools.lru_cache(maxsize=8192)
+def _requests(connection: str, vendor: str, operation: str, outcome: str, status_class: str):
+    return REQUESTS.labels(connection=connection, vendor=vendor, operation=operation, outcome=outcome,
+                           status_class=status_class)
+
+
+@functools.lru_cache(maxsize=4096)
+def _latency(connection: str, vendor: str):
+    return LATENCY.labels(connection=connection, vendor=vendor)
 
 
 @_never_raise
