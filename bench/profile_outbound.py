@@ -1,6 +1,7 @@
 """Where one outbound call spends its time (issue 18): cProfile over sequential sends.
 
     .venv/bin/python bench/profile_outbound.py [--calls 1000] [--out docs/outbound-profile.txt]
+    .venv/bin/python bench/profile_outbound.py --sections [--calls 5000]   # wall time per part
 
 A flame graph of the same calls without cProfile's own overhead, sampled by py-spy (a tool, not a
 dependency: `pip install py-spy` in any venv; it needs ptrace, which root in a container has):
@@ -36,6 +37,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--out", default="")
     parser.add_argument("--plain", action="store_true", help="no cProfile: only make the calls (for py-spy)")
+    parser.add_argument("--sections", action="store_true",
+                        help="no cProfile: wall time per part of the call (each part timed around its function)")
     args = parser.parse_args()
     db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     configure(db_url, os.environ.get("BENCH_CACHE_URL", DEFAULT_CACHE))
@@ -49,6 +52,9 @@ def main() -> int:
         spec = RequestSpec("GET", "/connection/test")
         for _ in range(100):
             assert send(connection, spec, actor=actor).ok
+        if args.sections:
+            sections(lambda: send(connection, spec, actor=actor), args.calls)
+            return 0
         if args.plain:
             for _ in range(args.calls):
                 send(connection, spec, actor=actor)
@@ -76,6 +82,61 @@ def main() -> int:
 
         connections.close_all()
         database(db_url, "drop")
+
+
+# The parts of one call, each timed around the function that does it (inclusive of what it calls).
+SECTIONS = [
+    ("connections.outbound.client", "_active_credential", "active credential (cache check or SELECT)"),
+    ("connections.outbound.client", "reveal", "decrypt the secret"),
+    ("connections.outbound.guard", "check_url", "URL and address check"),
+    ("connections.outbound.client", "Call", "call set-up"),
+    ("connections.outbound.attempt", "window_seed", "limiter seed"),
+    ("connections.outbound.transport", "prepare", "prepare the request"),
+    ("connections.outbound.transport", "send", "HTTP: send and read the status and headers"),
+    ("connections.outbound.attempt", "read_body", "HTTP: read the body"),
+    ("connections.outbound.attempt", "classify", "classify the answer"),
+    ("connections.outbound.attempt", "request_excerpt", "request excerpt (redacted)"),
+    ("connections.outbound.attempt", "response_excerpt", "response excerpt (redacted)"),
+    ("connections.outbound.attempt", "update_snapshot", "rate-limit snapshot"),
+    ("connections.outbound.call", "insert_log", "log row"),
+    ("connections.outbound.client", "_result", "the Result"),
+]
+
+
+def sections(call, calls: int) -> None:
+    """Median-free, simple: total wall time of `calls` calls, and each part's share of it."""
+    import importlib
+    import time
+    from collections import Counter
+
+    from connections.outbound.throttle import get_limiter
+
+    spent: Counter = Counter()
+
+    def timed(fn, label):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - t0
+        return wrapper
+
+    for module_name, attr, label in SECTIONS:
+        module = importlib.import_module(module_name)
+        if hasattr(module, attr):
+            setattr(module, attr, timed(getattr(module, attr), label))
+    limiter = get_limiter()
+    for attr, label in (("acquire", "limiter: acquire"), ("release", "limiter: release")):
+        setattr(limiter, attr, timed(getattr(limiter, attr), label))
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        call()
+    total = (time.perf_counter() - t0) / calls * 1000
+    print(f"{calls} sequential calls through send(): {total:.3f} ms each (load average {os.getloadavg()[0]:.1f})")
+    for label, seconds in spent.most_common():
+        print(f"  {seconds / calls * 1000:7.3f} ms  {label}")
+    print(f"  {total - sum(spent.values()) / calls * 1000:7.3f} ms  the rest (send()'s own code, Python)")
 
 
 if __name__ == "__main__":
