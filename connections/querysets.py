@@ -59,7 +59,9 @@ class CredentialQuerySet(models.QuerySet):
 
     def _touched(self, kwargs=None) -> set:
         """The connections whose credentials this queryset (and a new connection in `kwargs`) holds."""
-        ids = set(self.order_by().values_list("connection_id", flat=True).distinct())
+        rows = self.order_by()
+        rows.query.select_for_update = False  # PostgreSQL refuses FOR UPDATE with DISTINCT
+        ids = set(rows.values_list("connection_id", flat=True).distinct())
         moved = (kwargs or {}).get("connection_id", (kwargs or {}).get("connection"))
         if moved is not None:
             ids.add(getattr(moved, "pk", moved))

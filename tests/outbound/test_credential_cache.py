@@ -299,6 +299,34 @@ class TestWriters:
         assert result.status_code is None and result.error_code in ("archived", "no_credential")
 
 
+class TestQuerySetWrites:
+    """Every write the QuerySet offers moves the generation (no signal covers these)."""
+
+    def test_update_under_select_for_update(self, vendors):
+        connection = cleverbridge(vendors)
+        old = warm(connection, "cleverbridge")
+        with transaction.atomic():
+            Credential.objects.select_for_update().filter(pk=old.pk).update(meta={**old.meta, "note": "locked"})
+        assert credrows.current_credential(connection.pk).meta["note"] == "locked"
+
+    def test_bulk_update(self, vendors):
+        connection = cleverbridge(vendors)
+        old = warm(connection, "cleverbridge")
+        old.meta = {**old.meta, "note": "bulk"}
+        Credential.objects.bulk_update([old], ["meta"])
+        assert credrows.current_credential(connection.pk).meta["note"] == "bulk"
+
+    def test_bulk_create_and_delete(self, vendors):
+        connection = cleverbridge(vendors)
+        old = warm(connection, "cleverbridge")
+        Credential.objects.filter(pk=old.pk).delete()
+        assert credrows.current_credential(connection.pk) is None
+        [new] = Credential.objects.bulk_create([Credential(
+            connection=connection, version=old.version + 1, secret=old.reveal(), fingerprint=old.fingerprint,
+            meta=old.meta, state=CredentialState.ACTIVE)])
+        assert credrows.current_credential(connection.pk).pk == new.pk
+
+
 class TestOtherProcesses:
     def test_a_write_in_another_thread(self, vendors):
         connection = cleverbridge(vendors)
