@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from . import credgen
 from .choices import CredentialState, RotationKind, RotationState
 
 # The rotation lease must outlive the slowest refresh call (connect + read timeouts, a throttle
@@ -48,9 +49,45 @@ class LiveConnections(models.Manager.from_queryset(ConnectionQuerySet)):
 
 
 class CredentialQuerySet(models.QuerySet):
+    """Every write through it moves the credential generations of the connections it touches
+    (connections/credgen.py), so no process keeps a stale active credential; save() and delete() of an
+    instance are covered by signals (models/__init__.py)."""
+
     def active(self) -> CredentialQuerySet:
         """The active credential(s): at most one per connection (a partial unique constraint)."""
         return self.filter(state=CredentialState.ACTIVE)
+
+    def _touched(self, kwargs=None) -> set:
+        """The connections whose credentials this queryset (and a new connection in `kwargs`) holds."""
+        rows = self.order_by()
+        rows.query.select_for_update = False  # PostgreSQL refuses FOR UPDATE with DISTINCT
+        ids = set(rows.values_list("connection_id", flat=True).distinct())
+        moved = (kwargs or {}).get("connection_id", (kwargs or {}).get("connection"))
+        if moved is not None:
+            ids.add(getattr(moved, "pk", moved))
+        return ids
+
+    def update(self, **kwargs) -> int:
+        if credgen.generations() is None:
+            return super().update(**kwargs)
+        with credgen.writing(self._touched(kwargs), self.db):
+            return super().update(**kwargs)
+
+    def delete(self):
+        if credgen.generations() is None:
+            return super().delete()
+        with credgen.writing(self._touched(), self.db):
+            return super().delete()
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        with credgen.writing({obj.connection_id for obj in objs}, self.db):
+            return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs = list(objs)
+        with credgen.writing({obj.connection_id for obj in objs}, self.db):
+            return super().bulk_update(objs, fields, *args, **kwargs)
 
 
 class RotationAttemptQuerySet(models.QuerySet):

@@ -7,6 +7,9 @@
                 and SealedTOTPDevice (the second factor's seed, encrypted)
     ../rollups.py  RequestRollup, ErrorRollup (and the trigger that keeps them)
 
+Writes to Credential move the connection's credential generation (../credgen.py: the keys that let
+the outbound call keep the active credential in memory); the signals are connected here.
+
 The choices live in choices.py and the QuerySets in querysets.py; the choices are re-exported
 here too, so `from connections.models import Health` works.
 """
@@ -21,3 +24,7 @@ from .access import ApplicationKey, ExternalIdentity, SealedTOTPDevice, SecondFa
 # Counts per connection and time bucket, kept by a trigger on the request log (connections/rollups.py).
 from ..rollups import ErrorRollup, RequestRollup  # noqa: F401
 # isort: on
+from .. import credgen
+
+# Every save() and delete() of a credential moves its connection's generation (connections/credgen.py).
+credgen.connect_signals(Credential)

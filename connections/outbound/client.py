@@ -29,7 +29,7 @@ from ..providers.http import Attempt, RefreshError, RequestSpec
 from . import guard, sessions
 from .attempt import MIN_TRY_SECONDS, attempt
 from .call import Call, Result, Try
-from .credrows import active_credential
+from .credrows import current_credential, revealed
 from .redaction import Redactor
 
 __all__ = ["RequestSpec", "Result", "send"]
@@ -41,13 +41,18 @@ _sleep = time.sleep
 
 
 def reveal(credential: Credential) -> dict:
-    """A credential's plaintext secret, whether loaded (Sealed) or just created in memory (a dict)."""
+    """A credential's plaintext secret, whether loaded (Sealed) or just created in memory (a dict);
+    the process's kept copy when credrows decrypted this very ciphertext already."""
     secret = credential.secret
-    return dict(secret) if isinstance(secret, dict) else secret.reveal()
+    if isinstance(secret, dict):
+        return dict(secret)
+    kept = revealed(credential)
+    return kept if kept is not None else secret.reveal()
 
 
 def _active_credential(connection: Connection) -> Credential | None:
-    return active_credential(connection.pk)
+    """The active credential: kept in this process while its generation says it is current (credrows)."""
+    return current_credential(connection.pk)
 
 
 def _origin_refusal(connection: Connection, credential: Credential, url: str = "") -> str:
@@ -77,7 +82,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
          max_wait: float | None = None, max_body: int | None = None) -> Result:
     """Send one logical request to the connection's vendor; see the module docstring.
 
-    credential=None uses the active credential, read now; pass a Credential to use that one
+    credential=None uses the active credential (current: credrows.py); pass a Credential to use that one
     (staged verification, probing with an old secret). retry=False makes exactly one attempt
     (refresh calls). max_wait bounds every wait (throttle, Retry-After, backoff); by default
     OUTBOUND_MAX_WAIT for users and the CLI, OUTBOUND_MAX_WAIT_BACKGROUND otherwise. max_body:

@@ -154,8 +154,23 @@ class RedisLimiter(Limiter):
         return bool(int(ok)), reason, int(value) / 1_000_000
 
     def release(self, permit: Permit) -> None:
-        if permit.lease_key:
-            self.client.zrem(permit.lease_key, permit.lease_id)
+        """Drop the lease without waiting for Redis's reply: `CLIENT REPLY SKIP` and the ZREM go
+        in one write on a pooled connection, and Redis sends no reply to either, so the
+        connection goes back to the pool in step (its next command reads its own reply). Errors
+        are raised as ever (the caller ignores them: a lease left behind expires on its own); a
+        connection that failed mid-write is closed, never pooled half-written."""
+        if not permit.lease_key:
+            return
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands([("CLIENT", "REPLY", "SKIP"),
+                                                         ("ZREM", permit.lease_key, permit.lease_id)]))
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
 
     def block(self, scope: str, seconds: float) -> None:
         if seconds > 0:
