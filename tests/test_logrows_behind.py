@@ -196,3 +196,22 @@ os._exit(0)
             break
         time.sleep(0.1)
     assert found == wanted
+
+
+def test_a_forked_child_leaves_the_parents_answer_alone(conn, caplog):
+    """A process forked with a pending statement (a Celery or gunicorn parent) shares the socket:
+    only the process that sent the statement reads its answer."""
+    caplog.set_level(logging.WARNING, logger="connections.outbound.call")
+    pk = insert_log(**row(conn, provider="p" * 40))  # refused by the server: its answer says so
+    raw = db.connection
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's own exit code is the result
+        raw._behind = lambda error: os._exit(1)  # called only if the child read the answer
+        raw.settle()
+        os._exit(0)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raw._behind = None  # the child took the answer: do not wait for it here
+        pytest.fail("the forked child read its parent's pending answer")
+    assert not RequestLog.objects.filter(pk=pk).exists()  # the parent reads it
+    assert [r for r in caplog.records if "could not write the request log row" in r.getMessage()]

@@ -18,6 +18,7 @@ written behind".
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 from django.core.signals import request_finished
@@ -35,6 +36,7 @@ class PendingConnection(Connection):
     """A psycopg connection with at most one statement sent and its answer not yet read."""
 
     _behind: Callable[[type[Exception]], None] | None = None  # the pending statement's on_error
+    _behind_pid = 0  # the process that sent it: a forked child never reads its parent's answer
 
     def write_behind(self, query: bytes, on_error: Callable[[type[Exception]], None]) -> bool:
         """Send `query` (one statement, parameters inlined) and return once it is all in the
@@ -45,7 +47,7 @@ class PendingConnection(Connection):
             if self._pipeline is not None or self.pgconn.transaction_status != _IDLE:
                 return False
             self.pgconn.send_query(query)
-            self._behind = on_error
+            self._behind, self._behind_pid = on_error, os.getpid()
             # psycopg keeps libpq non-blocking: flush until the whole message is written.
             waiting.wait(generators.send(self.pgconn), self.pgconn.socket)
             return True
@@ -63,7 +65,7 @@ class PendingConnection(Connection):
 
     def _settle(self) -> None:
         on_error, self._behind = self._behind, None
-        if on_error is None:
+        if on_error is None or self._behind_pid != os.getpid():
             return
         try:
             results = waiting.wait(generators.fetch_many(self.pgconn), self.pgconn.socket)
