@@ -4,7 +4,7 @@ django-celery-beat's database scheduler, so schedules are rows, not code."""
 import os
 
 from celery import Celery
-from celery.signals import setup_logging, task_prerun, worker_process_shutdown
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
@@ -147,6 +147,15 @@ def ping(nonce: str) -> None:
     from django.core.cache import cache
 
     cache.set(f"ping:{nonce}", "pong", timeout=300)
+
+
+@task_postrun.connect
+def _settle_writes(**kwargs) -> None:
+    """The request log rows a task sent behind (dashboard/pgbackend) are settled when it ends:
+    read back before the worker takes the next task, their errors logged under this task."""
+    from dashboard.pgbackend.base import settle_all
+
+    settle_all()
 
 
 @worker_process_shutdown.connect

@@ -122,6 +122,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "dashboard.logformat.RequestIdMiddleware",  # first: every later log line carries the request id
+    # Before the proxy leaves the chain: statements sent behind are settled before a response leaves.
+    "dashboard.pgbackend.base.SettleMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # /proxy/ (application keys, no session) leaves the chain here: connections/proxy/edge.py.
     "connections.proxy.edge.ProxyEdge",
@@ -220,6 +222,9 @@ TEMPLATES = [
 
 DATABASES = {"default": _db_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'switchboard.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend whose connections can send the request log row behind (dashboard/pgbackend).
+    DATABASES["default"]["ENGINE"] = "dashboard.pgbackend"
 # The web server (dashboard/wsgi.py only) keeps each thread's connection this many seconds, checked
 # before each request; 0 opens one per request (docs/proxy.md, "Serving").
 WEB_CONN_MAX_AGE = _read("WEB_CONN_MAX_AGE", env.int, 60)

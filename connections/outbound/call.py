@@ -196,8 +196,11 @@ def insert_log(**fields) -> int | None:
     """Write one RequestLog row; its id. Outside a caller's transaction the commit does not wait for
     the disk (commits.fast_commit): a power cut may lose the last fraction of a second of log rows,
     never corrupt them, and every send saves the fsync. Credentials and the rotation journal keep
-    durable commits. The rollup trigger (rollups.py) counts the row in the same transaction; on
-    PostgreSQL outside a transaction the row takes one round trip (logrows.py)."""
+    durable commits. The rollup trigger (rollups.py) counts the row in the same transaction. On
+    PostgreSQL outside a transaction the row is sent behind: in the server's socket when this
+    returns, committed by the server even if this process dies next, its answer read at the
+    connection's next use (a failure is logged then, as below); the id was reserved beforehand
+    (logrows.py, dashboard/pgbackend)."""
     fields = {name: storable(value) for name, value in fields.items()}
     from ..metrics import request_logged
 
@@ -205,6 +208,8 @@ def insert_log(**fields) -> int | None:
     try:
         conn = db_connections[DEFAULT_DB_ALIAS]
         if conn.vendor == "postgresql" and not conn.in_atomic_block:
+            if logrows.can_write_behind(conn):
+                return logrows.insert_behind(conn, fields)
             return logrows.insert_fast(conn, fields)
         # A savepoint inside a caller's transaction, so a failed insert cannot poison it.
         with fast_commit():

@@ -19,6 +19,7 @@ from .log import (
     ErrorHistory,
     LogFilters,
     LogPage,
+    decode_tail,
     error_history,
     request_detail,
     request_log_page,
@@ -38,5 +39,5 @@ __all__ = [
     "connection_alerts", "connection_detail", "connection_headroom", "connection_list", "error_history", "ERROR_RANGES",
     "ErrorHistory", "firing_alerts", "headroom_for", "health_counts", "LOG_PAGE_SIZE", "LogFilters",
     "LogPage", "maintenance_window", "NO_ERROR_CODE", "overview", "OverviewRow", "request_detail",
-    "request_log_page", "rotation_attempt", "rotation_panel", "RotationPanel", "RuleRow",
+    "request_log_page", "decode_tail", "rotation_attempt", "rotation_panel", "RotationPanel", "RuleRow",
 ]

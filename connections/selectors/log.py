@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from functools import cache
 
 from django.db import connection as db_connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from .. import rollups
 from ..models import Connection, Outcome, RequestLog
+from ..outbound.logrows import BLOCK_SECONDS
 from ..providers import PROVIDERS
 from ..rollups import ErrorRollup
 
@@ -32,6 +34,72 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LOG_LIST_FIELDS = ("id", "connection_id", "provider", "operation", "method", "path", "attempt", "started_at",
                     "duration_ms", "status_code", "outcome", "vendor_request_id", "error_code", "error_message",
                     "triggered_by", "application")
+
+
+# The live tail reads rows by id. On PostgreSQL the client reserves ids in blocks before it writes
+# their rows (outbound/logrows.py: a block is used for at most BLOCK_SECONDS), so a row can arrive
+# after a higher id was shown. The tail's cursor therefore remembers the sequence's value at a poll
+# ("until") and the database's clock then ("at"): once TAIL_SETTLE has passed, no id up to "until"
+# can still arrive, and the ids above "after" that were shown meanwhile are kept ("seen") so that
+# none is shown twice. At most two polls' rows are ever in "seen".
+TAIL_SETTLE_MS = int((BLOCK_SECONDS + 2.0) * 1000)
+TAIL_SEEN_MAX = 1000
+
+
+@dataclass(frozen=True)
+class TailCursor:
+    after: int  # every row with this id or a lower one was shown, or never will be
+    until: int = 0  # the id sequence's value at `at` (0: SQLite, ids come at insert)
+    at: int = 0  # the database clock then, in milliseconds
+    seen: tuple[int, ...] = ()  # ids above `after` shown already
+
+    def encode(self) -> str:
+        if not self.until:
+            return str(self.after)
+        return f"{self.after}.{self.until}.{self.at}" + (f".{'-'.join(map(str, self.seen))}" if self.seen else "")
+
+
+def decode_tail(value: str | int | None) -> TailCursor | None:
+    parts = str(value if value is not None else "").split(".")
+    if not all(p.isdigit() for p in parts[:3]) or len(parts) not in (1, 3, 4):
+        return None
+    seen = parts[3].split("-") if len(parts) == 4 else []
+    if not all(p.isdigit() for p in seen) or len(seen) > TAIL_SEEN_MAX:
+        return None
+    numbers = [int(p) for p in parts[:3]] + [0, 0]
+    return TailCursor(after=numbers[0], until=numbers[1], at=numbers[2], seen=tuple(int(p) for p in seen))
+
+
+@cache
+def _id_sequence() -> str:
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [RequestLog._meta.db_table])
+        return cursor.fetchone()[0]
+
+
+def _sequence_mark() -> tuple[int, int]:
+    """PostgreSQL: the request log's id sequence now, and the database's clock in milliseconds."""
+    with db_connection.cursor() as cursor:
+        cursor.execute(f"SELECT last_value, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint "
+                       f"FROM {_id_sequence()}")
+        return cursor.fetchone()
+
+
+def _next_tail(cursor: TailCursor, shown: list[int], full: bool) -> TailCursor:
+    """The cursor after a poll that showed `shown` (ids; `full`: the page was full, the rest of a
+    flood is skipped, as rows beyond a page always were)."""
+    if db_connection.vendor != "postgresql":
+        return TailCursor(after=max(shown, default=cursor.after))
+    until, now = _sequence_mark()
+    if full:
+        return TailCursor(after=max(shown), until=until, at=now)
+    seen = sorted({*cursor.seen, *shown})
+    if cursor.until and now - cursor.at >= TAIL_SETTLE_MS:
+        after = max(cursor.after, cursor.until)  # every id up to `until` has arrived: all were shown
+        return TailCursor(after=after, until=until, at=now, seen=tuple(s for s in seen if s > after))
+    if not cursor.until:
+        return TailCursor(after=cursor.after, until=until, at=now, seen=tuple(seen))
+    return TailCursor(after=cursor.after, until=cursor.until, at=cursor.at, seen=tuple(seen))
 
 
 def encode_cursor(started_at: datetime, pk: int) -> str:
@@ -122,14 +190,15 @@ class LogPage:
     rows: list[RequestLog]  # each with .connection_name
     next_before: str | None  # the cursor of the next older page, if any
     is_tail: bool  # rows recorded since `tail_after`
-    tail_cursor: int | None  # the id a live tail polls after (None: no tail)
+    tail_cursor: str | None  # where a live tail polls from (TailCursor.encode(); None: no tail)
     connection_names: list[str] = field(default_factory=list)  # live connections
     archived_names: list[str] = field(default_factory=list)  # their history stays searchable
 
 
-def request_log_page(*, filters: LogFilters, before: str | None = None, tail_after: int | None = None,
+def request_log_page(*, filters: LogFilters, before: str | None = None, tail_after: str | int | None = None,
                      page_size: int = LOG_PAGE_SIZE) -> LogPage:
-    """Newest first. `before` (a cursor) loads older rows; `tail_after` (an id) rows recorded since.
+    """Newest first. `before` (a cursor) loads older rows; `tail_after` (a tail cursor, see
+    TailCursor) rows recorded since.
 
     Two queries: the connections (names for the filter and the rows) and one page of rows
     read through the (started_at, id) indexes; a third (max id) starts a live tail. On PostgreSQL
@@ -141,16 +210,23 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
     ids = {name: pk for pk, name in names.items()}
     qs = filters.apply(RequestLog.objects.only(*_LOG_LIST_FIELDS), connection_id=ids.get(filters.connection))
     tail_cursor = None
-    if tail_after is not None:
+    tail = decode_tail(tail_after) if tail_after is not None else None
+    if tail_after is not None and tail is None:
+        tail = TailCursor(after=0)  # a broken cursor: nothing is shown twice, nothing older than a day
+    if tail is not None:
         # Rows inserted since the last poll, by id (rows are written when an attempt ends, so an
         # earlier started_at can arrive later); shown newest first.
         # Rows are written when their attempt ends, minutes after it started at most: the last day
         # of partitions holds every row since the last poll.
-        rows = list(qs.filter(id__gt=tail_after, started_at__gte=timezone.now() - TAIL_WINDOW)
-                    .order_by("-id")[:page_size])
+        # A row's id may be lower than one shown before (ids reserved in blocks, above): the ids
+        # shown since `after` are left out instead.
+        found = qs.filter(id__gt=tail.after, started_at__gte=timezone.now() - TAIL_WINDOW)
+        if tail.seen:
+            found = found.exclude(id__in=tail.seen)
+        rows = list(found.order_by("-id")[:page_size])
         rows.sort(key=lambda r: (r.started_at, r.pk), reverse=True)
         more = False
-        tail_cursor = max((r.pk for r in rows), default=tail_after)
+        tail_cursor = _next_tail(tail, [r.pk for r in rows], full=len(rows) >= page_size).encode()
     else:
         cursor = decode_cursor(before)
         if cursor:
@@ -167,12 +243,13 @@ def request_log_page(*, filters: LogFilters, before: str | None = None, tail_aft
         more = len(rows) > page_size
         rows = rows[:page_size]
         if filters.tail and not before:
-            tail_cursor = (RequestLog.objects.filter(started_at__gte=timezone.now() - TAIL_WINDOW).order_by("-id")
-                           .values_list("id", flat=True).first() or 0)
+            last = (RequestLog.objects.filter(started_at__gte=timezone.now() - TAIL_WINDOW).order_by("-id")
+                    .values_list("id", flat=True).first() or 0)
+            tail_cursor = _next_tail(TailCursor(after=last), [], full=False).encode()
     for row in rows:
         row.connection_name = names.get(row.connection_id, "?")
     next_before = encode_cursor(rows[-1].started_at, rows[-1].pk) if more and rows else None
-    return LogPage(rows=rows, next_before=next_before, is_tail=tail_after is not None, tail_cursor=tail_cursor,
+    return LogPage(rows=rows, next_before=next_before, is_tail=tail is not None, tail_cursor=tail_cursor,
                    connection_names=[name for pk, name in names.items() if pk not in archived],
                    archived_names=[name for pk, name in names.items() if pk in archived])
 

@@ -72,7 +72,7 @@ def request_log(request: HtmxHttpRequest):
     filters = form.filters()
     after = request.GET.get("after", "")
     before = request.GET.get("before") or None
-    tail_after = int(after) if after.isdigit() else None
+    tail_after = after if selectors.decode_tail(after) else None
     page = selectors.request_log_page(filters=filters, before=before, tail_after=tail_after)
     if tail_after is not None:
         partial = "log-tail"
