@@ -78,12 +78,20 @@ class Generations:
         self.client = cache._cache.get_client(write=True)
         self._bump = self.client.register_script(_BUMP)
         self._start = self.client.register_script(_START)
+        self._keys: dict[int, tuple[str, str]] = {}
 
     def _key(self, name: str) -> str:
         return self.cache.make_and_validate_key(name)
 
     def keys(self, connection_id: int) -> tuple[str, str]:
-        return self._key(f"credential:gen:{connection_id}"), self._key(f"credential:writing:{connection_id}")
+        """(generation key, writing key) of a connection, made once per connection: validating a
+        key costs more than reading it."""
+        found = self._keys.get(connection_id)
+        if found is None:
+            found = self._key(f"credential:gen:{connection_id}"), self._key(f"credential:writing:{connection_id}")
+            if len(self._keys) < 100_000:
+                self._keys[connection_id] = found
+        return found
 
     def read(self, connection_id: int) -> tuple[int, bool]:
         """(the connection's generation, whether a write is under way): one round trip, two when

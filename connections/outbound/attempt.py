@@ -54,7 +54,10 @@ def read_body(resp: requests.Response, cap: int, deadline: float) -> tuple[bytes
 
 
 @sensitive_variables()
-def attempt(call: Call, number: int, cred: Credential, secret: dict) -> Try:
+def attempt(call: Call, number: int, cred: Credential, secret: dict, check: tuple | None = None) -> Try:
+    """One try. `check`: `cred` was kept in this process and not yet checked (credrows.kept); the
+    limiter admits the try only while it is current, else the Try comes back `stale`: nothing was
+    sent or recorded, and the caller reads the credential again."""
     provider, spec, connection = call.provider, call.spec, call.connection
     plan = provider.throttle_plan(connection_id=connection.pk, fingerprint=cred.fingerprint)
     limiter = get_limiter()
@@ -66,13 +69,17 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict) -> Try:
     try:
         permit = limiter.acquire(plan, max_wait=min(call.max_wait, max(0.0, left - MIN_TRY_SECONDS)),
                                  lease_seconds=connect_timeout + 2 * read_timeout + call.max_wait + 5,
-                                 seed=window_seed(connection, cred, plan))
+                                 seed=window_seed(connection, cred, plan), check=check)
     except LIMITER_ERRORS as exc:
+        if check is not None:  # the kept credential could not be checked: read it, then decide
+            return Try(outcome=Outcome.THROTTLED, sent=False, stale=True)
         # Redis (or the database holding the limiter) is unreachable: nothing was sent, so nothing
         # at the vendor changed. Said plainly; a refresh settles as failed, not unknown.
         return call.not_sent(number, Outcome.THROTTLED, "limiter_unavailable",
                              f"not sent: the rate limiter could not be reached ({type(exc).__name__}); "
                              "nothing reached the vendor", details={"reason": "limiter_unavailable"})
+    if permit.reason == "stale":
+        return Try(outcome=Outcome.THROTTLED, sent=False, stale=True)
     if not permit.ok:
         t = call.not_sent(number, Outcome.THROTTLED, "throttled", permit.message, blocked_until=permit.blocked_until,
                           details={"reason": permit.reason, "waited_s": round(permit.waited, 3)})

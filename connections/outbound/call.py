@@ -95,6 +95,7 @@ class Try:
     sent: bool = True
     body: bytes = b""
     truncated: bool = False
+    stale: bool = False  # not tried: the kept credential it was given changed (attempt.py); never recorded
 
     @property
     def ok(self) -> bool:

@@ -29,7 +29,7 @@ from ..providers.http import Attempt, RefreshError, RequestSpec
 from . import guard, sessions
 from .attempt import MIN_TRY_SECONDS, attempt
 from .call import Call, Result, Try
-from .credrows import current_credential, revealed
+from .credrows import current_credential, kept_credential, revealed
 from .redaction import Redactor
 
 __all__ = ["RequestSpec", "Result", "send"]
@@ -79,7 +79,7 @@ def _origin_refusal(connection: Connection, credential: Credential, url: str = "
 @sensitive_variables()
 def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "call",
          credential: Credential | None = None, retry: bool = True, task_id: str = "",
-         max_wait: float | None = None, max_body: int | None = None) -> Result:
+         max_wait: float | None = None, max_body: int | None = None, _kept: bool = True) -> Result:
     """Send one logical request to the connection's vendor; see the module docstring.
 
     credential=None uses the active credential (current: credrows.py); pass a Credential to use that one
@@ -87,6 +87,11 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
     (refresh calls). max_wait bounds every wait (throttle, Retry-After, backoff); by default
     OUTBOUND_MAX_WAIT for users and the CLI, OUTBOUND_MAX_WAIT_BACKGROUND otherwise. max_body:
     the most of an answer read (default OUTBOUND_MAX_BODY_BYTES).
+
+    With Redis, a credential this process kept is sent with unchecked when the call needs nothing
+    but one plain request with it; the limiter's script checks its generation in the same round
+    trip as its decision, and a stale one sends nothing: the call starts again (`_kept=False`)
+    with the credential read now (credrows.py, docs/performance.md).
     """
     call = Call(connection, spec, actor=actor, operation=operation, task_id=task_id, max_wait=max_wait,
                 max_body=max_body)
@@ -108,7 +113,15 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         return finish()
 
     explicit = credential is not None
-    cred = credential if explicit else _active_credential(connection)
+    check = None
+    if explicit:
+        cred = credential
+    else:
+        kept = kept_credential(connection.pk) if _kept else None
+        if kept is not None and _plain(connection, kept[0], call, spec):
+            cred, check = kept
+        else:
+            cred = _active_credential(connection)
     if connection.archived_at is not None or (cred is not None and cred.meta.get("retired_because") == "archived"):
         tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "archived",
                                    f"connection {connection.name} is archived: nothing is sent for it"))
@@ -159,7 +172,10 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
     number = 0
     while True:
         number += 1
-        t = attempt(call, number, cred, secret)
+        t = attempt(call, number, cred, secret, check if number == 1 else None)
+        if t.stale:  # the kept credential changed: nothing was sent or recorded; again, read now
+            return send(connection, spec, actor=actor, operation=operation, retry=retry, task_id=task_id,
+                        max_wait=max_wait, max_body=max_body, _kept=False)
         tries.append(t)
         if t.ok or not t.sent:
             break
@@ -207,6 +223,22 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         _sleep(delay)
         call.slept += delay
     return finish(cred)
+
+
+@sensitive_variables()
+def _plain(connection: Connection, cred: Credential, call: Call, spec: RequestSpec) -> bool:
+    """Whether a kept credential leads straight to one attempt (not archived, bound to this origin,
+    decryptable, no session to log in or renew): only then is it sent with before it is checked.
+    Every other path reads the credential first, as it changes things (a login, a refresh)."""
+    if connection.archived_at is not None or cred.meta.get("retired_because") == "archived":
+        return False
+    if _origin_refusal(connection, cred, call.url):
+        return False
+    try:
+        secret = reveal(cred)
+    except SecretUnavailable:
+        return False
+    return not call.provider.needs_session(secret, call.options, spec)
 
 
 @sensitive_variables()

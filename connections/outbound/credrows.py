@@ -161,6 +161,22 @@ class CredentialCache:
             self._entries.pop(key, None)
 
     @sensitive_variables()
+    def kept(self, connection_id: int, using: str = DEFAULT_DB_ALIAS) -> tuple[Credential, tuple] | None:
+        """The credential kept for the connection, NOT checked against Redis, and the check that
+        makes it safe to send with: (generation key, writing key, generation), for the limiter's
+        script to compare in the same round trip as its decision (outbound/attempt.py). None when
+        nothing usable is kept (nothing, no active credential, too old, no Redis)."""
+        gens = credgen.generations()
+        if gens is None:
+            return None
+        entry = self._entries.get((using, connection_id))
+        if entry is None or entry.values is None or \
+                time.monotonic() - entry.at >= (self.max_age if self.max_age is not None else MAX_AGE):
+            return None
+        gen_key, writing_key = gens.keys(connection_id)
+        return Credential.from_db(using, entry.attnames, _fresh(entry.values)), (gen_key, writing_key, entry.gen)
+
+    @sensitive_variables()
     def revealed(self, credential: Credential) -> dict | None:
         """The plaintext of `credential`'s secret when this cache decrypted that very ciphertext
         (a copy: callers may change it), else None."""
@@ -181,3 +197,8 @@ def current_credential(connection_id: int, using: str = DEFAULT_DB_ALIAS) -> Cre
 def revealed(credential: Credential) -> dict | None:
     """The kept plaintext of `credential`'s secret, or None (decrypt it then)."""
     return _process_cache.revealed(credential)
+
+
+def kept_credential(connection_id: int, using: str = DEFAULT_DB_ALIAS) -> tuple[Credential, tuple] | None:
+    """This process's kept credential for the connection and its generation check, unchecked (CredentialCache.kept)."""
+    return _process_cache.kept(connection_id, using)

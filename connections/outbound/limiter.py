@@ -24,7 +24,7 @@ WINDOW_MARGIN = 0.99
 class Permit:
     ok: bool
     waited: float = 0.0
-    reason: str = ""  # why refused: blocked | busy | window | pace
+    reason: str = ""  # why refused: blocked | busy | window | pace | stale (a kept credential changed)
     message: str = ""
     blocked_until: float | None = None  # Unix time the refusal lasts until (blocked, window)
     lease_key: str = ""
@@ -54,13 +54,22 @@ class Limiter:
     """Backend-independent driver: asks `_try` until admitted, refused, or out of time."""
 
     poll = 0.002  # seconds between tries while every concurrency slot is taken
+    # Whether _try can check a kept credential's generation in the same decision (Redis's script).
+    checks_generations = False
 
     def acquire(self, plan: ThrottlePlan, *, max_wait: float, lease_seconds: float = 60.0,
-                seed: Seed | None = None) -> Permit:
+                seed: Seed | None = None, check: tuple[str, str, int] | None = None) -> Permit:
         """`seed(window_start)`: how many requests the vendor already counted in the window that
         began at `window_start` (Unix seconds), asked only when the limiter lost its own count
-        (Redis restarted without persistence); None, or no seed, counts the window as spent."""
-        if not plan.rules and not plan.block_scope:
+        (Redis restarted without persistence); None, or no seed, counts the window as spent.
+
+        `check` (generation key, writing key, generation): admit only while the credential the
+        caller kept is current (connections/credgen.py); else a refusal with reason "stale",
+        nothing taken, and the caller reads the credential again. A limiter that cannot check
+        refuses so too."""
+        if check is not None and not self.checks_generations:
+            return Permit(ok=False, reason="stale")
+        if not plan.rules and not plan.block_scope and check is None:
             return Permit(ok=True)
         started = time.monotonic()
         deadline = started + max(0.0, max_wait)
@@ -68,13 +77,15 @@ class Limiter:
         while True:
             remaining = deadline - time.monotonic()
             ok, reason, wait = self._try(plan, lease_id=lease_id, lease_seconds=lease_seconds,
-                                         max_delay=max(0.0, remaining), seed=seed)
+                                         max_delay=max(0.0, remaining), seed=seed, check=check)
             if ok:
                 if wait > 0:
                     time.sleep(wait)
                 sem = next((r for r in plan.rules if r.kind == "concurrency"), None)
                 return Permit(ok=True, waited=time.monotonic() - started,
                               lease_key=self._sem_key(sem.scope) if sem else "", lease_id=lease_id if sem else "")
+            if reason == "stale":
+                return Permit(ok=False, waited=time.monotonic() - started, reason="stale")
             remaining = deadline - time.monotonic()
             if reason == "busy":
                 if remaining <= 0:
@@ -96,7 +107,7 @@ class Limiter:
 
     # -- backend hooks ----------------------------------------------------------
     def _try(self, plan: ThrottlePlan, *, lease_id: str, lease_seconds: float, max_delay: float,
-             seed: Seed | None = None):
+             seed: Seed | None = None, check: tuple[str, str, int] | None = None):
         """(admitted, reason, seconds): admitted with a pace delay, or refused and how long the
         refusal lasts (0 for busy)."""
         raise NotImplementedError

@@ -42,6 +42,12 @@ from .limiter import Limiter, Permit, block_scope_of, effective, rules_of
 # ----------------------------------------------------------------------------- Redis
 
 _ADMIT = """
+if #KEYS > 5 then
+  -- The caller sends with the credential it kept for this connection (credrows.py): admitted only
+  -- while that credential's generation is current and no write to it is under way.
+  local gen = redis.call('GET', KEYS[6])
+  if (not gen) or gen ~= ARGV[9] or redis.call('EXISTS', KEYS[7]) == 1 then return {0, 'stale', '0'} end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local epoch = tonumber(redis.call('GET', KEYS[5]) or '0')
@@ -113,16 +119,26 @@ class RedisLimiter(Limiter):
         self.cache = cache
         self.client = cache._cache.get_client(write=True)
         self._admit = self.client.register_script(_ADMIT)
+        self._keys: dict[str, str] = {}
         self._block = self.client.register_script(_BLOCK)
 
+    checks_generations = True
+
     def _key(self, name: str) -> str:
-        return self.cache.make_and_validate_key(name) if hasattr(self.cache, "make_and_validate_key") \
-            else self.cache.make_key(name)
+        """The cache's key for `name` (prefix, version), made once per name: validating a key costs
+        more than the script that uses it."""
+        key = self._keys.get(name)
+        if key is None:
+            key = self.cache.make_and_validate_key(name) if hasattr(self.cache, "make_and_validate_key") \
+                else self.cache.make_key(name)
+            if len(self._keys) < 10_000:
+                self._keys[name] = key
+        return key
 
     def _sem_key(self, scope: str) -> str:
         return self._key(f"throttle:sem:{scope}")
 
-    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None):
+    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None, check=None):
         sem, pace, window = rules_of(plan)
         scope = block_scope_of(plan)
         keys = [
@@ -144,11 +160,14 @@ class RedisLimiter(Limiter):
             int(w_period * 1_000_000),
             -1,  # no seed: the script asks for one only when it lost the window's count
         ]
+        if check is not None:  # (generation key, writing key, generation): see _ADMIT
+            keys += [check[0], check[1]]
+            args.append(str(check[2]))
         ok, reason, value = self._admit(keys=keys, args=args)
         reason = reason.decode() if isinstance(reason, bytes) else reason
         if reason == "unseeded":
             counted = seed(int(value) / 1_000_000) if seed is not None else None
-            args[-1] = w_limit if counted is None else max(0, int(counted))
+            args[7] = w_limit if counted is None else max(0, int(counted))
             ok, reason, value = self._admit(keys=keys, args=args)
             reason = reason.decode() if isinstance(reason, bytes) else reason
         return bool(int(ok)), reason, int(value) / 1_000_000
@@ -246,7 +265,7 @@ class DatabaseLimiter(Limiter):
         fields = ("scope", "blocked_until", "tat", "window_number", "window_count")
         return {row[0]: dict(zip(fields, row, strict=True)) for row in rows}
 
-    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None):
+    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None, check=None):
         sem, pace, window = rules_of(plan)
         scope = block_scope_of(plan)
         if not plan.rules:

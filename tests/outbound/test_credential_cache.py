@@ -427,3 +427,42 @@ def test_two_processes_model():
     run_state_machine_as_test(TwoProcesses, settings=settings(
         max_examples=int(os.environ.get("ROTATION_MODEL_EXAMPLES", "20")), stateful_step_count=12,
         deadline=None, suppress_health_check=list(HealthCheck)))
+
+
+class TestSentBeforeChecked:
+    """A kept credential goes out unchecked when the call is one plain request; the limiter's script
+    checks its generation in the same round trip as its decision (client.send, attempt.py)."""
+
+    def test_a_warm_call_makes_one_redis_round_trip(self, vendors, monkeypatch):
+        from redis.connection import AbstractConnection
+
+        connection = cleverbridge(vendors)
+        warm(connection, "cleverbridge")
+        reads = []
+        original = AbstractConnection.read_response
+
+        def counted(self, *args, **kwargs):
+            reads.append(1)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(AbstractConnection, "read_response", counted)
+        assert call(connection, "cleverbridge").ok
+        assert len(reads) == 1  # the limiter's decision, with the check; the release reads nothing
+
+    def test_a_stale_check_takes_nothing_and_says_so(self, vendors):
+        from connections.outbound.throttle import DatabaseLimiter, get_limiter
+        from connections.providers.http import Rule, ThrottlePlan
+
+        connection = cleverbridge(vendors)
+        warm(connection, "cleverbridge")
+        gen_key, writing_key = credgen.generations().keys(connection.pk)
+        current, _writing = credgen.generations().read(connection.pk)
+        plan = ThrottlePlan(rules=(Rule("concurrency", "test:stale", 1),), block_scope="test:stale")
+        limiter = get_limiter()
+        stale = limiter.acquire(plan, max_wait=1, check=(gen_key, writing_key, current - 1))
+        assert not stale.ok and stale.reason == "stale" and limiter.in_flight("test:stale") == 0
+        fresh = limiter.acquire(plan, max_wait=1, check=(gen_key, writing_key, current))
+        assert fresh.ok and limiter.in_flight("test:stale") == 1
+        limiter.release(fresh)
+        # A limiter that cannot check (the database's) refuses every check: the caller reads the row.
+        assert DatabaseLimiter().acquire(plan, max_wait=1, check=(gen_key, writing_key, current)).reason == "stale"
