@@ -29,9 +29,11 @@ pyrate-limiter: docs/decisions.md. The backend-independent driver and the permit
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
+import redis
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, connections
 
@@ -121,8 +123,46 @@ class RedisLimiter(Limiter):
         self._admit = self.client.register_script(_ADMIT)
         self._keys: dict[str, str] = {}
         self._block = self.client.register_script(_BLOCK)
+        self._local = threading.local()
 
     checks_generations = True
+
+    # -- the per-call commands: one connection per thread ------------------------------------
+    # acquire's script and release's ZREM run on every outbound call. They go over one Redis
+    # connection per thread (made like the pool's, outside it) instead of through the pool and
+    # redis-py's command machinery, which cost more than the round trip: no pool lookups, no
+    # "has data" probe, and the release (no reply) is ordered before this thread's next decision.
+
+    def _connection(self):
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():  # a forked child never shares its parent's socket
+            pool = self.client.connection_pool
+            conn = pool.connection_class(**pool.connection_kwargs)
+            local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    def _run(self, script, keys: list, args: list):
+        """EVALSHA `script` on this thread's connection; its reply. A connection that broke is
+        made again and the command sent once more (as redis-py's own retry would); a script Redis
+        does not know (restarted) is loaded first."""
+        for again in (True, False):
+            conn = self._connection()
+            try:
+                conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args),
+                                         check_health=False)
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:
+                script.sha = self.client.script_load(script.script)
+                if not again:
+                    raise
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                conn.disconnect()
+                if not again:
+                    raise
+            except BaseException:
+                conn.disconnect()  # never reuse a connection with a reply left unread
+                raise
 
     def _key(self, name: str) -> str:
         """The cache's key for `name` (prefix, version), made once per name: validating a key costs
@@ -163,33 +203,31 @@ class RedisLimiter(Limiter):
         if check is not None:  # (generation key, writing key, generation): see _ADMIT
             keys += [check[0], check[1]]
             args.append(str(check[2]))
-        ok, reason, value = self._admit(keys=keys, args=args)
+        ok, reason, value = self._run(self._admit, keys, args)
         reason = reason.decode() if isinstance(reason, bytes) else reason
         if reason == "unseeded":
             counted = seed(int(value) / 1_000_000) if seed is not None else None
             args[7] = w_limit if counted is None else max(0, int(counted))
-            ok, reason, value = self._admit(keys=keys, args=args)
+            ok, reason, value = self._run(self._admit, keys, args)
             reason = reason.decode() if isinstance(reason, bytes) else reason
         return bool(int(ok)), reason, int(value) / 1_000_000
 
     def release(self, permit: Permit) -> None:
         """Drop the lease without waiting for Redis's reply: `CLIENT REPLY SKIP` and the ZREM go
-        in one write on a pooled connection, and Redis sends no reply to either, so the
-        connection goes back to the pool in step (its next command reads its own reply). Errors
-        are raised as ever (the caller ignores them: a lease left behind expires on its own); a
-        connection that failed mid-write is closed, never pooled half-written."""
+        in one write on this thread's connection, and Redis sends no reply to either, so the
+        connection stays in step (its next command reads its own reply) and this thread's next
+        decision is read after the ZREM. Errors are raised as ever (the caller ignores them: a
+        lease left behind expires on its own); a connection that failed mid-write is closed."""
         if not permit.lease_key:
             return
-        pool = self.client.connection_pool
-        conn = pool.get_connection()
+        conn = self._connection()
         try:
             conn.send_packed_command(conn.pack_commands([("CLIENT", "REPLY", "SKIP"),
-                                                         ("ZREM", permit.lease_key, permit.lease_id)]))
+                                                         ("ZREM", permit.lease_key, permit.lease_id)]),
+                                     check_health=False)
         except BaseException:
             conn.disconnect()
             raise
-        finally:
-            pool.release(conn)
 
     def block(self, scope: str, seconds: float) -> None:
         if seconds > 0:

@@ -75,8 +75,10 @@ def test_a_redis_outage_does_not_raise_from_the_release(tmp_path):
         permit = limiter.acquire(ONE, max_wait=1)
         assert permit.ok
         server.stop()
-        with pytest.raises(LIMITER_ERRORS):
+        try:  # the first write to a closed peer may still "succeed" (the kernel buffers it)
             limiter.release(permit)
+        except LIMITER_ERRORS:
+            pass
         _quietly(limiter.release, permit)  # what the attempt does: logged, never raised
         server.start()  # a fresh server: the pool reconnects, in step
         again = limiter.acquire(ONE, max_wait=1)
