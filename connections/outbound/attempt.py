@@ -66,10 +66,28 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict, check: tupl
     connect_timeout = min(settings.OUTBOUND_CONNECT_TIMEOUT, left)
     read_timeout = min(settings.OUTBOUND_READ_TIMEOUT, left)
     cut = read_timeout < settings.OUTBOUND_READ_TIMEOUT
+    staged: dict = {}
+
+    def stage() -> None:
+        """Authenticate and prepare the request, once; run while the limiter's decision travels
+        (Limiter.acquire's `meanwhile`), else right after it. A failure is kept for the send below."""
+        if staged:
+            return
+        try:
+            out = Outbound(method=spec.method.upper(), url=call.url, headers=dict(spec.headers or {}),
+                           params=dict(spec.params or {}),
+                           json=None if spec.json is None else copy.deepcopy(spec.json),
+                           data=None if spec.data is None else copy.deepcopy(spec.data), auth=spec.auth)
+            provider.authenticate(out, secret, call.options)
+            staged["prepared"] = transport.prepare(out.method, out.url, headers=out.headers, params=out.params,
+                                                   json=out.json, data=out.data if out.data not in ({}, None) else None)
+        except Exception as exc:  # noqa: BLE001 - raised again where the send handles it
+            staged["error"] = exc
+
     try:
         permit = limiter.acquire(plan, max_wait=min(call.max_wait, max(0.0, left - MIN_TRY_SECONDS)),
                                  lease_seconds=connect_timeout + 2 * read_timeout + call.max_wait + 5,
-                                 seed=window_seed(connection, cred, plan), check=check)
+                                 seed=window_seed(connection, cred, plan), check=check, meanwhile=stage)
     except LIMITER_ERRORS as exc:
         if check is not None:  # the kept credential could not be checked: read it, then decide
             return Try(outcome=Outcome.THROTTLED, sent=False, stale=True)
@@ -91,13 +109,10 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict, check: tupl
     t0 = time.monotonic()
     prepared = None
     try:
-        out = Outbound(method=spec.method.upper(), url=call.url, headers=dict(spec.headers or {}),
-                       params=dict(spec.params or {}),
-                       json=None if spec.json is None else copy.deepcopy(spec.json),
-                       data=None if spec.data is None else copy.deepcopy(spec.data), auth=spec.auth)
-        provider.authenticate(out, secret, call.options)
-        prepared = transport.prepare(out.method, out.url, headers=out.headers, params=out.params, json=out.json,
-                                     data=out.data if out.data not in ({}, None) else None)
+        stage()
+        if "error" in staged:
+            raise staged["error"]
+        prepared = staged["prepared"]
         call.sent_url = prepared.url
         resp = transport.send(prepared, timeout=(connect_timeout, read_timeout))
         try:

@@ -58,7 +58,8 @@ class Limiter:
     checks_generations = False
 
     def acquire(self, plan: ThrottlePlan, *, max_wait: float, lease_seconds: float = 60.0,
-                seed: Seed | None = None, check: tuple[str, str, int] | None = None) -> Permit:
+                seed: Seed | None = None, check: tuple[str, str, int] | None = None,
+                meanwhile: Callable[[], None] | None = None) -> Permit:
         """`seed(window_start)`: how many requests the vendor already counted in the window that
         began at `window_start` (Unix seconds), asked only when the limiter lost its own count
         (Redis restarted without persistence); None, or no seed, counts the window as spent.
@@ -66,7 +67,11 @@ class Limiter:
         `check` (generation key, writing key, generation): admit only while the credential the
         caller kept is current (connections/credgen.py); else a refusal with reason "stale",
         nothing taken, and the caller reads the credential again. A limiter that cannot check
-        refuses so too."""
+        refuses so too.
+
+        `meanwhile`: work the caller has to do anyway (preparing its request), run while the first
+        decision is on its way to Redis and back; a backend without a round trip to overlap may
+        not run it (the caller runs it after, if it was not run)."""
         if check is not None and not self.checks_generations:
             return Permit(ok=False, reason="stale")
         if not plan.rules and not plan.block_scope and check is None:
@@ -77,7 +82,8 @@ class Limiter:
         while True:
             remaining = deadline - time.monotonic()
             ok, reason, wait = self._try(plan, lease_id=lease_id, lease_seconds=lease_seconds,
-                                         max_delay=max(0.0, remaining), seed=seed, check=check)
+                                         max_delay=max(0.0, remaining), seed=seed, check=check, meanwhile=meanwhile)
+            meanwhile = None
             if ok:
                 if wait > 0:
                     time.sleep(wait)
@@ -107,7 +113,8 @@ class Limiter:
 
     # -- backend hooks ----------------------------------------------------------
     def _try(self, plan: ThrottlePlan, *, lease_id: str, lease_seconds: float, max_delay: float,
-             seed: Seed | None = None, check: tuple[str, str, int] | None = None):
+             seed: Seed | None = None, check: tuple[str, str, int] | None = None,
+             meanwhile: Callable[[], None] | None = None):
         """(admitted, reason, seconds): admitted with a pace delay, or refused and how long the
         refusal lasts (0 for busy)."""
         raise NotImplementedError

@@ -142,15 +142,19 @@ class RedisLimiter(Limiter):
             local.conn, local.pid = conn, os.getpid()
         return conn
 
-    def _run(self, script, keys: list, args: list):
-        """EVALSHA `script` on this thread's connection; its reply. A connection that broke is
-        made again and the command sent once more (as redis-py's own retry would); a script Redis
-        does not know (restarted) is loaded first."""
+    def _run(self, script, keys: list, args: list, meanwhile=None):
+        """EVALSHA `script` on this thread's connection; its reply. `meanwhile()` runs once the
+        command is sent, before its reply is read. A connection that broke is made again and the
+        command sent once more (as redis-py's own retry would); a script Redis does not know
+        (restarted) is loaded first."""
         for again in (True, False):
             conn = self._connection()
             try:
                 conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args),
                                          check_health=False)
+                if meanwhile is not None:
+                    meanwhile, run = None, meanwhile
+                    run()
                 return conn.read_response()
             except redis.exceptions.NoScriptError:
                 script.sha = self.client.script_load(script.script)
@@ -178,7 +182,7 @@ class RedisLimiter(Limiter):
     def _sem_key(self, scope: str) -> str:
         return self._key(f"throttle:sem:{scope}")
 
-    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None, check=None):
+    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None, check=None, meanwhile=None):
         sem, pace, window = rules_of(plan)
         scope = block_scope_of(plan)
         keys = [
@@ -203,7 +207,7 @@ class RedisLimiter(Limiter):
         if check is not None:  # (generation key, writing key, generation): see _ADMIT
             keys += [check[0], check[1]]
             args.append(str(check[2]))
-        ok, reason, value = self._run(self._admit, keys, args)
+        ok, reason, value = self._run(self._admit, keys, args, meanwhile)
         reason = reason.decode() if isinstance(reason, bytes) else reason
         if reason == "unseeded":
             counted = seed(int(value) / 1_000_000) if seed is not None else None
@@ -303,7 +307,7 @@ class DatabaseLimiter(Limiter):
         fields = ("scope", "blocked_until", "tat", "window_number", "window_count")
         return {row[0]: dict(zip(fields, row, strict=True)) for row in rows}
 
-    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None, check=None):
+    def _try(self, plan, *, lease_id, lease_seconds, max_delay, seed=None, check=None, meanwhile=None):
         sem, pace, window = rules_of(plan)
         scope = block_scope_of(plan)
         if not plan.rules:
