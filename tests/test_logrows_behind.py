@@ -215,3 +215,80 @@ def test_a_forked_child_leaves_the_parents_answer_alone(conn, caplog):
         pytest.fail("the forked child read its parent's pending answer")
     assert not RequestLog.objects.filter(pk=pk).exists()  # the parent reads it
     assert [r for r in caplog.records if "could not write the request log row" in r.getMessage()]
+
+
+def prepared_here() -> list[tuple]:
+    """This connection's server-side prepared statements that insert request log rows."""
+    with db.cursor() as cursor:
+        cursor.execute("SELECT name, generic_plans + custom_plans FROM pg_prepared_statements "
+                       "WHERE statement LIKE %s", ["%INSERT INTO \"connections_requestlog\"%"])
+        return cursor.fetchall()
+
+
+def test_rows_are_sent_through_a_statement_prepared_once_per_connection(conn, monkeypatch):
+    """The INSERT is prepared on the server once per database connection, in the round trip that
+    reserves the connection's first ids; each row sends only its values (Bind/Execute), and a new
+    connection (a reconnect) prepares it again."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(db) as ctx:
+        ids = [insert_log(**row(conn, path=f"/p{i}")) for i in range(4)]
+    [(name, runs)] = prepared_here()  # settles the last row first
+    assert name.startswith("sb_requestlog_") and runs == 4
+    statements = [q["sql"] for q in ctx.captured_queries]
+    assert len(statements) == 5 and f"PREPARE {name} AS WITH durability" in statements[0]
+    assert all(s.startswith("WITH durability") for s in statements[1:])  # the log shows the values
+    first = db.connection.info.backend_pid
+    db.close()
+    ids.append(insert_log(**row(conn, path="/p4")))
+    assert db.connection.info.backend_pid != first and prepared_here() == [(name, 1)]
+    assert sorted(RequestLog.objects.filter(pk__in=ids).values_list("path", flat=True)) == [f"/p{i}" for i in range(5)]
+
+
+def test_a_statement_deallocated_meanwhile_is_prepared_again(conn, caplog, monkeypatch):
+    caplog.set_level(logging.WARNING, logger="connections.outbound.call")
+    from dashboard.pgbackend.base import PendingConnection
+
+    insert_log(**row(conn, path="/before"))
+    with db.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    lost = insert_log(**row(conn, path="/lost"))  # sent to a name the server no longer has
+    db.connection.settle()
+    assert [r for r in caplog.records if "InvalidSqlStatementName" in r.getMessage()]
+    prepares = []
+    real = PendingConnection._prepare
+    monkeypatch.setattr(PendingConnection, "_prepare", lambda self, *a: (prepares.append(a[0]), real(self, *a))[1])
+    after = insert_log(**row(conn, path="/after"))  # ids left in the block: write_behind prepares (waits)
+    assert RequestLog.objects.get(pk=after).path == "/after" and not RequestLog.objects.filter(pk=lost).exists()
+    assert [name.encode() for name, _ in prepared_here()] == prepares and len(prepares) == 1
+    # A statement already there under the name (same text: the name is its hash) is fine.
+    db.connection._behind_prepared = frozenset()  # as if this connection had forgotten it
+    again = insert_log(**row(conn, path="/again"))
+    assert len(prepares) == 2 and RequestLog.objects.get(pk=again).path == "/again"
+
+
+def test_values_are_stored_exactly_as_the_orm_stores_them(conn):
+    """Parameters go out of band (text format, psycopg's dumpers): quotes, backslashes, unicode,
+    JSON, datetimes in another time zone, UUIDs, floats and NULLs come back exactly as the ORM's."""
+    import datetime
+    import uuid
+
+    tricky = "it's \"quoted\" \\ back\\slash \\x00 $1 %s %(x)s ' OR '1'='1 -- ; é 漢字 🙂 \u2028"
+    values = row(conn, path="/" + tricky, chain_id=uuid.uuid4(), attempt=3,
+                 started_at=datetime.datetime(2026, 12, 7, 5, 30, 1, 123456,
+                                              tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30))),
+                 duration_ms=12, status_code=None, error_message=tricky + "\x00nul",
+                 error_details={"msg": tricky, "nested": [1, 2.5, None, True, {"k'": "v\\"}], "": {}},
+                 rate_limit={"remaining": 0, "reset": 1.0e-7}, retry_after=0.1, request_excerpt="a\nb\tc\r",
+                 response_content_type="text/plain; charset=\"utf-8\"", actor_label="O'Brien", task_id="",
+                 application="app\\1")
+    behind_pk = insert_log(**values)
+    assert behind()
+    with transaction.atomic():  # inside a transaction: the ORM writes the same values
+        orm_pk = insert_log(**values)
+    columns = [f.attname for f in RequestLog._meta.concrete_fields if not f.primary_key]
+    written, by_orm = (RequestLog.objects.filter(pk=pk).values(*columns).get() for pk in (behind_pk, orm_pk))
+    assert written == by_orm
+    assert written["path"] == "/" + tricky and written["error_message"] == tricky + "\ufffdnul"
+    assert written["error_details"]["msg"] == tricky and written["retry_after"] == 0.1
+    assert written["started_at"] == values["started_at"] and written["status_code"] is None
