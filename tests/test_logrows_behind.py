@@ -265,6 +265,11 @@ def test_a_statement_deallocated_meanwhile_is_prepared_again(conn, caplog, monke
     db.connection._behind_prepared = frozenset()  # as if this connection had forgotten it
     again = insert_log(**row(conn, path="/again"))
     assert len(prepares) == 2 and RequestLog.objects.get(pk=again).path == "/again"
+    # And when the ids' reservation prepares it (the next block), too.
+    db.connection._behind_prepared, db.connection._requestlog_ids = frozenset(), None
+    block = insert_log(**row(conn, path="/block"))
+    assert len(prepares) == 2 and db.connection.prepared(prepared_here()[0][0].encode())
+    assert RequestLog.objects.get(pk=block).path == "/block"
 
 
 def test_values_are_stored_exactly_as_the_orm_stores_them(conn):

@@ -12,14 +12,14 @@ savepoint) and on SQLite.
 Written behind (`insert_behind`, autocommit on dashboard/pgbackend's connections): the row's id is
 taken from a block reserved from the table's identity sequence (one round trip per BLOCK rows, and
 a block is used for at most BLOCK_SECONDS, so ids stay close to the order rows arrive in). The
-INSERT is a server-side prepared statement, prepared once per database connection (one round trip,
-waited for); each row sends only its values (Bind/Execute/Sync, text format, dumped by psycopg's
-Transformer: out of band, nothing quoted, nothing for the server to parse or plan) into the
-server's socket without waiting for the server to run it. The values are prepared as the ORM
-would (get_db_prep_save), skipping it where its result is known (_AS_IS, _prep). The server runs and commits it whether or not
-the process reads the answer; the answer is read at the connection's next use, at the end of the
-web request or the task, or at close, and a failure is logged then (docs/decisions.md, "The
-request log row is written behind").
+INSERT is a server-side prepared statement, prepared once per database connection in the round trip
+that reserves its first ids; each row sends only its values (Bind/Execute/Sync, text format, dumped
+by psycopg's Transformer: out of band, nothing quoted, nothing for the server to parse or plan) into
+the server's socket without waiting for the server to run it. The values are prepared as the ORM
+would (get_db_prep_save), skipping it where its result is known (_AS_IS, _prep). The server runs
+and commits the row whether or not the process reads the answer; the answer is read at the
+connection's next use, at the end of the web request or the task, or at close, and a failure is
+logged then (docs/decisions.md, "The request log row is written behind").
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 
-from psycopg import ClientCursor
+from django.db import DatabaseError
+from psycopg import ClientCursor, errors
 from psycopg.adapt import PyFormat, Transformer
 
 from ..models import RequestLog
@@ -184,12 +185,17 @@ def _next_id(conn, raw) -> int:
         with conn.cursor() as cursor:
             # A new connection prepares the INSERT in the same round trip (Django's client-side
             # binding cursors send one simple query, which may hold several statements).
-            prepare = not raw.prepared(name) and isinstance(getattr(cursor, "cursor", None), ClientCursor)
-            if prepare:
-                sql += f"; PREPARE {name.decode()} AS {statement.decode()}"
-            cursor.execute(sql, [RequestLog._meta.db_table, BLOCK])
+            params = [RequestLog._meta.db_table, BLOCK]
+            if not raw.prepared(name) and isinstance(getattr(cursor, "cursor", None), ClientCursor):
+                try:
+                    cursor.execute(f"{sql}; PREPARE {name.decode()} AS {statement.decode()}", params)
+                except DatabaseError as exc:  # already there (its answer was never read): the same text
+                    if not isinstance(exc.__cause__, errors.DuplicatePreparedStatement):
+                        raise
+                    cursor.execute(sql, params)
+                raw.mark_prepared(name)
+            else:
+                cursor.execute(sql, params)
             ids = [pk for (pk,) in reversed(cursor.fetchall())]
-        if prepare:
-            raw.mark_prepared(name)
         raw._requestlog_ids = (ids, now)
     return ids.pop()

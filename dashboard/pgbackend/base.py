@@ -6,10 +6,9 @@ parameters), flushes it into the server's socket and returns: the server runs (a
 commits) it whether or not anyone reads its answer, so a process that dies right after still leaves
 its effect. The answer is read ("settled") at the connection's next use: every query, commit,
 rollback and autocommit or isolation change of psycopg goes through `wait()`, which settles first;
-`close()` too. A failed
-statement is reported to its `on_error` (the request log logs a warning), never to the query that
-happens to come next. One connection's statements run in order, so the next query on the same
-connection sees the statement's effect.
+`close()` too. A failed statement is reported to its `on_error` (the request log logs a warning),
+never to the query that happens to come next. One connection's statements run in order, so the next
+query on the same connection sees the statement's effect.
 
 Callers settle everything before an answer leaves the process (`settle_all`): the middleware
 below before a response goes out, `request_finished` after a streamed one, Celery's
