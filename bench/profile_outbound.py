@@ -86,6 +86,8 @@ def main() -> int:
 
 # The parts of one call, each timed around the function that does it (inclusive of what it calls).
 SECTIONS = [
+    ("connections.outbound.client", "kept_credential", "kept credential (checked later, by the limiter)"),
+    ("connections.outbound.client", "_plain", "is the kept credential's call one plain request"),
     ("connections.outbound.client", "_active_credential", "active credential (cache check or SELECT)"),
     ("connections.outbound.client", "reveal", "decrypt the secret"),
     ("connections.outbound.guard", "check_url", "URL and address check"),
