@@ -113,6 +113,27 @@ class PinnedAdapter(HTTPAdapter):
     def proxy_manager_for(self, proxy, **proxy_kwargs):
         raise guard.Refused(guard.Refusal("outbound_refused", "refused: outbound requests never go through a proxy"))
 
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        """requests' pool lookup (a pool key of some thirty fields built and normalised per
+        request), remembered per origin and TLS settings; a pool the manager closed since (it keeps
+        pool_connections pools) is looked up again."""
+        url = request.url
+        end = url.find("/", url.find("://") + 3)
+        key = (url if end < 0 else url[:end], verify if isinstance(verify, str) else bool(verify), cert)
+        pools = self.__dict__.setdefault("_pools", {})
+        pool = pools.get(key)
+        if pool is None or pool.pool is None:
+            pool = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+            if len(pools) >= 64:
+                pools.clear()
+            pools[key] = pool
+        return pool
+
+    def request_url(self, request, proxies) -> str:
+        # Never through a proxy (proxy_manager_for refuses): the path and query, as requests
+        # sends them to an origin.
+        return request.path_url
+
     def build_response(self, req, resp) -> requests.Response:
         """requests' own build_response without the cookie jar: requests parses every Set-Cookie
         into one, and Switchboard never replays a vendor's cookies (the header stays in headers)."""
@@ -159,22 +180,24 @@ def prepare(method: str, url: str, *, headers: dict | None = None, params: dict 
     prepared.prepare_method(method)
     if params:
         prepared.prepare_url(url, params)
+        userinfo = True  # (looked for by prepare_auth below)
     else:
-        prepared.url = _prepared_url(url)
+        prepared.url, userinfo = _prepared_url(url)
     prepared.prepare_headers(merged)
     prepared.prepare_body(data, None, json)
-    prepared.prepare_auth(None, prepared.url)
+    if userinfo:
+        prepared.prepare_auth(None, prepared.url)
     prepared.prepare_hooks({})
     return prepared
 
 
 @lru_cache(maxsize=1024)
-def _prepared_url(url: str) -> str:
-    """requests' URL preparation (IDNA host, quoting), remembered: a connection sends to the same
-    few URLs again and again."""
+def _prepared_url(url: str) -> tuple[str, bool]:
+    """requests' URL preparation (IDNA host, quoting) and whether it carries user:password,
+    remembered: a connection sends to the same few URLs again and again."""
     prepared = requests.PreparedRequest()
     prepared.prepare_url(url, None)
-    return prepared.url
+    return prepared.url, any(requests.utils.get_auth_from_url(prepared.url))
 
 
 def send(prepared: requests.PreparedRequest, *, timeout: tuple[float, float], stream: bool = True) -> requests.Response:

@@ -399,3 +399,20 @@ def test_transport_prepares_what_a_session_would_send(shape):
     theirs = session.prepare_request(requests.Request("post", url, **shape))
     assert (ours.method, ours.url, dict(ours.headers), ours.body) == \
         (theirs.method, theirs.url, dict(theirs.headers), theirs.body)
+
+
+def test_the_adapter_remembers_pools_but_never_hands_out_a_closed_one():
+    """PinnedAdapter keeps its pool per origin and TLS settings (requests would build a pool key per
+    request); a pool closed since is looked up again (urllib3 2 no longer closes the pools its manager
+    drops: those keep working)."""
+    adapter = transport.PinnedAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+    first = transport.prepare("GET", "http://vendor-a.example:8080/one")
+    pool = adapter.get_connection_with_tls_context(first, True)
+    assert adapter.get_connection_with_tls_context(transport.prepare("GET", "http://vendor-a.example:8080/two"),
+                                                   True) is pool
+    assert adapter.get_connection_with_tls_context(first, "/some/ca.pem") is not pool  # other TLS settings
+    other = adapter.get_connection_with_tls_context(transport.prepare("GET", "http://vendor-b.example/"), True)
+    assert other is not pool and other.host == "vendor-b.example"
+    pool.close()
+    again = adapter.get_connection_with_tls_context(first, True)
+    assert again is not pool and again.pool is not None and again.host == "vendor-a.example"
