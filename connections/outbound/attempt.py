@@ -108,13 +108,28 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict, check: tupl
     started_at = timezone.now()
     t0 = time.monotonic()
     prepared = None
+    early: dict = {}
+
+    def early_excerpt() -> None:
+        """The request's excerpt, made while the vendor answers (transport.send's meanwhile)."""
+        try:
+            early["text"], early["redactor"] = request_excerpt(call, prepared), call.redactor
+        except Exception:  # noqa: BLE001 - made again, where it is used, with the error raised there
+            early.clear()
+
+    def sent_excerpt() -> str:
+        # Made again if the redactor learnt a secret since (a response's new token).
+        if early and early["redactor"] is call.redactor:
+            return early["text"]
+        return request_excerpt(call, prepared)
+
     try:
         stage()
         if "error" in staged:
             raise staged["error"]
         prepared = staged["prepared"]
         call.sent_url = prepared.url
-        resp = transport.send(prepared, timeout=(connect_timeout, read_timeout))
+        resp = transport.send(prepared, timeout=(connect_timeout, read_timeout), meanwhile=early_excerpt)
         try:
             body, truncated = read_body(resp, call.max_body, t0 + connect_timeout + read_timeout)
         except BodyTooSlow:
@@ -122,7 +137,7 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict, check: tupl
                      error=ErrorInfo(code="read_timeout",
                                      message=f"the answer was still arriving after {read_timeout:g} s; gave up"))
             t.duration_ms = int((time.monotonic() - t0) * 1000)
-            return call.record(number, t, started_at=started_at, request_excerpt=request_excerpt(call, prepared))
+            return call.record(number, t, started_at=started_at, request_excerpt=sent_excerpt())
     except (requests.exceptions.RequestException, OSError, ValueError, guard.Refused) as exc:
         # ValueError/UnicodeError: a header value http.client cannot encode (never sent).
         # guard.Refused: the name resolved to a refused address when the socket opened (rebinding).
@@ -136,7 +151,7 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict, check: tupl
                  error=ErrorInfo(code=failure.code, message=message, details={"category": failure.category}),
                  duration_ms=int((time.monotonic() - t0) * 1000))
         return call.record(number, t, started_at=started_at,
-                           request_excerpt=request_excerpt(call, prepared) if prepared is not None else "")
+                           request_excerpt=sent_excerpt() if prepared is not None else "")
     finally:
         _quietly(limiter.release, permit)  # a lease left behind expires on its own
 
@@ -157,7 +172,7 @@ def attempt(call: Call, number: int, cred: Credential, secret: dict, check: tupl
         found = provider.response_secrets(t.data)
         if found:
             call.redactor = call.redactor.extend(found)
-    return call.record(number, t, started_at=started_at, request_excerpt=request_excerpt(call, prepared),
+    return call.record(number, t, started_at=started_at, request_excerpt=sent_excerpt(),
                        response_excerpt=response_excerpt(call, resp, body, truncated, parsed=t.data is not None))
 
 

@@ -27,6 +27,7 @@ import time
 from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models.base import ModelState
 from django.views.decorators.debug import sensitive_variables
 
 from .. import credgen
@@ -82,6 +83,16 @@ def _copy(value):
 def _fresh(values: list) -> list:
     """A kept row's values for a new instance: JSON values copied, so no caller changes the kept ones."""
     return [_copy(v) if isinstance(v, dict | list) else v for v in values]
+
+
+def _clone(entry: _Entry, using: str) -> Credential:
+    """A new instance of a kept row, as Credential.from_db would make it, without running the
+    model's __init__ per field: the attributes set directly, JSON values copied (_fresh)."""
+    credential = Credential.__new__(Credential)
+    credential.__dict__.update(zip(entry.attnames, _fresh(entry.values), strict=True))
+    credential._state = ModelState()
+    credential._state.adding, credential._state.db = False, using
+    return credential
 
 
 class _Entry:
@@ -174,7 +185,7 @@ class CredentialCache:
                 time.monotonic() - entry.at >= (self.max_age if self.max_age is not None else MAX_AGE):
             return None
         gen_key, writing_key = gens.keys(connection_id)
-        return Credential.from_db(using, entry.attnames, _fresh(entry.values)), (gen_key, writing_key, entry.gen)
+        return _clone(entry, using), (gen_key, writing_key, entry.gen)
 
     @sensitive_variables()
     def revealed(self, credential: Credential) -> dict | None:

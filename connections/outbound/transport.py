@@ -57,6 +57,14 @@ class _Pinned:
     scheme = "http"
     pinned_address = ""
 
+    def getresponse(self, *args, **kwargs):
+        # The request is out: the caller's `meanwhile` (send()) runs while the vendor answers.
+        meanwhile = getattr(_local, "meanwhile", None)
+        if meanwhile is not None:
+            _local.meanwhile = None
+            meanwhile()
+        return super().getresponse(*args, **kwargs)
+
     def _new_conn(self) -> socket.socket:
         refusal = guard.scheme_refusal(self.scheme, self.host)
         if refusal is not None:
@@ -200,9 +208,16 @@ def _prepared_url(url: str) -> tuple[str, bool]:
     return prepared.url, any(requests.utils.get_auth_from_url(prepared.url))
 
 
-def send(prepared: requests.PreparedRequest, *, timeout: tuple[float, float], stream: bool = True) -> requests.Response:
-    """Send through this thread's pinned adapter; never follows a redirect (the adapter does not)."""
-    return _adapter().send(prepared, stream=stream, timeout=timeout, verify=VERIFY)
+def send(prepared: requests.PreparedRequest, *, timeout: tuple[float, float], stream: bool = True,
+         meanwhile=None) -> requests.Response:
+    """Send through this thread's pinned adapter; never follows a redirect (the adapter does not).
+    `meanwhile()` (it must not raise) runs once the request is written, while the vendor answers;
+    not at all when no request was written."""
+    _local.meanwhile = meanwhile
+    try:
+        return _adapter().send(prepared, stream=stream, timeout=timeout, verify=VERIFY)
+    finally:
+        _local.meanwhile = None
 
 
 # ----------------------------------------------------------------------------- failures
