@@ -193,6 +193,10 @@ def storable(value: Any) -> Any:
     return value
 
 
+# Values storable() returns as they are (no text, no JSON): most of a row's.
+_STORABLE = frozenset({int, bool, type(None), datetime, uuid.UUID})
+
+
 def insert_log(**fields) -> int | None:
     """Write one RequestLog row; its id. Outside a caller's transaction the commit does not wait for
     the disk (commits.fast_commit): a power cut may lose the last fraction of a second of log rows,
@@ -202,7 +206,7 @@ def insert_log(**fields) -> int | None:
     returns, committed by the server even if this process dies next, its answer read at the
     connection's next use (a failure is logged then, as below); the id was reserved beforehand
     (logrows.py, dashboard/pgbackend)."""
-    fields = {name: storable(value) for name, value in fields.items()}
+    fields = {name: value if type(value) in _STORABLE else storable(value) for name, value in fields.items()}
     from ..metrics import request_logged
 
     request_logged(fields)  # Prometheus counters: one hook, beside the one place rows are written

@@ -113,32 +113,34 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         return finish()
 
     explicit = credential is not None
-    check = None
+    check = secret = None
     if explicit:
         cred = credential
     else:
         kept = kept_credential(connection.pk) if _kept else None
-        if kept is not None and _plain(connection, kept[0], call, spec):
+        secret = _plain(connection, kept[0], call, spec) if kept is not None else None
+        if secret is not None:
             cred, check = kept
         else:
             cred = _active_credential(connection)
-    if connection.archived_at is not None or (cred is not None and cred.meta.get("retired_because") == "archived"):
-        tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "archived",
-                                   f"connection {connection.name} is archived: nothing is sent for it"))
-        return finish()
-    if cred is None:
-        tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "no_credential",
-                                   f"connection {connection.name} has no active credential; store a secret first"))
-        return finish()
-    unbound = _origin_refusal(connection, cred, call.url)
-    if unbound:
-        tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "secret_not_for_this_host", unbound))
-        return finish(cred)
-    try:
-        secret = reveal(cred)
-    except SecretUnavailable as exc:
-        tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "secret_unavailable", str(exc)))
-        return finish(cred)
+    if check is None:  # (a kept credential's plain call passed these checks in _plain)
+        if connection.archived_at is not None or (cred is not None and cred.meta.get("retired_because") == "archived"):
+            tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "archived",
+                                       f"connection {connection.name} is archived: nothing is sent for it"))
+            return finish()
+        if cred is None:
+            tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "no_credential",
+                                       f"connection {connection.name} has no active credential; store a secret first"))
+            return finish()
+        unbound = _origin_refusal(connection, cred, call.url)
+        if unbound:
+            tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "secret_not_for_this_host", unbound))
+            return finish(cred)
+        try:
+            secret = reveal(cred)
+        except SecretUnavailable as exc:
+            tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "secret_unavailable", str(exc)))
+            return finish(cred)
     call.redactor = Redactor(provider.secret_values(secret), provider.composite_values(secret))
 
     if not explicit and provider.needs_session(secret, call.options, spec) and provider.renews_by_rotation(secret):
@@ -226,19 +228,20 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
 
 
 @sensitive_variables()
-def _plain(connection: Connection, cred: Credential, call: Call, spec: RequestSpec) -> bool:
-    """Whether a kept credential leads straight to one attempt (not archived, bound to this origin,
-    decryptable, no session to log in or renew): only then is it sent with before it is checked.
-    Every other path reads the credential first, as it changes things (a login, a refresh)."""
+def _plain(connection: Connection, cred: Credential, call: Call, spec: RequestSpec) -> dict | None:
+    """The secret of a kept credential that leads straight to one attempt (not archived, bound to
+    this origin, decryptable, no session to log in or renew): only then is it sent with before it
+    is checked. None otherwise: every other path reads the credential first, as it changes things
+    (a login, a refresh)."""
     if connection.archived_at is not None or cred.meta.get("retired_because") == "archived":
-        return False
+        return None
     if _origin_refusal(connection, cred, call.url):
-        return False
+        return None
     try:
         secret = reveal(cred)
     except SecretUnavailable:
-        return False
-    return not call.provider.needs_session(secret, call.options, spec)
+        return None
+    return None if call.provider.needs_session(secret, call.options, spec) else secret
 
 
 @sensitive_variables()
