@@ -19,6 +19,7 @@ from django.db import transaction
 from django.test import RequestFactory
 
 from connections.models import RequestLog
+from connections.outbound import logrows
 from connections.outbound.call import insert_log
 from tests import factories
 
@@ -50,7 +51,27 @@ def seen_elsewhere(pk: int) -> bool:
 
 
 @pytest.fixture
-def conn():
+def conn(monkeypatch):
+    if db.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    monkeypatch.setattr(logrows, "FIRST_ROW_WAITS", False)  # every row behind, the first one too
+    return factories.connection("cleverbridge")
+
+
+def test_a_connections_first_row_waits_and_the_next_ones_go_behind(db_conn_first_row):
+    """A web request opens a connection for its one row (CONN_MAX_AGE 0): that row takes one round
+    trip (no ids reserved, nothing prepared); a connection that writes more sends them behind."""
+    connection = db_conn_first_row
+    db.close()
+    first = insert_log(**row(connection, path="/first"))
+    assert not behind() and seen_elsewhere(first)  # waited for: committed when insert_log returned
+    second = insert_log(**row(connection, path="/second"))
+    assert behind()
+    assert RequestLog.objects.filter(pk__in=[first, second]).count() == 2
+
+
+@pytest.fixture
+def db_conn_first_row():
     if db.vendor != "postgresql":
         pytest.skip("PostgreSQL only")
     return factories.connection("cleverbridge")
@@ -167,8 +188,11 @@ import django
 django.setup()
 from django.db import connection
 from connections.models import Connection
+from connections.outbound import logrows
+from connections.outbound import logrows
 from connections.outbound.call import insert_log
 from tests.test_logrows_behind import row
+logrows.FIRST_ROW_WAITS = False
 c = Connection.objects.get(pk={conn.pk})
 connection.cursor().execute("SELECT pg_sleep(0)")  # connected, ids reserved below
 pks = []

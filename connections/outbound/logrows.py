@@ -40,6 +40,9 @@ from ..models import RequestLog
 
 log = logging.getLogger("connections.outbound.call")  # where insert_log logs a row it could not write
 
+# A connection's first row is written the waiting way (can_write_behind); tests of the written-behind
+# path turn this off to exercise it from the first row.
+FIRST_ROW_WAITS = True
 BLOCK = 64  # ids reserved per round trip (per database connection)
 BLOCK_SECONDS = 1.0  # ids older than this are dropped (gaps are fine; the live tail reads by id)
 
@@ -147,9 +150,20 @@ def _row(conn, plan, values: dict, pk: int) -> list:
 
 
 def can_write_behind(conn) -> bool:
-    """This Django connection (PostgreSQL, autocommit, not in an atomic block) sends behind."""
-    return (not conn.in_atomic_block and conn.get_autocommit()
-            and callable(getattr(conn.connection, "write_behind", None)))
+    """This Django connection (PostgreSQL, autocommit, not in an atomic block) sends behind, from
+    its second row on. A connection's first row waits for its one round trip instead (insert_fast):
+    a web request opens a connection for itself (CONN_MAX_AGE 0), and for its one row reserving ids
+    and preparing the statement would cost a round trip and the server's planning more than it saves.
+    A worker's task, the CLI or a test-all send many rows on one connection."""
+    if conn.in_atomic_block or not conn.get_autocommit():  # (get_autocommit connects)
+        return False
+    raw = conn.connection
+    if not callable(getattr(raw, "write_behind", None)):
+        return False
+    if raw.__dict__.get("_requestlog_rows") or not FIRST_ROW_WAITS:
+        return True
+    raw._requestlog_rows = True
+    return False
 
 
 def insert_behind(conn, values: dict) -> int:
