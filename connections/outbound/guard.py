@@ -251,13 +251,31 @@ def scheme_refusal(scheme: str, host: str) -> Refusal | None:
                    "use an https URL, or add the host to OUTBOUND_ALLOWED_HOSTS")
 
 
+@lru_cache(maxsize=1024)
+def _literal(host: str) -> tuple[int, str] | None:
+    """(family, address) when `host` is an IP address written the canonical way (no name to
+    resolve: no DNS query per request), else None (getaddrinfo decides, odd forms such as 0x7f.1
+    included)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), str(ip)
+
+
 def resolve(host: str, port: int) -> list[tuple[int, tuple]]:
     """(family, sockaddr) of every address of `host`, each checked; the only addresses a socket
     may connect to. Raises Refused if ANY address is refused, socket.gaierror if none resolves."""
     host = host.strip("[]")
-    infos = _getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    literal = _literal(host)
+    if literal is not None:
+        family, address = literal
+        found = [(family, (address, port, 0, 0) if family == socket.AF_INET6 else (address, port))]
+    else:
+        found = [(family, sockaddr) for family, _type, _proto, _name, sockaddr
+                 in _getaddrinfo(host, port, 0, socket.SOCK_STREAM)]
     checked: list[tuple[int, tuple]] = []
-    for family, _type, _proto, _name, sockaddr in infos:
+    for family, sockaddr in found:
         if family not in (socket.AF_INET, socket.AF_INET6):
             raise Refused(_refuse(f"refused to send to {host}: it resolves to a non-IP address"))
         refusal = address_refusal(sockaddr[0], host)

@@ -307,3 +307,20 @@ class TestRedirects:
             finally:
                 redirector.close()
         assert listener.count == 0
+
+
+def test_an_ip_literal_is_not_looked_up_but_every_other_form_is(monkeypatch):
+    """A canonical IP address needs no DNS query per request (guard._literal); odd forms that libc
+    reads as addresses (0x7f.1, 2130706433) still go to getaddrinfo, and both are checked alike."""
+    asked = []
+
+    def lookup(host, port, *args):
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(guard, "_getaddrinfo", lookup)
+    assert guard.resolve("8.8.8.8", 443) == [(socket.AF_INET, ("8.8.8.8", 443))]
+    assert guard.resolve("[2001:4860:4860::8888]", 443) == [(socket.AF_INET6, ("2001:4860:4860::8888", 443, 0, 0))]
+    assert asked == []
+    assert guard.resolve("0x7f.1", 443) == [(socket.AF_INET, ("127.0.0.1", 443))]
+    assert asked == ["0x7f.1"]
