@@ -167,9 +167,10 @@ class TestKept:
         new = Credential.objects.create(connection=connection, version=old.version + 1, secret=old.reveal(),
                                         fingerprint="x", meta=old.meta)
         warm(connection, "cleverbridge")
-        with db.cursor() as cursor:  # swap which one is active without a bump
-            cursor.execute(f"UPDATE {Credential._meta.db_table} SET state = CASE WHEN id = %s THEN 'retired' "
-                           "ELSE 'active' END WHERE id IN (%s, %s)", [old.pk, old.pk, new.pk])
+        with db.cursor() as cursor:  # swap which one is active without a bump (one at a time: at most
+            # one active per connection is a unique index, checked row by row in whatever order)
+            cursor.execute(f"UPDATE {Credential._meta.db_table} SET state = 'retired' WHERE id = %s", [old.pk])
+            cursor.execute(f"UPDATE {Credential._meta.db_table} SET state = 'active' WHERE id = %s", [new.pk])
         assert credrows.current_credential(connection.pk).pk == old.pk  # kept: nothing said it changed
         gens = credgen.generations()
         gens.client.delete(*gens.keys(connection.pk))
