@@ -16,7 +16,7 @@ import time
 
 from django.core.management import sql as management_sql
 from django.core.management.commands import flush as flush_command
-from django.db import OperationalError
+from django.db import IntegrityError, OperationalError
 
 _django_sql_flush = management_sql.sql_flush
 
@@ -42,17 +42,19 @@ def sql_flush(style, connection, reset_sequences=True, allow_cascade=False):
 
 
 def _execute_sql_flush(execute):
-    """The flush's statements, tried again when PostgreSQL broke a deadlock by cancelling them: a
-    live-server thread of the test (a rotation started from a page) may still be writing, and its
-    row locks and the DELETEs' can wait on each other. Django's TRUNCATE would wait for it instead;
-    once the writer has finished, the flush goes through."""
+    """The flush's statements, tried again when a live-server thread of the test (a rotation
+    started from a page) was still writing: PostgreSQL broke a deadlock between its row locks and
+    the DELETEs, or it inserted a row (a request log row) referencing one the flush had just
+    deleted. Django's TRUNCATE would wait for it instead; once the writer has finished, the flush
+    (one transaction, rolled back whole) goes through."""
 
     def run(sql_list):
         for attempt in range(5):
             try:
                 return execute(sql_list)
-            except OperationalError as exc:
-                if "deadlock" not in str(exc) or attempt == 4:
+            except (OperationalError, IntegrityError) as exc:
+                racing = "deadlock" in str(exc) or "foreign key" in str(exc)
+                if not racing or attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
     return run
