@@ -124,7 +124,7 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
         else:
             cred = _active_credential(connection)
     if check is None:  # (a kept credential's plain call passed these checks in _plain)
-        if connection.archived_at is not None or (cred is not None and cred.meta.get("retired_because") == "archived"):
+        if _archived(connection, cred):
             tries.append(call.not_sent(1, Outcome.NETWORK_ERROR, "archived",
                                        f"connection {connection.name} is archived: nothing is sent for it"))
             return finish()
@@ -227,13 +227,18 @@ def send(connection: Connection, spec: RequestSpec, *, actor, operation: str = "
     return finish(cred)
 
 
+def _archived(connection: Connection, cred: Credential | None) -> bool:
+    """Nothing is sent for an archived connection, nor with a credential archiving retired."""
+    return connection.archived_at is not None or (cred is not None and cred.meta.get("retired_because") == "archived")
+
+
 @sensitive_variables()
 def _plain(connection: Connection, cred: Credential, call: Call, spec: RequestSpec) -> dict | None:
     """The secret of a kept credential that leads straight to one attempt (not archived, bound to
     this origin, decryptable, no session to log in or renew): only then is it sent with before it
     is checked. None otherwise: every other path reads the credential first, as it changes things
     (a login, a refresh)."""
-    if connection.archived_at is not None or cred.meta.get("retired_because") == "archived":
+    if _archived(connection, cred):
         return None
     if _origin_refusal(connection, cred, call.url):
         return None
